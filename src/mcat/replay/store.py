@@ -1,0 +1,230 @@
+"""Replay storage for many tasks, with context and future windows built by index.
+
+Every transition (s, a, r, s', terminated) is stored once per task, in float32, in one ring
+buffer per task (all tasks in one array of shape [tasks, capacity, ...]). A sampled step i can
+bring along
+
+* its **context**: the K previous (state difference s'-s, action) pairs of the same episode,
+  zero-padded before the episode start (the input of the context encoder C), both for z_t
+  (steps i-K..i-1) and for z_{t+1} (steps i-K+1..i), as two views of one gathered window;
+* its **future**: the M transitions i..i+M-1 of the same episode with a validity mask (the
+  targets of the forward model's multi-step loss, paper Eq. 1);
+* its **Monte-Carlo return**, computed when the episode ends (for self-imitation learning).
+
+Windows are gathered with one fancy-index per field for all tasks and samples at once. Episode
+membership is decided by a per-slot episode id, so a window never crosses an episode boundary,
+the write pointer, or data overwritten by the ring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcat.errors import MCATError
+
+FloatArray = np.ndarray
+
+
+@dataclass
+class ReplayBatch:
+    """A batch of B samples for each of T tasks; every array is task-major, shape [T, B, ...]."""
+
+    tasks: np.ndarray  # [T] task index of each row
+    slot: np.ndarray  # [T, B] storage slot of each sample (for priorities and debugging)
+    obs: FloatArray  # [T, B, obs]
+    act: FloatArray  # [T, B, act]
+    rew: FloatArray  # [T, B]
+    next_obs: FloatArray  # [T, B, obs]
+    done: FloatArray  # [T, B] 1.0 where the episode terminated (not truncated) at this step
+    mc_return: FloatArray  # [T, B] discounted return from this step to the episode end
+    mc_valid: FloatArray  # [T, B] 1.0 where the episode has ended, so mc_return is known
+    ctx_delta: FloatArray  # [T, B, K, obs] s'-s of steps i-K..i-1 (oldest first), 0 if invalid
+    ctx_act: FloatArray  # [T, B, K, act]
+    ctx_mask: FloatArray  # [T, B, K] 1.0 where the step belongs to the episode of step i
+    next_ctx_delta: FloatArray  # [T, B, K, obs] the same for steps i-K+1..i (context of s')
+    next_ctx_act: FloatArray  # [T, B, K, act]
+    next_ctx_mask: FloatArray  # [T, B, K]
+    fut_obs: FloatArray  # [T, B, M, obs] s of steps i..i+M-1 (fut_obs[:, :, 0] == obs)
+    fut_act: FloatArray  # [T, B, M, act]
+    fut_delta: FloatArray  # [T, B, M, obs] s'-s of those steps
+    fut_mask: FloatArray  # [T, B, M] 1.0 where the step exists in the same episode
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """R_t = r_t + gamma * R_{t+1}, with R after the last step = 0 (float64 accumulation).
+
+    Runs once per finished episode, never per sampled transition."""
+    out = np.empty(len(rewards), dtype=np.float64)
+    acc = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        acc = float(rewards[t]) + gamma * acc
+        out[t] = acc
+    return out
+
+
+class MultiTaskReplay:
+    """Ring buffers of transitions for ``num_tasks`` tasks, ``capacity`` transitions each.
+
+    ``capacity`` must exceed the longest episode (an episode may not overwrite itself).
+    """
+
+    def __init__(
+        self,
+        num_tasks: int,
+        obs_dim: int,
+        act_dim: int,
+        capacity: int,
+        gamma: float = 0.99,
+        seed: int | None = 0,
+    ):
+        for name, value in (("num_tasks", num_tasks), ("obs_dim", obs_dim), ("act_dim", act_dim), ("capacity", capacity)):
+            if int(value) != value or value < 1:
+                raise MCATError(f"replay {name} must be a positive integer, got {value!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise MCATError(f"replay gamma must be in [0, 1], got {gamma!r}")
+        T, C = int(num_tasks), int(capacity)
+        self.num_tasks, self.capacity, self.obs_dim, self.act_dim = T, C, int(obs_dim), int(act_dim)
+        self.gamma = float(gamma)
+        self.obs = np.zeros((T, C, obs_dim), dtype=np.float32)
+        self.act = np.zeros((T, C, act_dim), dtype=np.float32)
+        self.rew = np.zeros((T, C), dtype=np.float32)
+        self.next_obs = np.zeros((T, C, obs_dim), dtype=np.float32)
+        self.terminated = np.zeros((T, C), dtype=bool)
+        self.mc_return = np.zeros((T, C), dtype=np.float32)
+        self.episode = np.full((T, C), -1, dtype=np.int32)  # episode id of each slot, -1 = empty
+        self.ptr = np.zeros(T, dtype=np.int64)  # next slot to write
+        self.size = np.zeros(T, dtype=np.int64)  # filled slots
+        self.current_episode = np.zeros(T, dtype=np.int64)  # id of the episode being written
+        self.episode_length = np.zeros(T, dtype=np.int64)  # steps written of that episode
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ writing
+    def add(
+        self,
+        obs: np.ndarray,
+        act: np.ndarray,
+        rew: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        tasks: np.ndarray | None = None,
+    ) -> None:
+        """Append one transition for each task in ``tasks`` (default: all tasks, in order).
+
+        Arrays have a leading dimension of len(tasks). An episode ends where ``terminated`` or
+        ``truncated`` is true; its Monte-Carlo returns are computed then.
+        """
+        tasks = np.arange(self.num_tasks) if tasks is None else np.asarray(tasks, dtype=np.int64).reshape(-1)
+        if len(np.unique(tasks)) != len(tasks):
+            raise MCATError("replay.add got the same task twice in one call")
+        if tasks.size and (tasks.min() < 0 or tasks.max() >= self.num_tasks):
+            raise MCATError(f"replay.add got a task index outside 0..{self.num_tasks - 1}")
+        if np.any(self.episode_length[tasks] + 1 >= self.capacity):
+            raise MCATError(f"an episode reached the replay capacity ({self.capacity}); use a larger capacity")
+        slots = self.ptr[tasks]
+        self.obs[tasks, slots] = obs
+        self.act[tasks, slots] = act
+        self.rew[tasks, slots] = rew
+        self.next_obs[tasks, slots] = next_obs
+        self.terminated[tasks, slots] = terminated
+        self.mc_return[tasks, slots] = 0.0
+        self.episode[tasks, slots] = self.current_episode[tasks]
+        self.ptr[tasks] = (slots + 1) % self.capacity
+        self.size[tasks] = np.minimum(self.size[tasks] + 1, self.capacity)
+        self.episode_length[tasks] += 1
+        ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(truncated, dtype=bool).reshape(-1)
+        for task in tasks[ended]:
+            self._finish_episode(int(task))
+
+    def _finish_episode(self, task: int) -> None:
+        length = int(self.episode_length[task])
+        slots = (self.ptr[task] - length + np.arange(length)) % self.capacity
+        self.mc_return[task, slots] = discounted_returns(self.rew[task, slots], self.gamma)
+        self.current_episode[task] += 1
+        self.episode_length[task] = 0
+
+    # ------------------------------------------------------------------ reading
+    def sample(
+        self,
+        batch_size: int,
+        context: int = 0,
+        future: int = 0,
+        tasks: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> ReplayBatch:
+        """``batch_size`` uniformly drawn transitions of each task in ``tasks`` (default all),
+        with ``context`` (K) steps of history and ``future`` (M) steps ahead."""
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise MCATError(f"batch size must be a positive integer, got {batch_size!r}")
+        if context < 0 or future < 0:
+            raise MCATError(f"context and future window lengths must be >= 0, got {context}, {future}")
+        tasks = np.arange(self.num_tasks) if tasks is None else np.asarray(tasks, dtype=np.int64).reshape(-1)
+        empty = tasks[self.size[tasks] == 0]
+        if empty.size:
+            raise MCATError(f"cannot sample: task(s) {empty.tolist()} have no stored transitions")
+        rng = self.rng if rng is None else rng
+        C = self.capacity
+        # While a ring is filling, its slots 0..size-1 are the stored ones; once full, all are.
+        slot = (rng.random((len(tasks), int(batch_size))) * self.size[tasks, None]).astype(np.int64)
+        base = (tasks * C)[:, None]
+        flat = base + slot
+        K, M = int(context), int(future)
+        # One window per sample covers steps i-K .. i+max(M,1)-1: the context of z_t (i-K..i-1),
+        # of z_{t+1} (i-K+1..i), the sample itself (i) and the future (i..i+M-1).
+        offsets = np.arange(-K, max(M, 1))
+        j = base[..., None] + (slot[..., None] + offsets) % C  # [T, B, W] flat indices
+        ep = np.take(self._flat(self.episode), flat)
+        mask = (np.take(self._flat(self.episode), j) == ep[..., None]).astype(np.float32)
+        obs = np.take(self._flat(self.obs), j, axis=0)
+        delta = np.take(self._flat(self.next_obs), j, axis=0)
+        delta -= obs  # s' - s
+        act = np.take(self._flat(self.act), j, axis=0)
+        # Zero every step outside the sample's episode, in place (the sample itself is always
+        # valid, so its own obs and act are untouched); the fields below are views.
+        for array in (obs, delta, act):
+            array *= mask[..., None]
+        i = K  # position of the sample in the window
+        return ReplayBatch(
+            tasks=tasks,
+            slot=slot,
+            obs=obs[:, :, i],
+            act=act[:, :, i],
+            rew=np.take(self._flat(self.rew), flat),
+            next_obs=np.take(self._flat(self.next_obs), flat, axis=0),
+            done=np.take(self._flat(self.terminated), flat).astype(np.float32),
+            mc_return=np.take(self._flat(self.mc_return), flat),
+            mc_valid=(ep != self.current_episode[tasks, None]).astype(np.float32),
+            ctx_delta=delta[:, :, :K],
+            ctx_act=act[:, :, :K],
+            ctx_mask=mask[:, :, :K],
+            next_ctx_delta=delta[:, :, 1 : K + 1],
+            next_ctx_act=act[:, :, 1 : K + 1],
+            next_ctx_mask=mask[:, :, 1 : K + 1],
+            fut_obs=obs[:, :, i : i + M],
+            fut_act=act[:, :, i : i + M],
+            fut_delta=delta[:, :, i : i + M],
+            fut_mask=mask[:, :, i : i + M],
+        )
+
+    def _flat(self, array: np.ndarray) -> np.ndarray:
+        """[T, C, ...] -> [T*C, ...] view."""
+        return array.reshape(self.num_tasks * self.capacity, *array.shape[2:])
+
+    # ------------------------------------------------------------------ accounting
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored arrays (all slots, filled or not)."""
+        arrays = (self.obs, self.act, self.rew, self.next_obs, self.terminated, self.mc_return, self.episode)
+        return int(sum(a.nbytes for a in arrays))
+
+    def raw_transition_bytes(self) -> int:
+        """Bytes of one bare transition: float32 s, a, r, s' and a one-byte done flag."""
+        return 4 * (2 * self.obs_dim + self.act_dim + 1) + 1
+
+    def bytes_per_transition(self) -> float:
+        return self.nbytes / (self.num_tasks * self.capacity)
+
+    def __len__(self) -> int:
+        return int(self.size.sum())

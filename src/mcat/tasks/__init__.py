@@ -1,0 +1,33 @@
+"""Task families of the paper (and a toy one), the delayed-reward wrapper, and the registry.
+
+    >>> from mcat.tasks import get_family, list_families
+    >>> fam = get_family("halfcheetah-armature")
+    >>> env = fam.make_env(fam.train_tasks[0], reward_delay=500, seed=0)
+"""
+
+from mcat.tasks.family import (
+    Choice,
+    Interval,
+    TaskFamily,
+    check_reward_delay,
+    get_family,
+    list_families,
+    register_family,
+)
+from mcat.tasks.wrappers import CrippleActions, DelayedReward
+
+# Built-in families register themselves on import.
+from mcat.tasks import mujoco_families as _mujoco_families  # noqa: E402,F401
+from mcat.tasks import toy as _toy  # noqa: E402,F401
+
+__all__ = [
+    "Choice",
+    "CrippleActions",
+    "DelayedReward",
+    "Interval",
+    "TaskFamily",
+    "check_reward_delay",
+    "get_family",
+    "list_families",
+    "register_family",
+]

@@ -1,0 +1,245 @@
+"""Task families: a set of MDPs that share states, actions and reward but differ in one physics
+parameter (paper Sec. 3.1), and the registry that names them.
+
+A family is plain data plus two functions: how to build the gymnasium environment, and how to
+apply a task's parameter value to it. Users register their own families with
+:func:`register_family`; nothing in the package needs editing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+from gymnasium.wrappers import TimeLimit
+
+from mcat.errors import MCATError
+from mcat.tasks.wrappers import DelayedReward
+
+TaskValue = float | int
+STYLES = ("paper", "gymnasium")
+
+
+class Domain(Protocol):
+    """The values a task parameter may take; ``str(domain)`` describes them to a user."""
+
+    def contains(self, value: TaskValue) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Real values between ``low`` and ``high`` (closed ends unless marked open)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: TaskValue) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        left = "(" if self.low_open or self.low == -math.inf else "["
+        right = ")" if self.high_open or self.high == math.inf else "]"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A finite set of values (for example crippled-leg indices)."""
+
+    values: tuple[TaskValue, ...]
+
+    def contains(self, value: TaskValue) -> bool:
+        return value in self.values
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(f"{v:g}" for v in self.values)
+
+
+def check_reward_delay(reward_delay: Any) -> int:
+    """Return ``reward_delay`` as an int >= 1, or raise :class:`MCATError`."""
+    if isinstance(reward_delay, bool) or not isinstance(reward_delay, int | float) or reward_delay != int(reward_delay):
+        raise MCATError(f"reward delay must be a whole number of steps >= 1, got {reward_delay!r}")
+    if reward_delay < 1:
+        raise MCATError(f"reward delay must be >= 1 step, got {reward_delay!r}")
+    return int(reward_delay)
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """A family of tasks differing in one parameter.
+
+    Attributes:
+        name: registry name, for example ``"halfcheetah-armature"``.
+        env: a gymnasium id passed to ``gym.make`` or a callable returning a new Env.
+        parameter: what a task value means, for people (``"joint armature"``).
+        train_tasks: parameter values of the meta-training tasks.
+        test_tasks: parameter values of the unseen test tasks.
+        domain: the values a task may take; anything else is refused.
+        apply: ``apply(env, value)`` changes a freshly built env into the task; it may return a
+            wrapped env (used as the result) or ``None`` (the env was changed in place).
+        task_env_kwargs: constructor arguments that depend on the task (for example the
+            ``xml_file`` of a recompiled model); ``None`` when the task is set by ``apply`` only.
+        paper_env_kwargs: constructor arguments for ``style="paper"`` (the authors' reward,
+            observation and termination); ``style="gymnasium"`` leaves them out.
+        default_task: the value of the unmodified environment, if there is one.
+        max_episode_steps: episode length (time limit).
+        description: one line for listings.
+    """
+
+    name: str
+    env: str | Callable[..., gym.Env]
+    parameter: str
+    train_tasks: tuple[TaskValue, ...]
+    test_tasks: tuple[TaskValue, ...]
+    domain: Domain
+    apply: Callable[[gym.Env, TaskValue], gym.Env | None] | None = None
+    task_env_kwargs: Callable[[TaskValue], Mapping[str, Any]] | None = None
+    paper_env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    default_task: TaskValue | None = None
+    max_episode_steps: int = 1000
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.train_tasks:
+            raise MCATError(f"family {self.name!r} needs at least one training task")
+        object.__setattr__(self, "train_tasks", tuple(self.check_task(v) for v in self.train_tasks))
+        object.__setattr__(self, "test_tasks", tuple(self.check_task(v) for v in self.test_tasks))
+
+    @property
+    def all_tasks(self) -> tuple[TaskValue, ...]:
+        return self.train_tasks + tuple(v for v in self.test_tasks if v not in self.train_tasks)
+
+    def check_task(self, task: Any) -> TaskValue:
+        """Return ``task`` as a number in the family's domain, or raise :class:`MCATError`."""
+        try:
+            value = float(task)
+        except (TypeError, ValueError):
+            raise MCATError(f"task value for {self.name} must be a number, got {task!r}") from None
+        if math.isfinite(value) and value == int(value) and isinstance(self.domain, Choice):
+            value = int(value)
+        if not math.isfinite(value) or not self.domain.contains(value):
+            raise MCATError(
+                f"task value {task!r} is not valid for {self.name} ({self.parameter}): "
+                f"it must be {self.domain}"
+            )
+        return value
+
+    def make_env(
+        self,
+        task: TaskValue,
+        reward_delay: int = 1,
+        seed: int | None = 0,
+        *,
+        style: str = "paper",
+        max_episode_steps: int | None = None,
+        **env_kwargs: Any,
+    ) -> gym.Env:
+        """Build the gymnasium Env of one task.
+
+        The reward is delayed by ``reward_delay`` steps (1 = dense; see :class:`DelayedReward`),
+        the episode is cut at ``max_episode_steps`` (default: the family's), and the env is
+        reset once with ``seed`` so that later ``reset()`` calls draw from a seeded generator.
+        ``style="paper"`` uses the authors' reward/observation/termination, ``"gymnasium"``
+        gymnasium's defaults; ``env_kwargs`` override constructor arguments.
+        """
+        value = self.check_task(task)
+        delay = check_reward_delay(reward_delay)
+        if style not in STYLES:
+            raise MCATError(f"unknown env style {style!r}; choose one of {', '.join(STYLES)}")
+        steps = self.max_episode_steps if max_episode_steps is None else max_episode_steps
+        if not isinstance(steps, int) or steps < 1:
+            raise MCATError(f"max_episode_steps must be a positive integer, got {steps!r}")
+        kwargs = dict(self.paper_env_kwargs) if style == "paper" else {}
+        if self.task_env_kwargs is not None:
+            kwargs.update(self.task_env_kwargs(value))
+        kwargs.update(env_kwargs)
+        with _quiet_known_model_warnings():
+            if isinstance(self.env, str):
+                env = gym.make(self.env, max_episode_steps=steps, **kwargs)
+            else:
+                env = TimeLimit(self.env(**kwargs), max_episode_steps=steps)
+        if self.apply is not None:
+            env = self.apply(env, value) or env
+        env = DelayedReward(env, delay)
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        return env
+
+
+@contextlib.contextmanager
+def _quiet_known_model_warnings() -> Iterator[None]:
+    """Drop MuJoCo's deprecation warning about ``settotalmass`` in gymnasium's own
+    half_cheetah.xml (printed at every model load, harmless); other warnings still print."""
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(message: str) -> None:
+        if "settotalmass" not in message:
+            print(f"MuJoCo warning: {message}", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+_REGISTRY: dict[str, TaskFamily] = {}
+_PLUGINS_LOADED = False
+PLUGIN_ENV_VAR = "MCAT_PLUGINS"
+PLUGIN_GROUP = "mcat.families"
+
+
+def register_family(family: TaskFamily, *, overwrite: bool = False) -> TaskFamily:
+    """Add a family to the registry so that :func:`get_family` and ``mcat`` find it."""
+    if not isinstance(family, TaskFamily):
+        raise MCATError(f"register_family expects a TaskFamily, got {type(family).__name__}")
+    if family.name in _REGISTRY and not overwrite:
+        raise MCATError(f"a family named {family.name!r} is already registered (pass overwrite=True to replace it)")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def _load_plugins() -> None:
+    """Import user modules that register families: the ``mcat.families`` entry-point group of
+    installed packages, and the comma-separated module names in ``$MCAT_PLUGINS``."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    import importlib
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load()
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV_VAR, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MCATError(f"cannot import plugin module {module!r} named in ${PLUGIN_ENV_VAR}: {exc}") from None
+
+
+def list_families() -> list[str]:
+    """Names of all registered families, built-in first, in registration order."""
+    _load_plugins()
+    return list(_REGISTRY)
+
+
+def get_family(name: str) -> TaskFamily:
+    """The registered family called ``name``; an unknown name raises :class:`MCATError`."""
+    _load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise MCATError(f"unknown task family {name!r}; known families: {', '.join(_REGISTRY)}") from None
