@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -84,6 +85,146 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_set(items: list[str]) -> dict:
+    """``key=value`` pairs (values as JSON, else strings) into a nested dict (``agent.x=1``)."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise MCATError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+TRAIN_FLAGS = {  # CLI flag (dest) -> config key
+    "algo": "algo", "steps": "steps", "seed": "seed", "reward_delay": "reward_delay", "style": "style",
+    "eval_every": "eval_every", "eval_episodes": "eval_episodes", "learning_starts": "learning_starts",
+    "checkpoint_every": "checkpoint_every", "device": "device", "threads": "threads", "utd": "utd",
+    "envs_per_round": "envs_per_round", "schedule": "schedule", "train_tasks": "train_tasks",
+    "test_tasks": "test_tasks", "max_episode_steps": "max_episode_steps", "replay_capacity": "replay_capacity",
+}
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from mcat.config import load_json, run_config_from_dict
+    from mcat.presets import load_preset
+
+    data: dict = {}
+    if args.preset:
+        data = _merge(data, load_preset(args.preset))
+    if args.config:
+        data = _merge(data, load_json(Path(args.config)))
+    if args.family:
+        data["family"] = args.family
+    if "family" not in data:
+        raise MCATError("give a FAMILY (or a --preset / --config that names one)")
+    for dest, key in TRAIN_FLAGS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            data[key] = value
+    if args.batch_size is not None:
+        data.setdefault("agent", {})["batch_size"] = args.batch_size
+    if args.no_contrastive:
+        data.setdefault("agent", {})["contrastive_weight"] = 0.0
+    _merge(data, _parse_set(args.set or []))
+    return run_config_from_dict(data)
+
+
+def _print_returns(rows: list[tuple[str, str, float, float | None]]) -> None:
+    print(f"  {'split':5}  {'task':>8}  {'return':>10}" + ("  saved" if any(r[3] is not None for r in rows) else ""))
+    for split, task, ret, saved in rows:
+        extra = f"  {saved:10.2f}" if saved is not None else ""
+        print(f"  {split:5}  {task:>8}  {ret:10.2f}{extra}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mcat.train import train
+
+    cfg = train_config_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
+    summary = train(cfg, out, overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
+    rows = [(v["split"], task, v["return"], None) for task, v in summary["per_task"].items()]
+    print(f"final evaluation after {summary['steps']:,} env steps ({summary['env_steps_per_s']:.0f} steps/s):")
+    _print_returns(rows)
+    test = f"{summary['test_return']:.2f}" if summary["test_return"] is not None else "-"
+    print(f"  mean: train {summary['train_return']:.2f}, test {test}")
+    print(f"run written to {out}")
+    if args.plot:
+        from mcat.plot import plot_runs
+
+        plot_runs([out], Path(args.plot))
+        print(f"learning curves: {args.plot}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from mcat.config import load_json
+    from mcat.runs import SUMMARY, load_checkpoint, load_run_config
+    from mcat.tasks import get_family
+    from mcat.train import build_agent, evaluate_agent, run_tasks
+
+    run_dir = Path(args.run_dir)
+    cfg = load_run_config(run_dir)
+    state = load_checkpoint(run_dir)
+    family = get_family(cfg.family)
+    if args.episodes is not None:
+        if args.episodes < 1:
+            raise MCATError(f"--episodes must be >= 1, got {args.episodes}")
+        cfg.eval_episodes = args.episodes
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    probe = family.make_env(family.train_tasks[0], style=cfg.style)
+    agent = build_agent(cfg, probe.observation_space.shape[0], probe.action_space.shape[0], float(probe.action_space.high[0]))
+    try:
+        agent.load_state_dict(state["agent"], policy_only=True)
+    except (KeyError, RuntimeError) as exc:
+        raise MCATError(f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}") from None
+    saved = {}
+    if (run_dir / SUMMARY).is_file():
+        saved = {k: v["return"] for k, v in load_json(run_dir / SUMMARY).get("per_task", {}).items()}
+    train_tasks, test_tasks = run_tasks(cfg)
+    if args.tasks:
+        values = [family.check_task(v) for v in args.tasks]
+        tasks = [("train" if v in train_tasks else "test" if v in test_tasks else "new", v) for v in values]
+    else:
+        tasks = [("train", v) for v in train_tasks] + [("test", v) for v in test_tasks]
+    returns = evaluate_agent(agent, cfg, [v for _, v in tasks])
+    print(f"{run_dir}: {cfg.algo} on {cfg.family}, checkpoint at {state.get('env_steps', '?')} env steps, "
+          f"{cfg.eval_episodes} episode(s) per task")
+    same_episodes = args.episodes is None
+    _print_returns([(split, f"{v:g}", returns[v], saved.get(f"{v:g}") if same_episodes else None) for split, v in tasks])
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from mcat.plot import plot_runs
+
+    counts = plot_runs([Path(d) for d in args.run_dirs], Path(args.output), title=args.title)
+    for label, per_split in counts.items():
+        print(f"{label}: " + ", ".join(f"{split} {n} seed(s)" for split, n in per_split.items()))
+    print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mcat", description="MCAT: meta-RL with an action translator on sparse-reward tasks.")
     parser.add_argument("--version", action="version", version=f"mcat {__version__}")
@@ -103,6 +244,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", choices=("random", "zero"), default="random")
     p.add_argument("--style", choices=("paper", "gymnasium"), default="paper", help="reward/observation/termination style")
     p.set_defaults(func=cmd_rollout)
+
+    p = sub.add_parser("train", help="meta-train on the training tasks of a family, evaluating on train and test tasks")
+    p.add_argument("family", nargs="?", help="task family (may come from --preset/--config instead)")
+    p.add_argument("--algo", help="algorithm: ctd3 (default)")
+    p.add_argument("--steps", type=int, help="total env steps over all training tasks (default 100000)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--reward-delay", type=int, help="pay the summed reward every D steps (default 1)")
+    p.add_argument("--out", help="run directory (default runs/FAMILY/ALGO-delayD-seedS)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--preset", help="a preset name (see src/mcat/presets) or JSON file; flags override it")
+    p.add_argument("--config", help="a JSON config file (keys of config.json); flags override it")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. agent.batch_size=128 (repeatable)")
+    p.add_argument("--eval-every", type=int, help="env steps between evaluations (default 10000)")
+    p.add_argument("--eval-episodes", type=int, help="evaluation episodes per task (default 1)")
+    p.add_argument("--learning-starts", type=int, help="env steps of random actions first (default 10000)")
+    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default 50000)")
+    p.add_argument("--batch-size", type=int, help="TD3 transitions per task per step (default 256)")
+    p.add_argument("--utd", type=float, help="gradient steps per env step of each task (default 1)")
+    p.add_argument("--no-contrastive", action="store_true", help="turn the contrastive loss off")
+    p.add_argument("--train-tasks", type=float, nargs="+", help="training task values (default: the family's)")
+    p.add_argument("--test-tasks", type=float, nargs="+", help="test task values (default: the family's)")
+    p.add_argument("--envs-per-round", type=int, help="tasks collected at once (default: all)")
+    p.add_argument("--schedule", choices=("round-robin", "sample"), help="next task when fewer envs than tasks")
+    p.add_argument("--max-episode-steps", type=int, help="episode length (default: the family's)")
+    p.add_argument("--replay-capacity", type=int, help="transitions kept per task (default 1000000)")
+    p.add_argument("--style", choices=("paper", "gymnasium"), help="environment style (default paper)")
+    p.add_argument("--device", help="torch device (default cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--plot", metavar="FILE.png", help="also plot the learning curves to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="re-evaluate a saved run on its tasks or on given tasks")
+    p.add_argument("run_dir")
+    p.add_argument("--tasks", nargs="+", help="task values to evaluate (default: the run's train and test tasks)")
+    p.add_argument("--episodes", type=int, help="episodes per task (default: the run's)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="learning curves of runs (mean and standard error over seeds)")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.add_argument("--title")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

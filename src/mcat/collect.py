@@ -1,0 +1,183 @@
+"""Acting in the tasks: data collection for training and evaluation of the deterministic policy.
+
+Environments are stepped in lockstep, one per active task, and the policy acts for all of them
+in one batched call. At acting time the context z_t comes from the current episode's last K
+(state difference, action) pairs, kept per environment in :class:`ContextHistory`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mcat.replay import MultiTaskReplay
+from mcat.tasks import TaskFamily
+
+# policy(obs [n, o], z [n, z_dim]) -> actions [n, a]; context(delta, act, mask) -> z
+ContextFn = Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor]
+ActFn = Callable[[np.ndarray, torch.Tensor], np.ndarray]
+
+
+class ContextHistory:
+    """The last K (s'-s, a) pairs of each environment's current episode, oldest first, with a
+    mask that is 0 before the episode start (the same layout as the replay's context windows)."""
+
+    def __init__(self, n: int, history: int, obs_dim: int, act_dim: int):
+        self.delta = np.zeros((n, history, obs_dim), dtype=np.float32)
+        self.act = np.zeros((n, history, act_dim), dtype=np.float32)
+        self.mask = np.zeros((n, history), dtype=np.float32)
+
+    def reset(self, idx: np.ndarray | slice) -> None:
+        self.delta[idx] = 0.0
+        self.act[idx] = 0.0
+        self.mask[idx] = 0.0
+
+    def push(self, delta: np.ndarray, act: np.ndarray) -> None:
+        for array, new in ((self.delta, delta), (self.act, act), (self.mask, 1.0)):
+            array[:, :-1] = array[:, 1:]
+            array[:, -1] = new
+
+
+@dataclass
+class EpisodeRecord:
+    task: int  # index into the training tasks
+    ret: float
+    length: int
+
+
+@dataclass
+class Collector:
+    """Collects transitions from the training tasks of a family into a replay store.
+
+    ``envs_per_round`` environments run at once (default: one per training task, all tasks in
+    lockstep). With fewer, an environment whose episode ends moves to the next task, in order
+    (``schedule="round-robin"``) or drawn at random among the idle ones (``"sample"``).
+    """
+
+    family: TaskFamily
+    tasks: Sequence[float]
+    history: int
+    reward_delay: int = 1
+    seed: int = 0
+    style: str = "paper"
+    envs_per_round: int | None = None
+    schedule: str = "round-robin"
+    max_episode_steps: int | None = None
+    recent_returns: dict[int, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        T = len(self.tasks)
+        self.envs = [
+            self.family.make_env(v, reward_delay=self.reward_delay, seed=self.seed * 1000 + i, style=self.style,
+                                 max_episode_steps=self.max_episode_steps)
+            for i, v in enumerate(self.tasks)
+        ]
+        self.n = T if self.envs_per_round is None else int(self.envs_per_round)
+        self.rng = np.random.default_rng(self.seed)
+        self.slot_task = np.arange(self.n)  # task index of each running environment
+        self._next = self.n % T
+        self.obs_dim = self.envs[0].observation_space.shape[0]
+        self.act_dim = self.envs[0].action_space.shape[0]
+        self.max_action = float(self.envs[0].action_space.high[0])
+        self.ctx = ContextHistory(self.n, self.history, self.obs_dim, self.act_dim)
+        self.obs = np.stack([self.envs[t].reset()[0] for t in self.slot_task]).astype(np.float32)
+        self.ep_return = np.zeros(self.n)
+        self.ep_length = np.zeros(self.n, dtype=np.int64)
+        self.env_steps = 0
+        self.episodes = 0
+
+    def step(self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, "Collector"], np.ndarray]) -> list[EpisodeRecord]:
+        """One step in every running environment with ``policy(obs, collector)``; transitions
+        go to the replay store of their task. Returns the episodes that ended."""
+        actions = np.asarray(policy(self.obs, self), dtype=np.float32)
+        results = [self.envs[t].step(a) for t, a in zip(self.slot_task, actions)]
+        next_obs = np.stack([r[0] for r in results]).astype(np.float32)
+        rewards = np.array([r[1] for r in results], dtype=np.float32)
+        terminated = np.array([r[2] for r in results])
+        truncated = np.array([r[3] for r in results])
+        replay.add(self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task)
+        self.ctx.push(next_obs - self.obs, actions)
+        self.ep_return += rewards
+        self.ep_length += 1
+        self.env_steps += self.n
+        self.obs = next_obs
+        finished = []
+        for i in np.flatnonzero(terminated | truncated):
+            task = int(self.slot_task[i])
+            finished.append(EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i])))
+            self.recent_returns.setdefault(task, []).append(float(self.ep_return[i]))
+            self.episodes += 1
+            self.slot_task[i] = self._pick_next_task(task)
+            self.obs[i] = self.envs[self.slot_task[i]].reset()[0]
+            self.ctx.reset(i)
+            self.ep_return[i] = 0.0
+            self.ep_length[i] = 0
+        return finished
+
+    def _pick_next_task(self, finished_task: int) -> int:
+        T = len(self.tasks)
+        if self.n == T:
+            return finished_task
+        idle = [t for t in range(T) if t not in set(self.slot_task.tolist()) or t == finished_task]
+        if self.schedule == "sample":
+            return int(self.rng.choice(idle))
+        while self._next not in idle:
+            self._next = (self._next + 1) % T
+        task, self._next = self._next, (self._next + 1) % T
+        return task
+
+
+def eval_seed(seed: int, task: float, episode: int) -> int:
+    """Seed of evaluation episode ``episode`` of ``task`` (stable across processes)."""
+    return zlib.crc32(f"eval:{seed}:{float(task)!r}:{episode}".encode())
+
+
+@torch.no_grad()
+def evaluate(
+    family: TaskFamily,
+    tasks: Sequence[float],
+    context_fn: ContextFn,
+    act_fn: ActFn,
+    history: int,
+    episodes: int = 1,
+    seed: int = 0,
+    style: str = "paper",
+    max_episode_steps: int | None = None,
+) -> dict[float, float]:
+    """Mean undiscounted return of the deterministic policy on each task, all episodes of all
+    tasks run in lockstep. The reward delay does not change an episode's total, so evaluation
+    uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
+    index (not from the task's position), so a task gets the same episodes in any call."""
+    envs, owner = [], []
+    for i, v in enumerate(tasks):
+        for e in range(episodes):
+            envs.append(family.make_env(v, seed=eval_seed(seed, v, e), style=style, max_episode_steps=max_episode_steps))
+            owner.append(i)
+    obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
+    n = len(envs)
+    act_dim = envs[0].action_space.shape[0]
+    ctx = ContextHistory(n, history, obs.shape[1], act_dim)
+    totals = np.zeros(n)
+    running = np.ones(n, dtype=bool)
+    while running.any():
+        idx = np.flatnonzero(running)
+        z = context_fn(ctx.delta[idx], ctx.act[idx], ctx.mask[idx])
+        actions = np.zeros((n, act_dim), dtype=np.float32)
+        actions[idx] = act_fn(obs[idx], z)
+        next_obs = obs.copy()
+        for i in idx:
+            o, r, terminated, truncated, _ = envs[i].step(actions[i])
+            next_obs[i] = o
+            totals[i] += r
+            if terminated or truncated:
+                running[i] = False
+        ctx.push(next_obs - obs, actions)
+        obs = next_obs
+    for env in envs:
+        env.close()
+    owner_arr = np.array(owner)
+    return {float(v): float(totals[owner_arr == i].mean()) for i, v in enumerate(tasks)}

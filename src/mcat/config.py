@@ -1,0 +1,167 @@
+"""Typed run configuration: a dataclass per algorithm and one per run, read from and written to
+JSON with strict checking (unknown keys and wrong types are errors, not silent defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcat.agents.ctd3 import CTD3Config
+from mcat.errors import MCATError
+
+ALGOS = {"ctd3": CTD3Config}
+
+
+@dataclass
+class RunConfig:
+    """One training run. Step counts are environment steps summed over the training tasks
+    (the x-axis of the paper's learning curves)."""
+
+    family: str
+    """Task family name (see `mcat families`)."""
+    algo: str = "ctd3"
+    """Algorithm: ctd3 (context-conditioned TD3)."""
+    steps: int = 100_000
+    """Total environment steps over all training tasks."""
+    seed: int = 0
+    """Seed of networks, exploration, replay sampling and environments."""
+    reward_delay: int = 1
+    """Pay the summed reward every this many steps (1 = dense)."""
+    style: str = "paper"
+    """Reward/observation/termination of the environments: paper or gymnasium."""
+    train_tasks: list[float] | None = None
+    """Training task values (default: the family's)."""
+    test_tasks: list[float] | None = None
+    """Test task values (default: the family's)."""
+    max_episode_steps: int | None = None
+    """Episode length (default: the family's, 1000 for MuJoCo)."""
+    learning_starts: int = 10_000
+    """Environment steps of uniformly random actions before learning starts."""
+    utd: float = 1.0
+    """Gradient steps per environment step of each task (1 = one batch per task per step)."""
+    envs_per_round: int | None = None
+    """Tasks collected at once (default: all training tasks in lockstep)."""
+    schedule: str = "round-robin"
+    """With fewer envs than tasks, how the next task is picked: round-robin or sample."""
+    replay_capacity: int = 1_000_000
+    """Transitions kept per task (capped at what the run can collect)."""
+    eval_every: int = 10_000
+    """Environment steps between evaluations."""
+    eval_episodes: int = 1
+    """Evaluation episodes per task (deterministic policy)."""
+    checkpoint_every: int = 50_000
+    """Environment steps between checkpoints (one is always written at the end)."""
+    log_interval: float = 10.0
+    """Seconds between progress lines."""
+    device: str = "cpu"
+    """Torch device for learning and acting."""
+    threads: int | None = None
+    """Torch CPU threads (default: torch's choice)."""
+    agent: Any = field(default_factory=CTD3Config)
+    """Hyper-parameters of the algorithm."""
+
+    def validate(self) -> None:
+        from mcat.tasks import check_reward_delay, get_family
+
+        if self.algo not in ALGOS:
+            raise MCATError(f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
+        family = get_family(self.family)
+        for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "replay_capacity"):
+            if getattr(self, name) < 1:
+                raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0 or self.utd <= 0:
+            raise MCATError("learning-starts must be >= 0 and utd > 0")
+        check_reward_delay(self.reward_delay)
+        if self.schedule not in ("round-robin", "sample"):
+            raise MCATError(f"schedule must be round-robin or sample, got {self.schedule!r}")
+        for v in (self.train_tasks or []) + (self.test_tasks or []):
+            family.check_task(v)
+        n = len(self.train_tasks or family.train_tasks)
+        if self.envs_per_round is not None and not 1 <= self.envs_per_round <= n:
+            raise MCATError(f"envs-per-round must be between 1 and the number of training tasks ({n})")
+        self.agent.validate()
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> Any:
+    """Return ``value`` converted to the annotated type, or raise MCATError."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(name, value, option)
+            except MCATError:
+                pass
+        raise MCATError(f"config key {name!r}: {value!r} has the wrong type (expected {annotation})")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise MCATError(f"config key {name!r}: expected a list, got {value!r}")
+        inner = typing.get_args(annotation)[0]
+        items = [_check_type(name, v, inner) for v in value]
+        return tuple(items) if origin is tuple else items
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise MCATError(f"config key {name!r}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise MCATError(f"config key {name!r}: expected an integer, got {value!r}")
+        return int(value)
+    if annotation in (str, bool):
+        if not isinstance(value, annotation):
+            raise MCATError(f"config key {name!r}: expected {annotation.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def dataclass_from_dict(cls: type, data: dict, where: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise MCATError(f"config {where or cls.__name__} must be a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise MCATError(f"unknown config key(s) {', '.join(where + k for k in unknown)}; known: {', '.join(fields)}")
+    values = {}
+    for name, value in data.items():
+        if name == "agent":
+            continue
+        values[name] = _check_type(where + name, value, hints[name])
+    return cls(**values)
+
+
+def run_config_from_dict(data: dict) -> RunConfig:
+    data = dict(data)
+    agent = data.pop("agent", {})
+    algo = data.get("algo", "ctd3")
+    if algo not in ALGOS:
+        raise MCATError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
+    if "family" not in data:
+        raise MCATError("config needs a 'family'")
+    cfg = dataclass_from_dict(RunConfig, data)
+    cfg.agent = dataclass_from_dict(ALGOS[algo], agent, where="agent.")
+    return cfg
+
+
+def run_config_to_dict(cfg: RunConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MCATError(f"no such file: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MCATError(f"cannot read {path}: {exc}") from None

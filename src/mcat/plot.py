@@ -1,0 +1,73 @@
+"""Learning curves from run directories: mean and spread over seeds, train and test split."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from mcat.errors import MCATError
+from mcat.runs import load_run_config, read_metrics
+
+
+def run_label(run_dir: Path) -> str:
+    cfg = load_run_config(run_dir)
+    return f"{cfg.algo} {cfg.family} delay {cfg.reward_delay}"
+
+
+def curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (steps, mean return over the split's tasks at each evaluation)."""
+    by_split: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in read_metrics(run_dir):
+        by_split[row["split"]][row["step"]].append(row["return"])
+    return {
+        split: (np.array(sorted(steps)), np.array([np.mean(steps[s]) for s in sorted(steps)]))
+        for split, steps in by_split.items()
+    }
+
+
+def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> dict[str, dict[str, int]]:
+    """Plot runs grouped by (algo, family, delay): a line for the mean over seeds and a band for
+    the standard error, one panel per split. Returns the number of seeds per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not run_dirs:
+        raise MCATError("plot needs at least one run directory")
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for d in run_dirs:
+        groups[run_label(Path(d))].append(curves(Path(d)))
+    splits = [s for s in ("train", "test") if any(s in c for runs in groups.values() for c in runs)]
+    if not splits:
+        raise MCATError("the runs have no evaluations to plot yet")
+    fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4), squeeze=False)
+    counts: dict[str, dict[str, int]] = {}
+    for ax, split in zip(axes[0], splits):
+        for label, runs in groups.items():
+            runs = [r[split] for r in runs if split in r]
+            if not runs:
+                continue
+            steps = runs[0][0]
+            for s, _ in runs[1:]:
+                steps = np.intersect1d(steps, s)  # evaluation steps every seed has
+            values = np.stack([v[np.isin(s, steps)] for s, v in runs])
+            mean = values.mean(0)
+            ax.plot(steps, mean, label=f"{label} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            if len(runs) > 1:
+                err = values.std(0, ddof=1) / np.sqrt(len(runs))
+                ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+            counts.setdefault(label, {})[split] = len(runs)
+        ax.set_title(f"{split} tasks" + (f" - {title}" if title else ""))
+        ax.set_xlabel("environment steps (all training tasks)")
+        ax.set_ylabel("mean episode return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return counts
