@@ -6,6 +6,8 @@ bash scripts/setup.sh
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/mcat "$@"
 fi
-# The main job on its default: the task families, and a delayed-reward rollout on one of them.
-.venv/bin/mcat families
-.venv/bin/mcat rollout halfcheetah-armature --task 0.5 --reward-delay 500 --episodes 2
+# The main job on its default: a short meta-training run of context-conditioned TD3 on the
+# HalfCheetah armature family (5 training tasks, 4 test tasks, reward delayed by 200 steps),
+# ending with the table of train/test returns and a plot of the learning curves.
+exec .venv/bin/mcat train halfcheetah-armature --algo ctd3 --steps 20000 --reward-delay 200 \
+  --learning-starts 5000 --eval-every 5000 --out runs/quickstart --overwrite --plot runs/quickstart/curves.png

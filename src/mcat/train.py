@@ -28,7 +28,8 @@ def seed_everything(seed: int) -> None:
 def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
     family = get_family(cfg.family)
     train = [family.check_task(v) for v in (cfg.train_tasks or family.train_tasks)]
-    test = [family.check_task(v) for v in (cfg.test_tasks or family.test_tasks)]
+    # an explicit empty list means "no test tasks" (single-task runs)
+    test = [family.check_task(v) for v in (family.test_tasks if cfg.test_tasks is None else cfg.test_tasks)]
     return train, test
 
 
@@ -64,99 +65,130 @@ def _fmt_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def train(cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Run ``cfg`` and write its outputs under ``out``; returns the summary."""
-    cfg.validate()
-    out = Path(out)
-    train_tasks, test_tasks = run_tasks(cfg)
-    prepare_run_dir(out, cfg, overwrite)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    family = get_family(cfg.family)
-    collector = Collector(
-        family, train_tasks, cfg.agent.history, reward_delay=cfg.reward_delay, seed=cfg.seed, style=cfg.style,
-        envs_per_round=cfg.envs_per_round, schedule=cfg.schedule, max_episode_steps=cfg.max_episode_steps,
-    )
-    T = len(train_tasks)
-    episode_len = cfg.max_episode_steps or family.max_episode_steps
-    capacity = min(cfg.replay_capacity, cfg.steps // T + episode_len + 2)
-    replay = MultiTaskReplay(T, collector.obs_dim, collector.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed)
-    agent = build_agent(cfg, collector.obs_dim, collector.act_dim, collector.max_action)
-    rng = np.random.default_rng(cfg.seed + 1)
+class Trainer:
+    """One run: set-up, the collect-and-learn iteration, evaluation and the files it writes.
 
-    def policy(obs: np.ndarray, col: Collector) -> np.ndarray:
-        if col.env_steps < cfg.learning_starts:
-            return rng.uniform(-col.max_action, col.max_action, size=(col.n, col.act_dim))
-        z = agent.context(col.ctx.delta, col.ctx.act, col.ctx.mask)
-        return agent.act(obs, z, noise=cfg.agent.exploration_noise, rng=rng)
+    ``run()`` goes to the end; ``iterate()`` does one collection step in every running
+    environment and the gradient steps it earns (benchmarks time exactly this)."""
 
-    from torch.utils.tensorboard import SummaryWriter
+    def __init__(self, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print):
+        cfg.validate()
+        self.cfg, self.out, self.log = cfg, Path(out), log
+        self.train_tasks, self.test_tasks = run_tasks(cfg)
+        prepare_run_dir(self.out, cfg, overwrite)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        family = get_family(cfg.family)
+        self.collector = Collector(
+            family, self.train_tasks, cfg.agent.history, reward_delay=cfg.reward_delay, seed=cfg.seed, style=cfg.style,
+            envs_per_round=cfg.envs_per_round, schedule=cfg.schedule, max_episode_steps=cfg.max_episode_steps,
+        )
+        T = len(self.train_tasks)
+        episode_len = cfg.max_episode_steps or family.max_episode_steps
+        capacity = min(cfg.replay_capacity, cfg.steps // T + episode_len + 2)
+        col = self.collector
+        self.replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed)
+        self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
+        self.rng = np.random.default_rng(cfg.seed + 1)
+        self.credit = 0.0  # gradient steps earned and not yet done
+        self.metrics: dict[str, float] = {}
+        from torch.utils.tensorboard import SummaryWriter
 
-    tb = SummaryWriter(str(out / "tb"))
-    metrics_log = CsvLog(out / METRICS, ["step", "task", "split", "return"])
-    episodes_log = CsvLog(out / EPISODES, ["step", "task", "return", "length"])
-    log(f"training {cfg.algo} on {cfg.family}: train tasks {train_tasks}, test tasks {test_tasks}, "
-        f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {out}")
+        self.tb = SummaryWriter(str(self.out / "tb"))
+        self.metrics_log = CsvLog(self.out / METRICS, ["step", "task", "split", "return"])
+        self.episodes_log = CsvLog(self.out / EPISODES, ["step", "task", "return", "length"])
 
-    def run_evaluation(step: int) -> tuple[dict[float, float], dict[float, float]]:
-        tr = evaluate_agent(agent, cfg, train_tasks)
-        te = evaluate_agent(agent, cfg, test_tasks) if test_tasks else {}
+    @property
+    def env_steps(self) -> int:
+        return self.collector.env_steps
+
+    def policy(self, obs: np.ndarray, col: Collector) -> np.ndarray:
+        if col.env_steps < self.cfg.learning_starts:
+            return self.rng.uniform(-col.max_action, col.max_action, size=(col.n, col.act_dim))
+        z = self.agent.context(col.ctx.delta, col.ctx.act, col.ctx.mask)
+        return self.agent.act(obs, z, noise=self.cfg.agent.exploration_noise, rng=self.rng)
+
+    def iterate(self) -> None:
+        cfg, T = self.cfg, len(self.train_tasks)
+        finished = self.collector.step(self.replay, self.policy)
+        step = self.env_steps
+        if finished:
+            self.episodes_log.write([[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished])
+            for e in finished:
+                self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
+        if step >= cfg.learning_starts:
+            self.credit += self.collector.n * cfg.utd / T
+            while self.credit >= 1.0:
+                self.metrics = self.agent.train_step(self.replay)
+                self.credit -= 1.0
+
+    def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
+        step = self.env_steps
+        tr = evaluate_agent(self.agent, self.cfg, self.train_tasks)
+        te = evaluate_agent(self.agent, self.cfg, self.test_tasks) if self.test_tasks else {}
         rows = [[step, f"{v:g}", "train", r] for v, r in tr.items()] + [[step, f"{v:g}", "test", r] for v, r in te.items()]
-        metrics_log.write(rows)
+        self.metrics_log.write(rows)
         for split, res in (("train", tr), ("test", te)):
             for v, r in res.items():
-                tb.add_scalar(f"eval_{split}/task_{v:g}", r, step)
+                self.tb.add_scalar(f"eval_{split}/task_{v:g}", r, step)
             if res:
-                tb.add_scalar(f"eval/{split}_mean", float(np.mean(list(res.values()))), step)
-        log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}" + (f", test {np.mean(list(te.values())):.1f}" if te else ""))
+                self.tb.add_scalar(f"eval/{split}_mean", float(np.mean(list(res.values()))), step)
+        test = f", test {np.mean(list(te.values())):.1f}" if te else ""
+        self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}")
         return tr, te
 
-    start = last_log = time.perf_counter()
-    last_log_steps = 0
-    credit = 0.0
-    next_eval, next_ckpt = cfg.eval_every, cfg.checkpoint_every
-    metrics: dict[str, float] = {}
-    last_eval: tuple[int, dict, dict] | None = None
-    while collector.env_steps < cfg.steps:
-        finished = collector.step(replay, policy)
-        step = collector.env_steps
-        if finished:
-            episodes_log.write([[step, f"{train_tasks[e.task]:g}", e.ret, e.length] for e in finished])
-            for e in finished:
-                tb.add_scalar(f"train_episode/task_{train_tasks[e.task]:g}", e.ret, step)
-        if step >= cfg.learning_starts:
-            credit += collector.n * cfg.utd / T
-            while credit >= 1.0:
-                metrics = agent.train_step(replay)
-                credit -= 1.0
-        if step >= next_eval:
-            last_eval = (step, *run_evaluation(step))
-            next_eval += cfg.eval_every
-        if step >= next_ckpt:
-            save_checkpoint(out, {"agent": agent.state_dict(), "env_steps": step})
-            next_ckpt += cfg.checkpoint_every
-        now = time.perf_counter()
-        if now - last_log >= cfg.log_interval:
-            rate = (step - last_log_steps) / (now - last_log)
-            recent = ", ".join(
-                f"{train_tasks[t]:g}: {np.mean(collector.recent_returns[t][-3:]):.0f}" for t in sorted(collector.recent_returns)
-            )
-            log(f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
-                f"ETA {_fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}")
-            for k, v in metrics.items():
-                tb.add_scalar(k, v, step)
-            tb.add_scalar("perf/steps_per_s", rate, step)
-            last_log, last_log_steps = now, step
-    step = collector.env_steps
-    if last_eval is None or last_eval[0] != step:
-        last_eval = (step, *run_evaluation(step))
-    save_checkpoint(out, {"agent": agent.state_dict(), "env_steps": step})
-    wall = time.perf_counter() - start
-    summary = summarize(cfg, step, last_eval[1], last_eval[2])
-    summary.update(wall_time_s=wall, env_steps_per_s=step / wall)
-    write_json(out / SUMMARY, summary)
-    tb.close()
-    metrics_log.close()
-    episodes_log.close()
-    return summary
+    def checkpoint(self) -> None:
+        save_checkpoint(self.out, {"agent": self.agent.state_dict(), "env_steps": self.env_steps})
+
+    def _progress(self, rate: float) -> None:
+        cfg, col, step = self.cfg, self.collector, self.env_steps
+        recent = ", ".join(f"{self.train_tasks[t]:g}: {np.mean(col.recent_returns[t][-3:]):.0f}" for t in sorted(col.recent_returns))
+        self.log(f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
+                 f"ETA {_fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}")
+        for k, v in self.metrics.items():
+            self.tb.add_scalar(k, v, step)
+        self.tb.add_scalar("perf/steps_per_s", rate, step)
+
+    def run(self) -> dict:
+        """Train to ``cfg.steps``, evaluating and checkpointing on schedule; returns the summary."""
+        cfg = self.cfg
+        self.log(f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, test tasks {self.test_tasks}, "
+                 f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {self.out}")
+        start = last_log = time.perf_counter()
+        last_log_steps = 0
+        next_eval, next_ckpt = cfg.eval_every, cfg.checkpoint_every
+        last_eval: tuple[int, dict, dict] | None = None
+        while self.env_steps < cfg.steps:
+            self.iterate()
+            step = self.env_steps
+            if step >= next_eval:
+                last_eval = (step, *self.evaluate())
+                next_eval += cfg.eval_every
+            if step >= next_ckpt:
+                self.checkpoint()
+                next_ckpt += cfg.checkpoint_every
+            now = time.perf_counter()
+            if now - last_log >= cfg.log_interval:
+                self._progress((step - last_log_steps) / (now - last_log))
+                last_log, last_log_steps = now, step
+        step = self.env_steps
+        if last_eval is None or last_eval[0] != step:
+            last_eval = (step, *self.evaluate())
+        self.checkpoint()
+        wall = time.perf_counter() - start
+        summary = summarize(cfg, step, last_eval[1], last_eval[2])
+        summary.update(wall_time_s=wall, env_steps_per_s=step / wall)
+        write_json(self.out / SUMMARY, summary)
+        self.close()
+        return summary
+
+    def close(self) -> None:
+        self.tb.close()
+        self.metrics_log.close()
+        self.episodes_log.close()
+
+
+def train(cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Run ``cfg`` and write its outputs under ``out``; returns the summary."""
+    return Trainer(cfg, out, overwrite, log).run()

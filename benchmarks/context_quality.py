@@ -1,0 +1,71 @@
+"""Is the learned context informative? For a finished run:
+
+    .venv/bin/python benchmarks/context_quality.py RUN_DIR [--steps 2000] [--model-steps 2000]
+
+1. Collects fresh data on the run's training tasks with its policy (exploration noise 0.1):
+   a set A (to fit baselines) and a held-out set B, ``--steps`` per task each.
+2. Nearest-centroid task classification: centroids = mean contexts of B segments, then other,
+   independently drawn B segments are assigned to the nearest centroid (chance = 1 / #tasks).
+3. Forward-model NLL on B: the run's F with its C, against a context-free F trained on A for
+   ``--model-steps`` steps (same architecture, optimiser and batch size).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcat.analysis import context_accuracy, forward_nll, train_context_free_model
+from mcat.collect import Collector
+from mcat.replay import MultiTaskReplay
+from mcat.runs import load_checkpoint, load_run_config
+from mcat.tasks import get_family
+from mcat.train import build_agent, run_tasks
+
+
+def collect(agent, cfg, tasks, steps, seed) -> MultiTaskReplay:
+    col = Collector(get_family(cfg.family), tasks, cfg.agent.history, seed=seed, style=cfg.style, max_episode_steps=cfg.max_episode_steps)
+    replay = MultiTaskReplay(len(tasks), col.obs_dim, col.act_dim, steps + 2, seed=seed)
+    rng = np.random.default_rng(seed)
+
+    def policy(obs, c):
+        return agent.act(obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), noise=0.1, rng=rng)
+
+    while col.env_steps < steps * len(tasks):
+        col.step(replay, policy)
+    return replay
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--steps", type=int, default=2000, help="env steps per task in each of A and B")
+    p.add_argument("--model-steps", type=int, default=2000, help="training steps of the context-free model")
+    args = p.parse_args()
+    cfg = load_run_config(args.run_dir)
+    tasks, _ = run_tasks(cfg)
+    family = get_family(cfg.family)
+    probe = family.make_env(tasks[0], style=cfg.style)
+    obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    agent = build_agent(cfg, obs_dim, act_dim, float(probe.action_space.high[0]))
+    agent.load_state_dict(load_checkpoint(args.run_dir)["agent"])
+    torch.manual_seed(0)
+    fit = collect(agent, cfg, tasks, args.steps, seed=10_001)
+    held = collect(agent, cfg, tasks, args.steps, seed=20_002)
+    acc = context_accuracy(agent.encoder, held, segments=1000)
+    nll_ctx = forward_nll(agent.forward_model, agent.encoder, held, future=cfg.agent.future)
+    baseline = train_context_free_model(
+        fit, obs_dim, act_dim, args.model_steps, batch_size=cfg.agent.model_batch_size, future=cfg.agent.future,
+        hidden=cfg.agent.model_hidden, layers=cfg.agent.model_layers, lr=cfg.agent.model_lr,
+    )
+    nll_free = forward_nll(baseline, None, held, future=cfg.agent.future)
+    print(f"run {args.run_dir}: {cfg.family}, {len(tasks)} training tasks {tasks}")
+    print(f"nearest-centroid task accuracy on held-out segments: {acc:.3f} (chance {1 / len(tasks):.3f})")
+    print(f"forward-model NLL on held-out data: with context {nll_ctx:.3f}, context-free {nll_free:.3f} (lower is better)")
+
+
+if __name__ == "__main__":
+    main()
