@@ -112,3 +112,53 @@ def test_context_on_halfcheetah_armature_is_informative():
     acc = context_accuracy(agent.encoder, replay, segments=256)
     assert acc > 0.6, acc  # chance: 1/3
     assert fam is not None
+
+
+@pytest.mark.parametrize("schedule", ["round-robin", "sample"])
+def test_collector_with_fewer_envs_visits_every_task(schedule):
+    from mcat.collect import Collector
+
+    fam = get_family("point-gain")
+    col = Collector(fam, fam.train_tasks, history=3, seed=0, envs_per_round=2, schedule=schedule, max_episode_steps=10)
+    replay = MultiTaskReplay(5, 2, 2, capacity=200)
+    seen = []
+    for _ in range(60):  # 12 episodes per env
+        for ep in col.step(replay, lambda obs, c: np.zeros((c.n, 2))):
+            seen.append(ep.task)
+        assert len(set(col.slot_task.tolist())) == 2  # never two envs on one task
+    assert col.env_steps == 120 and len(seen) == 12
+    assert set(seen) == set(range(5))
+    assert replay.size.sum() == 120
+    if schedule == "round-robin":  # each task gets its turn in order
+        assert sorted(np.bincount(seen, minlength=5)) in ([2, 2, 2, 3, 3], [2, 2, 3, 3, 2])
+
+
+def test_context_history_matches_replay_windows():
+    """The acting-time context equals the replay's context window for the same step."""
+    from mcat.collect import Collector
+
+    fam = get_family("point-gain")
+    col = Collector(fam, fam.train_tasks[:2], history=4, seed=1, max_episode_steps=9)
+    replay = MultiTaskReplay(2, 2, 2, capacity=100, seed=0)
+    rng = np.random.default_rng(0)
+    snapshots = []
+    for _ in range(20):
+        snapshots.append((col.ctx.delta.copy(), col.ctx.act.copy(), col.ctx.mask.copy(), replay.ptr.copy()))
+        col.step(replay, lambda obs, c: rng.uniform(-1, 1, (c.n, 2)))
+    for delta, act, mask, ptr in snapshots:
+        for task in range(2):
+            # the slot written right after the snapshot holds the step the context was for
+            batch = replay.sample(1, context=4, tasks=[task], rng=_FixedSlot(ptr[task], replay.size[task]))
+            np.testing.assert_allclose(batch.ctx_delta[0, 0], delta[task], atol=1e-6)
+            np.testing.assert_allclose(batch.ctx_act[0, 0], act[task], atol=1e-6)
+            np.testing.assert_array_equal(batch.ctx_mask[0, 0], mask[task])
+
+
+class _FixedSlot:
+    """A stand-in generator whose draw selects one given slot."""
+
+    def __init__(self, slot, size):
+        self.u = (slot + 0.5) / size
+
+    def random(self, shape):
+        return np.full(shape, self.u)
