@@ -6,8 +6,11 @@
    a set A (to fit baselines) and a held-out set B, ``--steps`` per task each.
 2. Nearest-centroid task classification: centroids = mean contexts of B segments, then other,
    independently drawn B segments are assigned to the nearest centroid (chance = 1 / #tasks).
-3. Forward-model NLL on B: the run's F with its C, against a context-free F trained on A for
-   ``--model-steps`` steps (same architecture, optimiser and batch size).
+3. Forward-model NLL on B of (a) the run's own F with its C (trained during the run on the whole
+   replay), (b) a fresh C+F trained on A for ``--model-steps`` steps exactly as during a run, and
+   (c) a context-free F trained on A the same way (same architecture, optimiser, batch size and
+   steps). (b) against (c) is the like-for-like comparison; (a) also shows the run's model on the
+   final policy's data.
 """
 
 from __future__ import annotations
@@ -62,9 +65,16 @@ def main() -> None:
         hidden=cfg.agent.model_hidden, layers=cfg.agent.model_layers, lr=cfg.agent.model_lr,
     )
     nll_free = forward_nll(baseline, None, held, future=cfg.agent.future)
+    torch.manual_seed(0)
+    fresh = build_agent(cfg, obs_dim, act_dim, float(probe.action_space.high[0]))
+    fresh.update_models(fit, args.model_steps)
+    nll_fresh = forward_nll(fresh.forward_model, fresh.encoder, held, future=cfg.agent.future)
+    acc_fresh = context_accuracy(fresh.encoder, held, segments=1000)
     print(f"run {args.run_dir}: {cfg.family}, {len(tasks)} training tasks {tasks}")
     print(f"nearest-centroid task accuracy on held-out segments: {acc:.3f} (chance {1 / len(tasks):.3f})")
-    print(f"forward-model NLL on held-out data: with context {nll_ctx:.3f}, context-free {nll_free:.3f} (lower is better)")
+    print(f"  same with a fresh C+F trained on A: {acc_fresh:.3f}")
+    print(f"forward-model NLL on held-out data (lower is better): run's C+F {nll_ctx:.3f}; "
+          f"fresh C+F on A {nll_fresh:.3f}; context-free F on A {nll_free:.3f}")
 
 
 if __name__ == "__main__":

@@ -115,11 +115,13 @@ class CTD3Agent:
         self.critic = TwinCritic(self.obs_dim, self.act_dim, c.z_dim, c.hidden).to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # fused Adam: one kernel per step instead of one per parameter tensor (same algorithm)
+        adam = dict(fused=True) if dev.type in ("cpu", "cuda") else {}
         self.model_opt = torch.optim.Adam(
-            [{"params": self.encoder.parameters(), "weight_decay": 0.0}, *self.forward_model.param_groups()], lr=c.model_lr
+            [{"params": self.encoder.parameters(), "weight_decay": 0.0}, *self.forward_model.param_groups()], lr=c.model_lr, **adam
         )
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, **adam)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **adam)
         self.rl_steps = 0
         self.model_steps_done = 0
 
@@ -181,9 +183,11 @@ class CTD3Agent:
         self.rl_steps += 1
         metrics = {"rl/critic_loss": float(loss_q.detach()), "rl/target_mean": float(target.mean())}
         if self.rl_steps % c.policy_delay == 0:
+            self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not dQ/dweights
             loss_pi = actor_loss(self.actor, self.critic, obs, z)
             self.actor_opt.zero_grad(set_to_none=True)
             loss_pi.backward()
+            self.critic.requires_grad_(True)
             self.actor_opt.step()
             soft_update(self.critic_target, self.critic, c.tau)
             soft_update(self.actor_target, self.actor, c.tau)
