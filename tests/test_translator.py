@@ -1,0 +1,87 @@
+"""The action translator recovers a known equivalent action on a toy family."""
+
+import numpy as np
+import pytest
+import torch
+
+from mcat.agents.ctd3 import CTD3Agent, CTD3Config
+from mcat.learners.translator import all_pairs_loss, translator_loss
+from mcat.models.translator import ActionTranslator
+from test_models import collect_random
+
+GAINS = (0.75, 1.0, 1.5)  # up to a factor 2 between tasks
+
+
+@pytest.fixture(scope="module")
+def toy_models():
+    """C and F trained on random-action data of three point-gain tasks."""
+    torch.manual_seed(0)
+    replay, o, a = collect_random("point-gain", GAINS, 800)
+    agent = CTD3Agent(o, a, CTD3Config(model_batch_size=64))
+    agent.update_models(replay, 400)
+    features = agent.task_features(replay)
+    return replay, agent, features
+
+
+def _train(translator, forward_model, replay, features, steps, conditioned, src=0, tgt=1):
+    opt = torch.optim.Adam(translator.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        b = replay.sample(128, rng=rng)
+        obs, act = torch.as_tensor(b.obs), torch.as_tensor(b.act)
+        delta = torch.as_tensor(b.next_obs - b.obs)
+        if conditioned:
+            loss = all_pairs_loss(translator, forward_model, obs, act, delta, features)
+        else:
+            zs = features[src].expand(128, -1)
+            zt = features[tgt].expand(128, -1)
+            loss = translator_loss(translator, forward_model, obs[src], act[src], delta[src], zs, zt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def _check_recovers(translate, src, tgt, tol):
+    """a_tgt = a_src * k_src / k_tgt where that stays inside the action bounds."""
+    rng = np.random.default_rng(5)
+    ratio = GAINS[src] / GAINS[tgt]
+    a_src = (rng.uniform(-0.9, 0.9, (256, 2)) / max(ratio, 1.0)).astype(np.float32)  # equivalent action in bounds
+    obs = rng.normal(0, 0.5, (256, 2)).astype(np.float32)
+    with torch.no_grad():
+        a_tgt = translate(torch.as_tensor(obs), torch.as_tensor(a_src)).numpy()
+    err = np.abs(a_tgt - a_src * ratio)
+    assert np.median(err) < tol, (src, tgt, np.median(err), err.max())
+
+
+def test_conditioned_translator_recovers_equivalent_actions_for_every_pair(toy_models):
+    replay, agent, features = toy_models
+    torch.manual_seed(1)
+    H = ActionTranslator(2, 2, z_dim=features.shape[1])
+    _train(H, agent.forward_model, replay, features, 1500, conditioned=True)
+    for src in range(3):
+        for tgt in range(3):
+            if src != tgt:
+                zs = features[src].expand(256, -1)
+                zt = features[tgt].expand(256, -1)
+                _check_recovers(lambda o, a: H(o, a, zs, zt), src, tgt, tol=0.05)
+
+
+def test_pair_only_translator_recovers_the_equivalent_action(toy_models):
+    replay, agent, features = toy_models
+    torch.manual_seed(2)
+    H = ActionTranslator(2, 2, conditioned=False)
+    _train(H, agent.forward_model, replay, features, 800, conditioned=False, src=2, tgt=0)  # the hardest pair
+    _check_recovers(lambda o, a: H(o, a), 2, 0, tol=0.05)
+
+
+def test_translator_loss_leaves_the_forward_model_untouched(toy_models):
+    replay, agent, features = toy_models
+    H = ActionTranslator(2, 2, z_dim=features.shape[1])
+    agent.forward_model.zero_grad(set_to_none=True)  # drop the gradients left by model training
+    b = replay.sample(16)
+    loss = all_pairs_loss(H, agent.forward_model, torch.as_tensor(b.obs), torch.as_tensor(b.act),
+                          torch.as_tensor(b.next_obs - b.obs), features)
+    loss.backward()
+    assert all(p.grad is None for p in agent.forward_model.parameters())
+    assert all(p.requires_grad for p in agent.forward_model.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in H.parameters())
