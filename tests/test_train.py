@@ -136,3 +136,13 @@ def test_presets_are_valid_configs():
     for name in names:
         cfg = run_config_from_dict(load_preset(name))
         cfg.validate()
+
+
+def test_td3_algo_has_no_context_and_trains(tmp_path):
+    out = tmp_path / "td3"
+    assert main(["train", "point-gain", "--algo", "td3", "--steps", "400", "--learning-starts", "200",
+                 "--eval-every", "400", "--out", str(out), "--quiet"]) == 0
+    state = load_checkpoint(out)["agent"]
+    assert "encoder" not in state and "forward_model" not in state
+    assert state["actor"]["net.0.weight"].shape[1] == 2  # the actor sees the state only
+    assert json.loads((out / "summary.json").read_text())["algo"] == "td3"

@@ -85,3 +85,46 @@ def test_translator_loss_leaves_the_forward_model_untouched(toy_models):
     assert all(p.grad is None for p in agent.forward_model.parameters())
     assert all(p.requires_grad for p in agent.forward_model.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in H.parameters())
+
+
+class GoalSeekingActor(torch.nn.Module):
+    """A scripted source policy for point-gain with gain k: halve the distance to the goal."""
+
+    def __init__(self, gain):
+        super().__init__()
+        self.gain = gain
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, obs, z):
+        return torch.clamp(0.5 * (torch.tensor([1.0, 1.0]) - obs) / (0.1 * self.gain), -1.0, 1.0)
+
+    def context(self, delta, act, mask):
+        return torch.zeros(len(delta), 0)
+
+    def act(self, obs, z, **kw):
+        return self(torch.as_tensor(obs, dtype=torch.float32), z).numpy()
+
+
+def test_transferred_policy_on_target_comes_close_to_source_on_source(toy_models):
+    """Gain 0.75 -> 1.5: the untranslated source policy behaves differently on the target (here it
+    even scores better: the target is faster), while the transferred one reproduces the source's
+    behaviour on the source, so its return matches source-on-source."""
+    from mcat.collect import evaluate
+    from mcat.policies import TransferredPolicy
+    from mcat.tasks import get_family
+
+    replay, agent, features = toy_models
+    torch.manual_seed(3)
+    H = ActionTranslator(2, 2, z_dim=features.shape[1])
+    _train(H, agent.forward_model, replay, features, 1500, conditioned=True)
+    src, tgt = 0, 2
+    source = GoalSeekingActor(GAINS[src])
+    transferred = TransferredPolicy(source, H, features[src], features[tgt])
+    fam = get_family("point-gain")
+    run = lambda policy, task: evaluate(fam, [task], policy.context, policy.act, history=1, episodes=5, seed=0)[task]  # noqa: E731
+    source_on_source = run(source, GAINS[src])
+    source_on_target = run(source, GAINS[tgt])
+    transferred_on_target = run(transferred, GAINS[tgt])
+    assert abs(source_on_target - source_on_source) > 3.0
+    assert abs(transferred_on_target - source_on_source) < 0.15 * abs(source_on_target - source_on_source), (
+        source_on_source, source_on_target, transferred_on_target)

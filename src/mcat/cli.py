@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="meta-train on the training tasks of a family, evaluating on train and test tasks")
     p.add_argument("family", nargs="?", help="task family (may come from --preset/--config instead)")
-    p.add_argument("--algo", help="algorithm: ctd3 (default)")
+    p.add_argument("--algo", help="algorithm: ctd3 (default) or td3 (no context)")
     p.add_argument("--steps", type=int, help="total env steps over all training tasks (default 100000)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--reward-delay", type=int, help="pay the summed reward every D steps (default 1)")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcat.agents.ctd3 import CTD3Config
+from mcat.agents.ctd3 import CTD3Config, TD3Config
 from mcat.errors import MCATError
 
-ALGOS = {"ctd3": CTD3Config}
+ALGOS = {"ctd3": CTD3Config, "td3": TD3Config}
 
 
 @dataclass
@@ -25,7 +25,7 @@ class RunConfig:
     family: str
     """Task family name (see `mcat families`)."""
     algo: str = "ctd3"
-    """Algorithm: ctd3 (context-conditioned TD3)."""
+    """Algorithm: ctd3 (context-conditioned TD3) or td3 (no context)."""
     steps: int = 100_000
     """Total environment steps over all training tasks."""
     seed: int = 0
@@ -70,6 +70,8 @@ class RunConfig:
 
         if self.algo not in ALGOS:
             raise MCATError(f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
+        if type(self.agent) is not ALGOS[self.algo]:
+            raise MCATError(f"algo {self.algo} needs an agent config of type {ALGOS[self.algo].__name__}, got {type(self.agent).__name__}")
         family = get_family(self.family)
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "replay_capacity"):
             if getattr(self, name) < 1:
@@ -150,6 +152,9 @@ def run_config_from_dict(data: dict) -> RunConfig:
     if "family" not in data:
         raise MCATError("config needs a 'family'")
     cfg = dataclass_from_dict(RunConfig, data)
+    agent = dict(agent)
+    if "use_context" in agent and agent["use_context"] != ALGOS[algo]().use_context:
+        raise MCATError(f"agent.use_context={agent['use_context']} contradicts algo {algo}")
     cfg.agent = dataclass_from_dict(ALGOS[algo], agent, where="agent.")
     return cfg
 

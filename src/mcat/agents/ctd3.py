@@ -28,6 +28,8 @@ class CTD3Config:
     authors' context/model settings (method.md); schedule choices are ours and documented."""
 
     # --- context encoder C and forward model F
+    use_context: bool = True
+    """False gives plain (multi-task) TD3: no context, no C or F (algo ``td3``)."""
     history: int = 10
     """K: past transitions of the episode fed to the context encoder."""
     z_dim: int = 10
@@ -98,6 +100,15 @@ RL_FIELDS = ("obs", "act", "rew", "next_obs", "done", "ctx_delta", "ctx_act", "c
 
 
 @dataclass
+class TD3Config(CTD3Config):
+    """Plain TD3 over all training tasks, without context (algo ``td3``): the policy cannot tell
+    the tasks apart. Also the source-policy learner of the fixed-dataset transfer experiment."""
+
+    use_context: bool = False
+    """Off: no context encoder or forward model."""
+
+
+@dataclass
 class CTD3Agent:
     obs_dim: int
     act_dim: int
@@ -109,17 +120,21 @@ class CTD3Agent:
         c = self.cfg
         c.validate()
         dev = self.device = torch.device(self.device)
-        self.encoder = ContextEncoder(self.obs_dim, self.act_dim, c.history, c.z_dim, c.encoder_hidden).to(dev)
-        self.forward_model = ForwardModel(self.obs_dim, self.act_dim, c.z_dim, c.model_hidden, c.model_layers).to(dev)
-        self.actor = Actor(self.obs_dim, self.act_dim, c.z_dim, c.hidden, self.max_action).to(dev)
-        self.critic = TwinCritic(self.obs_dim, self.act_dim, c.z_dim, c.hidden).to(dev)
+        self.z_dim = c.z_dim if c.use_context else 0
+        self.encoder = self.forward_model = self.model_opt = None
+        if c.use_context:
+            self.encoder = ContextEncoder(self.obs_dim, self.act_dim, c.history, c.z_dim, c.encoder_hidden).to(dev)
+            self.forward_model = ForwardModel(self.obs_dim, self.act_dim, c.z_dim, c.model_hidden, c.model_layers).to(dev)
+        self.actor = Actor(self.obs_dim, self.act_dim, self.z_dim, c.hidden, self.max_action).to(dev)
+        self.critic = TwinCritic(self.obs_dim, self.act_dim, self.z_dim, c.hidden).to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # fused Adam: one kernel per step instead of one per parameter tensor (same algorithm)
         adam = dict(fused=True) if dev.type in ("cpu", "cuda") else {}
-        self.model_opt = torch.optim.Adam(
-            [{"params": self.encoder.parameters(), "weight_decay": 0.0}, *self.forward_model.param_groups()], lr=c.model_lr, **adam
-        )
+        if c.use_context:
+            self.model_opt = torch.optim.Adam(
+                [{"params": self.encoder.parameters(), "weight_decay": 0.0}, *self.forward_model.param_groups()], lr=c.model_lr, **adam
+            )
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, **adam)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **adam)
         self.rl_steps = 0
@@ -128,6 +143,8 @@ class CTD3Agent:
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
     def context(self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray) -> torch.Tensor:
+        if self.encoder is None:
+            return torch.zeros(len(ctx_delta), 0, device=self.device)
         t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
         return self.encoder(t(ctx_delta), t(ctx_act), t(ctx_mask))
 
@@ -162,15 +179,19 @@ class CTD3Agent:
         """One TD3 step for all tasks: critic every step, actor and targets every
         ``policy_delay`` steps. C is frozen here."""
         c = self.cfg
-        b = batch_to_torch(replay.sample(c.batch_size, context=c.history), self.device, RL_FIELDS)
+        history = c.history if self.encoder is not None else 0
+        b = batch_to_torch(replay.sample(c.batch_size, context=history), self.device, RL_FIELDS)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # [T, B, ...] -> [T*B, ...]  # noqa: E731
         with torch.no_grad():
-            z = self.encoder(
-                torch.cat([b["ctx_delta"], b["next_ctx_delta"]]),
-                torch.cat([b["ctx_act"], b["next_ctx_act"]]),
-                torch.cat([b["ctx_mask"], b["next_ctx_mask"]]),
-            )
-            z, next_z = flat(z[: len(z) // 2]), flat(z[len(z) // 2 :])
+            if self.encoder is None:
+                z = next_z = torch.zeros(b["obs"].shape[0] * b["obs"].shape[1], 0, device=self.device)
+            else:
+                z = self.encoder(
+                    torch.cat([b["ctx_delta"], b["next_ctx_delta"]]),
+                    torch.cat([b["ctx_act"], b["next_ctx_act"]]),
+                    torch.cat([b["ctx_mask"], b["next_ctx_mask"]]),
+                )
+                z, next_z = flat(z[: len(z) // 2]), flat(z[len(z) // 2 :])
         obs, act, next_obs = flat(b["obs"]), flat(b["act"]), flat(b["next_obs"])
         target = td3_target(
             self.critic_target, self.actor_target, next_obs, next_z, flat(b["rew"]), flat(b["done"]),
@@ -199,7 +220,9 @@ class CTD3Agent:
         ``model_every`` TD3 steps)."""
         c = self.cfg
         metrics: dict[str, float] = {}
-        if self.rl_steps == 0 and self.model_steps_done == 0:
+        if self.encoder is None:
+            pass
+        elif self.rl_steps == 0 and self.model_steps_done == 0:
             metrics.update(self.update_models(replay, c.model_warmup_steps))
         elif self.rl_steps % c.model_every == 0:
             metrics.update(self.update_models(replay, c.model_steps))
@@ -214,11 +237,12 @@ class CTD3Agent:
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
-        return {
+        named = {
             "encoder": self.encoder, "forward_model": self.forward_model, "actor": self.actor, "critic": self.critic,
             "actor_target": self.actor_target, "critic_target": self.critic_target,
             "model_opt": self.model_opt, "actor_opt": self.actor_opt, "critic_opt": self.critic_opt,
         }
+        return {name: m for name, m in named.items() if m is not None}
 
     def state_dict(self) -> dict:
         state = {name: m.state_dict() for name, m in self.modules().items()}
@@ -227,7 +251,7 @@ class CTD3Agent:
 
     def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
         names = ("encoder", "actor") if policy_only else tuple(self.modules())
-        for name in names:
+        for name in (n for n in names if n in self.modules()):
             self.modules()[name].load_state_dict(state[name])
         if not policy_only:
             self.rl_steps = int(state["counters"]["rl_steps"])

@@ -1,0 +1,38 @@
+"""Policy objects. A policy offers ``context(delta, act, mask) -> z`` (from the current
+episode's last K steps) and ``act(obs, z, noise=0, rng=None) -> actions`` for a batch of
+environments; `CTD3Agent` is one, and anything with these two methods can be evaluated
+(`mcat.collect.evaluate`) or used to collect data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mcat.models import Actor
+from mcat.models.translator import ActionTranslator
+
+
+class TransferredPolicy:
+    """The source task's policy carried to a target task by the action translator (paper Sec.
+    3.3): pi_tgt(s) = H(s, pi(s, z_src), z_src, z_tgt), with fixed task features z_src, z_tgt
+    (empty tensors for a context-free source policy and a pair-only H)."""
+
+    def __init__(self, actor: Actor, translator: ActionTranslator, z_src: torch.Tensor, z_tgt: torch.Tensor):
+        self.actor, self.translator = actor, translator
+        self.z_src, self.z_tgt = z_src.reshape(1, -1), z_tgt.reshape(1, -1)
+        self.device = next(actor.parameters()).device
+
+    def context(self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray) -> torch.Tensor:
+        return torch.zeros(len(ctx_delta), 0, device=self.device)  # the task features are fixed
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, z: torch.Tensor | None = None, noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+        s = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        z_src, z_tgt = self.z_src.expand(len(s), -1), self.z_tgt.expand(len(s), -1)
+        a_src = self.actor(s, z_src)
+        action = self.translator(s, a_src, z_src, z_tgt).cpu().numpy()
+        if noise > 0:
+            bound = self.translator.max_action
+            action = np.clip(action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound)
+        return action
