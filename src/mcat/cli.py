@@ -225,6 +225,19 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from mcat.experiments.transfer import TransferConfig, run_transfer
+
+    values = {k: getattr(args, k) for k in (
+        "seed", "source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps", "batch_size",
+        "objective", "translator", "eval_episodes", "max_episode_steps", "threads") if getattr(args, k) is not None}
+    cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
+    out = Path(args.out) if args.out else Path("runs") / "transfer" / f"{args.family}-{args.source}-to-{args.target}-seed{cfg.seed}"
+    run_transfer(cfg, out, Path(args.cache), overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
+    print(f"result written to {out / 'summary.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mcat", description="MCAT: meta-RL with an action translator on sparse-reward tasks.")
     parser.add_argument("--version", action="version", version=f"mcat {__version__}")
@@ -275,6 +288,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="also plot the learning curves to this file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("transfer", help="fixed-dataset policy transfer from a source to a target task (paper Table 1)")
+    p.add_argument("family")
+    p.add_argument("--source", required=True, help="source task value")
+    p.add_argument("--target", required=True, help="target task value")
+    p.add_argument("--out", help="result directory (default runs/transfer/FAMILY-SRC-to-TGT-seedS)")
+    p.add_argument("--cache", default="runs/cache", help="where source policies, datasets and models are cached (default runs/cache)")
+    p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--source-steps", type=int, help="TD3 steps for the source policy (default 300000)")
+    p.add_argument("--dataset-size", type=int, help="transitions per task (default 100000)")
+    p.add_argument("--dataset-noise", type=float, help="action noise of the data-collecting policy (default 0.3)")
+    p.add_argument("--model-steps", type=int, help="forward-model steps (default 20000)")
+    p.add_argument("--translator-steps", type=int, help="translator steps (default 20000)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--objective", choices=("nll", "l1"), help="translator loss (default nll, Eq. 3)")
+    p.add_argument("--translator", choices=("mcat",), help="translator (default mcat)")
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 10)")
+    p.add_argument("--max-episode-steps", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run on its tasks or on given tasks")
     p.add_argument("run_dir")

@@ -147,8 +147,9 @@ def evaluate(
     seed: int = 0,
     style: str = "paper",
     max_episode_steps: int | None = None,
-) -> dict[float, float]:
-    """Mean undiscounted return of the deterministic policy on each task, all episodes of all
+    per_episode: bool = False,
+) -> dict[float, float] | dict[float, list[float]]:
+    """Mean undiscounted return (or, with ``per_episode``, the list of episode returns) of the deterministic policy on each task, all episodes of all
     tasks run in lockstep. The reward delay does not change an episode's total, so evaluation
     uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
     index (not from the task's position), so a task gets the same episodes in any call."""
@@ -180,4 +181,6 @@ def evaluate(
     for env in envs:
         env.close()
     owner_arr = np.array(owner)
+    if per_episode:
+        return {float(v): totals[owner_arr == i].tolist() for i, v in enumerate(tasks)}
     return {float(v): float(totals[owner_arr == i].mean()) for i, v in enumerate(tasks)}

@@ -1,0 +1,1 @@
+"""Experiments of the paper built from the library: the fixed-dataset transfer (Table 1)."""

@@ -1,0 +1,281 @@
+"""The fixed-dataset transfer experiment (paper Sec. 5.1, Table 1): one source task, one target.
+
+1. A good source policy: TD3 (no context) trained on the source task with dense reward.
+2. Datasets of ``dataset_size`` transitions on the source and on the target task, collected by a
+   *mediocre* version of that policy: its actions with Gaussian noise of std ``dataset_noise``
+   (our reading of "mediocre policies"; the paper does not say how they were made).
+3. A forward model F trained on the target data only (no context: one target task).
+4. The pair-only action translator H(s, a) trained on the source data with F frozen (Eq. 3).
+5. Evaluation on seeded episodes: source policy on source, source policy on target, transferred
+   policy H(s, pi(s)) on target.
+
+Every product is cached under ``cache`` by a hash of everything it depends on, with a metadata
+file that is checked when it is reused; a later run with the same settings reuses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcat.agents.ctd3 import TD3Config
+from mcat.collect import Collector, evaluate
+from mcat.config import RunConfig
+from mcat.errors import MCATError
+from mcat.learners.translator import translator_loss
+from mcat.models import ForwardModel
+from mcat.models.translator import ActionTranslator
+from mcat.policies import TransferredPolicy
+from mcat.replay import MultiTaskReplay
+from mcat.runs import SUMMARY, atomic_write_bytes, load_checkpoint, write_json
+from mcat.tasks import get_family
+from mcat.train import Trainer, build_agent
+
+
+@dataclass
+class TransferConfig:
+    """Settings of one fixed-dataset transfer run (defaults: the paper's where it gives them)."""
+
+    family: str
+    """Task family of both tasks."""
+    source: float
+    """Source task value (the paper keeps the default physics here)."""
+    target: float
+    """Target task value."""
+    seed: int = 0
+    """Seed of the source policy, datasets, models and evaluation."""
+    source_steps: int = 300_000
+    """TD3 env steps to pretrain the source policy on dense reward."""
+    dataset_size: int = 100_000
+    """Transitions collected on each of source and target (paper: 100k)."""
+    dataset_noise: float = 0.3
+    """Std of the Gaussian noise added to the source policy's actions to collect data."""
+    model_steps: int = 20_000
+    """Gradient steps of the target forward model F."""
+    translator_steps: int = 20_000
+    """Gradient steps of the translator H (lr 3e-4, x1/6 at 50% and x1/30 at 75%, as 3e-4 -> 5e-5 -> 1e-5 in the authors' code)."""
+    batch_size: int = 256
+    """Batch size of F and H."""
+    objective: str = "nll"
+    """H's loss: nll (Eq. 3) or l1 (distance of F's mean, the authors' Table-1 code)."""
+    translator: str = "mcat"
+    """Which translator: mcat (ours, Eq. 3)."""
+    eval_episodes: int = 10
+    """Evaluation episodes for each of the three numbers."""
+    max_episode_steps: int | None = None
+    """Episode length (default: the family's)."""
+    threads: int | None = None
+    """Torch CPU threads."""
+
+    def validate(self) -> None:
+        family = get_family(self.family)
+        self.source, self.target = family.check_task(self.source), family.check_task(self.target)
+        if self.source == self.target:
+            raise MCATError(f"source and target are the same task ({self.source:g}); choose two different tasks")
+        for name in ("source_steps", "dataset_size", "model_steps", "translator_steps", "batch_size", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.objective not in ("nll", "l1"):
+            raise MCATError(f"objective must be nll or l1, got {self.objective!r}")
+        if self.translator not in ("mcat",):
+            raise MCATError(f"unknown translator {self.translator!r}; available: mcat")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class Cache:
+    """Content-addressed products, each with a metadata file checked on reuse."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, kind: str, key: str) -> Path:
+        folder = self.root / kind / key
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @staticmethod
+    def check(folder: Path, meta: dict) -> bool:
+        """True when ``folder`` holds a finished product made with ``meta``; a product made with
+        other settings (a different family, say) is an error, never silently used or replaced."""
+        file = folder / "meta.json"
+        if not file.exists():
+            return False
+        saved = json.loads(file.read_text())
+        if saved != json.loads(json.dumps(meta, default=str)):
+            raise MCATError(f"cached product {folder} was made with other settings ({saved}); remove it or use another --cache")
+        return True
+
+    @staticmethod
+    def finish(folder: Path, meta: dict) -> None:
+        write_json(folder / "meta.json", meta)
+
+
+def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
+    meta = {"kind": "source-policy", "family": cfg.family, "task": cfg.source, "steps": cfg.source_steps, "seed": cfg.seed,
+            "max_episode_steps": cfg.max_episode_steps, "agent": dataclasses.asdict(TD3Config())}
+    folder = cache.path("source", _key(meta))
+    if not cache.check(folder, meta):
+        log(f"training the source policy (TD3, task {cfg.source:g}, {cfg.source_steps:,} steps) in {folder}")
+        run = RunConfig(family=cfg.family, algo="td3", steps=cfg.source_steps, seed=cfg.seed, train_tasks=[cfg.source],
+                        test_tasks=[cfg.target], max_episode_steps=cfg.max_episode_steps, threads=cfg.threads,
+                        eval_every=max(cfg.source_steps // 10, 1), checkpoint_every=max(cfg.source_steps // 4, 1),
+                        learning_starts=min(10_000, cfg.source_steps // 4), agent=TD3Config())
+        Trainer(run, folder / "run", overwrite=True, log=log).run()
+        cache.finish(folder, meta)
+    else:
+        log(f"reusing the source policy in {folder}")
+    return folder / "run", meta
+
+
+def load_actor(run_dir: Path, cfg: TransferConfig):
+    from mcat.runs import load_run_config
+
+    run = load_run_config(run_dir)
+    family = get_family(cfg.family)
+    env = family.make_env(cfg.source)
+    agent = build_agent(run, env.observation_space.shape[0], env.action_space.shape[0], float(env.action_space.high[0]))
+    agent.load_state_dict(load_checkpoint(run_dir)["agent"], policy_only=True)
+    return agent
+
+
+def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log) -> dict[str, np.ndarray]:
+    meta = {"kind": "dataset", "family": cfg.family, "task": task, "size": cfg.dataset_size, "noise": cfg.dataset_noise,
+            "seed": cfg.seed, "policy": _key(policy_meta), "max_episode_steps": cfg.max_episode_steps}
+    folder = cache.path("data", _key(meta))
+    file = folder / "data.npz"
+    if cache.check(folder, meta):
+        log(f"reusing the dataset of task {task:g} in {folder}")
+        with np.load(file) as data:
+            return {k: data[k] for k in data.files}
+    log(f"collecting {cfg.dataset_size:,} transitions on task {task:g} (policy + noise {cfg.dataset_noise})")
+    col = Collector(get_family(cfg.family), [task], history=agent.cfg.history, seed=cfg.seed + 7919,
+                    max_episode_steps=cfg.max_episode_steps)
+    replay = MultiTaskReplay(1, col.obs_dim, col.act_dim, cfg.dataset_size + 1)
+    rng = np.random.default_rng(cfg.seed + 7919)
+    while col.env_steps < cfg.dataset_size:
+        col.step(replay, lambda obs, c: agent.act(obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng))
+    n = int(replay.size[0])
+    data = {"obs": replay.obs[0, :n], "act": replay.act[0, :n], "next_obs": replay.next_obs[0, :n]}
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **data)
+    atomic_write_bytes(file, buffer.getvalue())
+    cache.finish(folder, meta)
+    return data
+
+
+def _batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator):
+    idx = rng.integers(0, len(data["obs"]), batch)
+    obs = torch.as_tensor(data["obs"][idx])
+    return obs, torch.as_tensor(data["act"][idx]), torch.as_tensor(data["next_obs"][idx]) - obs
+
+
+def target_model(cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict, log) -> ForwardModel:
+    meta = {"kind": "forward-model", "family": cfg.family, "task": cfg.target, "steps": cfg.model_steps,
+            "batch": cfg.batch_size, "seed": cfg.seed, "data": _key(data_meta)}
+    folder = cache.path("model", _key(meta))
+    obs_dim, act_dim = data["obs"].shape[1], data["act"].shape[1]
+    model = ForwardModel(obs_dim, act_dim, 0)
+    if cache.check(folder, meta):
+        log(f"reusing the target forward model in {folder}")
+        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        return model
+    log(f"training the target forward model ({cfg.model_steps:,} steps)")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    opt = torch.optim.Adam(model.param_groups(), lr=1e-3)
+    empty = torch.zeros(cfg.batch_size, 0)
+    # normalisers from the whole dataset, then fixed
+    model.update_normalizers(torch.as_tensor(data["obs"]), torch.as_tensor(data["act"]),
+                             torch.as_tensor(data["next_obs"] - data["obs"]), torch.ones(len(data["obs"])))
+    for _ in range(cfg.model_steps):
+        obs, act, delta = _batches(data, cfg.batch_size, rng)
+        loss = model.nll(obs, act, empty, delta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    atomic_write_bytes(folder / "model.pt", buffer.getvalue())
+    cache.finish(folder, meta)
+    return model
+
+
+def train_translator(cfg: TransferConfig, data: dict, model: ForwardModel, max_action: float, log) -> ActionTranslator:
+    obs_dim, act_dim = data["obs"].shape[1], data["act"].shape[1]
+    torch.manual_seed(cfg.seed + 1)
+    H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
+    opt = torch.optim.Adam(H.parameters(), lr=3e-4)
+    milestones = [cfg.translator_steps // 2, 3 * cfg.translator_steps // 4]
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=1 / 6)  # 3e-4 -> 5e-5 -> ~1e-5
+    rng = np.random.default_rng(cfg.seed + 1)
+    empty = torch.zeros(cfg.batch_size, 0)
+    log(f"training the translator H ({cfg.translator_steps:,} steps, objective {cfg.objective})")
+    for _ in range(cfg.translator_steps):
+        obs, act, delta = _batches(data, cfg.batch_size, rng)
+        loss = translator_loss(H, model, obs, act, delta, empty, empty, cfg.objective)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return H
+
+
+def _mean_se(values: list[float]) -> dict:
+    v = np.asarray(values, dtype=float)
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return {"mean": float(v.mean()), "se": se, "episodes": v.tolist()}
+
+
+def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
+    cfg.validate()
+    out = Path(out)
+    if (out / SUMMARY).exists() and not overwrite:
+        raise MCATError(f"{out} already holds a transfer result; pass --overwrite or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", dataclasses.asdict(cfg))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    cache = Cache(cache_dir)
+    run_dir, policy_meta = source_policy(cfg, cache, log)
+    agent = load_actor(run_dir, cfg)
+    source_data = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
+    target_data = dataset(cfg, cache, agent, policy_meta, cfg.target, log)
+    target_meta = {"kind": "dataset", "family": cfg.family, "task": cfg.target, "size": cfg.dataset_size,
+                   "noise": cfg.dataset_noise, "seed": cfg.seed, "policy": _key(policy_meta), "max_episode_steps": cfg.max_episode_steps}
+    model = target_model(cfg, cache, target_data, target_meta, log)
+    H = train_translator(cfg, source_data, model, agent.max_action, log)
+    family = get_family(cfg.family)
+    empty = torch.zeros(1, 0)
+    transferred = TransferredPolicy(agent.actor, H, empty, empty)
+
+    def episodes(policy, task):
+        return evaluate(family, [task], policy.context, policy.act, history=agent.cfg.history, episodes=cfg.eval_episodes,
+                        seed=cfg.seed, max_episode_steps=cfg.max_episode_steps, per_episode=True)[task]
+
+    summary = {
+        "family": cfg.family, "source": cfg.source, "target": cfg.target, "seed": cfg.seed, "translator": cfg.translator,
+        "source_on_source": _mean_se(episodes(agent, cfg.source)),
+        "source_on_target": _mean_se(episodes(agent, cfg.target)),
+        "transferred_on_target": _mean_se(episodes(transferred, cfg.target)),
+        "wall_time_s": time.perf_counter() - start,
+    }
+    torch.save(H.state_dict(), out / "translator.pt")
+    write_json(out / SUMMARY, summary)
+    for key in ("source_on_source", "source_on_target", "transferred_on_target"):
+        log(f"  {key:22s} {summary[key]['mean']:9.1f} ± {summary[key]['se']:.1f}")
+    return summary
