@@ -148,7 +148,8 @@ def load_actor(run_dir: Path, cfg: TransferConfig):
     return agent
 
 
-def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log) -> dict[str, np.ndarray]:
+def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log) -> tuple[dict[str, np.ndarray], dict]:
+    """The transitions of one task and the metadata that identifies them."""
     meta = {"kind": "dataset", "family": cfg.family, "task": task, "size": cfg.dataset_size, "noise": cfg.dataset_noise,
             "seed": cfg.seed, "policy": _key(policy_meta), "max_episode_steps": cfg.max_episode_steps}
     folder = cache.path("data", _key(meta))
@@ -156,7 +157,7 @@ def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: f
     if cache.check(folder, meta):
         log(f"reusing the dataset of task {task:g} in {folder}")
         with np.load(file) as data:
-            return {k: data[k] for k in data.files}
+            return {k: data[k] for k in data.files}, meta
     log(f"collecting {cfg.dataset_size:,} transitions on task {task:g} (policy + noise {cfg.dataset_noise})")
     col = Collector(get_family(cfg.family), [task], history=agent.cfg.history, seed=cfg.seed + 7919,
                     max_episode_steps=cfg.max_episode_steps)
@@ -172,7 +173,7 @@ def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: f
     np.savez(buffer, **data)
     atomic_write_bytes(file, buffer.getvalue())
     cache.finish(folder, meta)
-    return data
+    return data, meta
 
 
 def _batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator):
@@ -253,10 +254,8 @@ def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: boo
     cache = Cache(cache_dir)
     run_dir, policy_meta = source_policy(cfg, cache, log)
     agent = load_actor(run_dir, cfg)
-    source_data = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
-    target_data = dataset(cfg, cache, agent, policy_meta, cfg.target, log)
-    target_meta = {"kind": "dataset", "family": cfg.family, "task": cfg.target, "size": cfg.dataset_size,
-                   "noise": cfg.dataset_noise, "seed": cfg.seed, "policy": _key(policy_meta), "max_episode_steps": cfg.max_episode_steps}
+    source_data, _ = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
+    target_data, target_meta = dataset(cfg, cache, agent, policy_meta, cfg.target, log)
     model = target_model(cfg, cache, target_data, target_meta, log)
     H = train_translator(cfg, source_data, model, agent.max_action, log)
     family = get_family(cfg.family)
