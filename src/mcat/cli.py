@@ -113,13 +113,12 @@ def _merge(base: dict, update: dict) -> dict:
     return base
 
 
-TRAIN_FLAGS = {  # CLI flag (dest) -> config key
-    "algo": "algo", "steps": "steps", "seed": "seed", "reward_delay": "reward_delay", "style": "style",
-    "eval_every": "eval_every", "eval_episodes": "eval_episodes", "learning_starts": "learning_starts",
-    "checkpoint_every": "checkpoint_every", "device": "device", "threads": "threads", "utd": "utd",
-    "envs_per_round": "envs_per_round", "schedule": "schedule", "train_tasks": "train_tasks",
-    "test_tasks": "test_tasks", "max_episode_steps": "max_episode_steps", "replay_capacity": "replay_capacity",
-}
+# flags of `mcat train` that set the RunConfig key of the same name
+TRAIN_FLAGS = (
+    "algo", "steps", "seed", "reward_delay", "style", "eval_every", "eval_episodes", "learning_starts",
+    "checkpoint_every", "device", "threads", "utd", "envs_per_round", "schedule", "train_tasks", "test_tasks",
+    "max_episode_steps", "replay_capacity",
+)
 
 
 def train_config_from_args(args: argparse.Namespace):
@@ -135,8 +134,8 @@ def train_config_from_args(args: argparse.Namespace):
         data["family"] = args.family
     if "family" not in data:
         raise MCATError("give a FAMILY (or a --preset / --config that names one)")
-    for dest, key in TRAIN_FLAGS.items():
-        value = getattr(args, dest)
+    for key in TRAIN_FLAGS:
+        value = getattr(args, key)
         if value is not None:
             data[key] = value
     if args.batch_size is not None:
