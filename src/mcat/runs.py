@@ -101,13 +101,18 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         raise MCATError(f"{path} is not a metrics file of mcat ({exc})") from None
 
 
-def save_checkpoint(run_dir: Path, state: dict) -> Path:
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through :func:`atomic_write_bytes`."""
     import io
 
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(obj, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> Path:
     path = Path(run_dir) / CHECKPOINT
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_torch_save(state, path)
     return path
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
 from mcat.policies import TransferredPolicy
 from mcat.replay import MultiTaskReplay
-from mcat.runs import SUMMARY, atomic_write_bytes, load_checkpoint, write_json
+from mcat.runs import SUMMARY, atomic_torch_save, atomic_write_bytes, load_checkpoint, write_json
 from mcat.tasks import get_family
 from mcat.train import Trainer, build_agent
 
@@ -167,8 +168,6 @@ def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: f
         col.step(replay, lambda obs, c: agent.act(obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng))
     n = int(replay.size[0])
     data = {"obs": replay.obs[0, :n], "act": replay.act[0, :n], "next_obs": replay.next_obs[0, :n]}
-    import io
-
     buffer = io.BytesIO()
     np.savez(buffer, **data)
     atomic_write_bytes(file, buffer.getvalue())
@@ -206,11 +205,7 @@ def target_model(cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    atomic_write_bytes(folder / "model.pt", buffer.getvalue())
+    atomic_torch_save(model.state_dict(), folder / "model.pt")
     cache.finish(folder, meta)
     return model
 
@@ -273,7 +268,7 @@ def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: boo
         "transferred_on_target": _mean_se(episodes(transferred, cfg.target)),
         "wall_time_s": time.perf_counter() - start,
     }
-    torch.save(H.state_dict(), out / "translator.pt")
+    atomic_torch_save(H.state_dict(), out / "translator.pt")
     write_json(out / SUMMARY, summary)
     for key in ("source_on_source", "source_on_target", "transferred_on_target"):
         log(f"  {key:22s} {summary[key]['mean']:9.1f} ± {summary[key]['se']:.1f}")
