@@ -24,9 +24,8 @@ import torch
 from mcat.analysis import context_accuracy, forward_nll, train_context_free_model
 from mcat.collect import Collector
 from mcat.replay import MultiTaskReplay
-from mcat.runs import load_checkpoint, load_run_config
 from mcat.tasks import get_family
-from mcat.train import build_agent, run_tasks
+from mcat.train import build_agent, load_run_agent, run_tasks
 
 
 def collect(agent, cfg, tasks, steps, seed) -> MultiTaskReplay:
@@ -48,13 +47,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2000, help="env steps per task in each of A and B")
     p.add_argument("--model-steps", type=int, default=2000, help="training steps of the context-free model")
     args = p.parse_args()
-    cfg = load_run_config(args.run_dir)
+    cfg, agent, _ = load_run_agent(args.run_dir, policy_only=False)
     tasks, _ = run_tasks(cfg)
-    family = get_family(cfg.family)
-    probe = family.make_env(tasks[0], style=cfg.style)
-    obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
-    agent = build_agent(cfg, obs_dim, act_dim, float(probe.action_space.high[0]))
-    agent.load_state_dict(load_checkpoint(args.run_dir)["agent"])
+    obs_dim, act_dim = agent.obs_dim, agent.act_dim
     torch.manual_seed(0)
     fit = collect(agent, cfg, tasks, args.steps, seed=10_001)
     held = collect(agent, cfg, tasks, args.steps, seed=20_002)
@@ -66,7 +61,7 @@ def main() -> None:
     )
     nll_free = forward_nll(baseline, None, held, future=cfg.agent.future)
     torch.manual_seed(0)
-    fresh = build_agent(cfg, obs_dim, act_dim, float(probe.action_space.high[0]))
+    fresh = build_agent(cfg, obs_dim, act_dim, agent.max_action)
     fresh.update_models(fit, args.model_steps)
     nll_fresh = forward_nll(fresh.forward_model, fresh.encoder, held, future=cfg.agent.future)
     acc_fresh = context_accuracy(fresh.encoder, held, segments=1000)

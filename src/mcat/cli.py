@@ -177,13 +177,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from mcat.config import load_json
-    from mcat.runs import SUMMARY, load_checkpoint, load_run_config
+    from mcat.runs import SUMMARY
     from mcat.tasks import get_family
-    from mcat.train import build_agent, evaluate_agent, run_tasks
+    from mcat.train import evaluate_agent, load_run_agent, run_tasks
 
     run_dir = Path(args.run_dir)
-    cfg = load_run_config(run_dir)
-    state = load_checkpoint(run_dir)
+    cfg, agent, state = load_run_agent(run_dir)
     family = get_family(cfg.family)
     if args.episodes is not None:
         if args.episodes < 1:
@@ -191,12 +190,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg.eval_episodes = args.episodes
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    probe = family.make_env(family.train_tasks[0], style=cfg.style)
-    agent = build_agent(cfg, probe.observation_space.shape[0], probe.action_space.shape[0], float(probe.action_space.high[0]))
-    try:
-        agent.load_state_dict(state["agent"], policy_only=True)
-    except (KeyError, RuntimeError) as exc:
-        raise MCATError(f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}") from None
     saved = {}
     if (run_dir / SUMMARY).is_file():
         saved = {k: v["return"] for k, v in load_json(run_dir / SUMMARY).get("per_task", {}).items()}

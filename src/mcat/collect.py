@@ -88,7 +88,6 @@ class Collector:
         self.ep_return = np.zeros(self.n)
         self.ep_length = np.zeros(self.n, dtype=np.int64)
         self.env_steps = 0
-        self.episodes = 0
 
     def step(self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, "Collector"], np.ndarray]) -> list[EpisodeRecord]:
         """One step in every running environment with ``policy(obs, collector)``; transitions
@@ -110,7 +109,6 @@ class Collector:
             task = int(self.slot_task[i])
             finished.append(EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i])))
             self.recent_returns.setdefault(task, []).append(float(self.ep_return[i]))
-            self.episodes += 1
             self.slot_task[i] = self._pick_next_task(task)
             self.obs[i] = self.envs[self.slot_task[i]].reset()[0]
             self.ctx.reset(i)
@@ -122,7 +120,8 @@ class Collector:
         T = len(self.tasks)
         if self.n == T:
             return finished_task
-        idle = [t for t in range(T) if t not in set(self.slot_task.tolist()) or t == finished_task]
+        busy = set(self.slot_task.tolist()) - {finished_task}
+        idle = [t for t in range(T) if t not in busy]
         if self.schedule == "sample":
             return int(self.rng.choice(idle))
         while self._next not in idle:
@@ -149,8 +148,8 @@ def evaluate(
     max_episode_steps: int | None = None,
     per_episode: bool = False,
 ) -> dict[float, float] | dict[float, list[float]]:
-    """Mean undiscounted return (or, with ``per_episode``, the list of episode returns) of the deterministic policy on each task, all episodes of all
-    tasks run in lockstep. The reward delay does not change an episode's total, so evaluation
+    """Mean undiscounted return (or, with ``per_episode``, the list of episode returns) of the
+    deterministic policy on each task, all episodes of all tasks run in lockstep. The reward delay does not change an episode's total, so evaluation
     uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
     index (not from the task's position), so a task gets the same episodes in any call."""
     envs, owner = [], []

@@ -15,7 +15,10 @@ from mcat.agents.ctd3 import CTD3Agent
 from mcat.collect import Collector, evaluate
 from mcat.config import RunConfig
 from mcat.replay import MultiTaskReplay
-from mcat.runs import EPISODES, METRICS, SUMMARY, CsvLog, prepare_run_dir, save_checkpoint, write_json
+from mcat.errors import MCATError
+from mcat.runs import (
+    EPISODES, METRICS, SUMMARY, CsvLog, load_checkpoint, load_run_config, prepare_run_dir, save_checkpoint, write_json,
+)
 from mcat.tasks import get_family
 
 
@@ -35,6 +38,22 @@ def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
 
 def build_agent(cfg: RunConfig, obs_dim: int, act_dim: int, max_action: float) -> CTD3Agent:
     return CTD3Agent(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device)
+
+
+def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, CTD3Agent, dict]:
+    """The agent of a saved run (its config, networks from the latest checkpoint, and the
+    checkpoint itself); a checkpoint that does not fit the config is a one-line error."""
+    cfg = load_run_config(run_dir)
+    state = load_checkpoint(run_dir)
+    family = get_family(cfg.family)
+    probe = family.make_env((cfg.train_tasks or family.train_tasks)[0], style=cfg.style)
+    agent = build_agent(cfg, probe.observation_space.shape[0], probe.action_space.shape[0], float(probe.action_space.high[0]))
+    probe.close()
+    try:
+        agent.load_state_dict(state["agent"], policy_only=policy_only)
+    except (KeyError, RuntimeError) as exc:
+        raise MCATError(f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}") from None
+    return cfg, agent, state
 
 
 def evaluate_agent(agent: CTD3Agent, cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
@@ -125,8 +144,10 @@ class Trainer:
 
     def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
         step = self.env_steps
-        tr = evaluate_agent(self.agent, self.cfg, self.train_tasks)
-        te = evaluate_agent(self.agent, self.cfg, self.test_tasks) if self.test_tasks else {}
+        # one lockstep evaluation for both splits (seeds depend on the task value, not the call)
+        returns = evaluate_agent(self.agent, self.cfg, self.train_tasks + self.test_tasks)
+        tr = {v: returns[v] for v in self.train_tasks}
+        te = {v: returns[v] for v in self.test_tasks}
         rows = [[step, f"{v:g}", "train", r] for v, r in tr.items()] + [[step, f"{v:g}", "test", r] for v, r in te.items()]
         self.metrics_log.write(rows)
         for split, res in (("train", tr), ("test", te)):

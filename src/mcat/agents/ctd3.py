@@ -220,12 +220,11 @@ class CTD3Agent:
         ``model_every`` TD3 steps)."""
         c = self.cfg
         metrics: dict[str, float] = {}
-        if self.encoder is None:
-            pass
-        elif self.rl_steps == 0 and self.model_steps_done == 0:
-            metrics.update(self.update_models(replay, c.model_warmup_steps))
-        elif self.rl_steps % c.model_every == 0:
-            metrics.update(self.update_models(replay, c.model_steps))
+        if self.encoder is not None:  # plain TD3 has no C or F to train
+            if self.rl_steps == 0 and self.model_steps_done == 0:
+                metrics.update(self.update_models(replay, c.model_warmup_steps))
+            elif self.rl_steps % c.model_every == 0:
+                metrics.update(self.update_models(replay, c.model_steps))
         metrics.update(self.update_rl(replay))
         return metrics
 

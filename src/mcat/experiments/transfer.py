@@ -35,9 +35,9 @@ from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
 from mcat.policies import TransferredPolicy
 from mcat.replay import MultiTaskReplay
-from mcat.runs import SUMMARY, atomic_torch_save, atomic_write_bytes, load_checkpoint, write_json
+from mcat.runs import SUMMARY, atomic_torch_save, atomic_write_bytes, write_json
 from mcat.tasks import get_family
-from mcat.train import Trainer, build_agent
+from mcat.train import Trainer, load_run_agent
 
 
 @dataclass
@@ -136,17 +136,6 @@ def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
     else:
         log(f"reusing the source policy in {folder}")
     return folder / "run", meta
-
-
-def load_actor(run_dir: Path, cfg: TransferConfig):
-    from mcat.runs import load_run_config
-
-    run = load_run_config(run_dir)
-    family = get_family(cfg.family)
-    env = family.make_env(cfg.source)
-    agent = build_agent(run, env.observation_space.shape[0], env.action_space.shape[0], float(env.action_space.high[0]))
-    agent.load_state_dict(load_checkpoint(run_dir)["agent"], policy_only=True)
-    return agent
 
 
 def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log) -> tuple[dict[str, np.ndarray], dict]:
@@ -248,7 +237,7 @@ def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: boo
     start = time.perf_counter()
     cache = Cache(cache_dir)
     run_dir, policy_meta = source_policy(cfg, cache, log)
-    agent = load_actor(run_dir, cfg)
+    _, agent, _ = load_run_agent(run_dir)
     source_data, _ = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
     target_data, target_meta = dataset(cfg, cache, agent, policy_meta, cfg.target, log)
     model = target_model(cfg, cache, target_data, target_meta, log)
