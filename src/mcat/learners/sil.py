@@ -1,0 +1,41 @@
+"""Self-imitation learning (SIL, Oh et al. 2018) for a deterministic actor-critic, as MCAT uses it
+(paper Sec. 5.2: "to fully exploit the good data collected from our transferred policy").
+
+Oh et al. give SIL for stochastic policies: a value loss 1/2 ((R - V(s))_+)^2 and a policy loss
+-log pi(a|s) (R - V(s))_+, active only where the Monte-Carlo return R of a stored transition
+beats the current estimate. For TD3's deterministic actor and twin critics we use (our
+adaptation, the paper's appendix with the authors' form is not public):
+
+- critic: 1/2 ((R - Q_k(s, a))_+)^2 for each of the two critics, which only ever pushes Q up
+  towards returns that were actually achieved;
+- actor: ||pi(s) - a||^2 on the transitions where R > min_k Q_k(s, a) (the action did better
+  than the critic thinks). ``weighting="mask"`` (default) counts each such transition once;
+  ``"advantage"`` weights it by (R - min Q)_+ as Oh et al. weight the log-likelihood, which puts
+  the loss in return units (hundreds on MuJoCo) and needs a much smaller weight.
+
+Transitions whose episode has not ended (no return yet, ``valid`` = 0) never contribute.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mcat.models import Actor, TwinCritic
+
+
+def sil_critic_loss(critic: TwinCritic, obs, act, z, mc_return, valid) -> torch.Tensor:
+    """Mean over the batch of sum_k 1/2 ((R - Q_k(s, a))_+)^2, counting only ``valid`` rows."""
+    q1, q2 = critic(obs, act, z)
+    gap = lambda q: (mc_return - q).clamp_min(0.0)  # noqa: E731
+    per_row = 0.5 * (gap(q1) ** 2 + gap(q2) ** 2) * valid
+    return per_row.sum() / valid.sum().clamp_min(1.0)
+
+
+def sil_actor_loss(actor: Actor, critic: TwinCritic, obs, act, z, mc_return, valid, weighting: str = "mask") -> torch.Tensor:
+    """Imitation of the stored action where its return beat the critic (mean over valid rows)."""
+    with torch.no_grad():
+        q1, q2 = critic(obs, act, z)
+        advantage = (mc_return - torch.min(q1, q2)).clamp_min(0.0) * valid
+        weight = advantage if weighting == "advantage" else (advantage > 0).float()
+    per_row = ((actor(obs, z) - act) ** 2).sum(-1) * weight
+    return per_row.sum() / valid.sum().clamp_min(1.0)
