@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mcat.errors import MCATError
 from mcat.replay import MultiTaskReplay
 from mcat.tasks import TaskFamily
+from mcat.tasks.wrappers import env_state, set_env_state
+
+RECENT = 10  # episode returns kept per task for progress lines
 
 # policy(obs [n, o], z [n, z_dim]) -> actions [n, a]; context(delta, act, mask) -> z
 ContextFn = Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor]
@@ -40,6 +44,9 @@ class ContextHistory:
         for array, new in ((self.delta, delta), (self.act, act), (self.mask, 1.0)):
             array[:, :-1] = array[:, 1:]
             array[:, -1] = new
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"delta": self.delta, "act": self.act, "mask": self.mask}
 
 
 @dataclass
@@ -93,9 +100,14 @@ class Collector:
         """One step in every running environment with ``policy(obs, collector)``; transitions
         go to the replay store of their task. Returns the episodes that ended."""
         actions = np.asarray(policy(self.obs, self), dtype=np.float32)
+        if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
+            task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
+            raise MCATError(f"non-finite action from the policy on task {task:g} at env step {self.env_steps + self.n:,}")
         results = [self.envs[t].step(a) for t, a in zip(self.slot_task, actions)]
         next_obs = np.stack([r[0] for r in results]).astype(np.float32)
         rewards = np.array([r[1] for r in results], dtype=np.float32)
+        if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
+            self._non_finite(next_obs, rewards)
         terminated = np.array([r[2] for r in results])
         truncated = np.array([r[3] for r in results])
         replay.add(self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task)
@@ -108,13 +120,58 @@ class Collector:
         for i in np.flatnonzero(terminated | truncated):
             task = int(self.slot_task[i])
             finished.append(EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i])))
-            self.recent_returns.setdefault(task, []).append(float(self.ep_return[i]))
+            recent = self.recent_returns.setdefault(task, [])
+            recent.append(float(self.ep_return[i]))
+            del recent[:-RECENT]
             self.slot_task[i] = self._pick_next_task(task)
             self.obs[i] = self.envs[self.slot_task[i]].reset()[0]
             self.ctx.reset(i)
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
         return finished
+
+    def _non_finite(self, next_obs: np.ndarray, rewards: np.ndarray) -> None:
+        i = int(np.flatnonzero(~(np.isfinite(next_obs).all(1) & np.isfinite(rewards)))[0])
+        what = "observation" if not np.isfinite(next_obs[i]).all() else "reward"
+        raise MCATError(f"non-finite {what} from task {self.tasks[self.slot_task[i]]:g} at env step "
+                        f"{self.env_steps + self.n:,} (the environment diverged)")
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue collecting mid-episode: each environment's state (see
+        :func:`mcat.tasks.wrappers.env_state`), the current observations and contexts, episode
+        counters, the task schedule and its generator."""
+        return {
+            "envs": [env_state(env) for env in self.envs],
+            "obs": self.obs.copy(),
+            "ctx": {k: v.copy() for k, v in self.ctx.arrays().items()},
+            "ep_return": self.ep_return.copy(),
+            "ep_length": self.ep_length.copy(),
+            "slot_task": self.slot_task.copy(),
+            "next": self._next,
+            "rng": self.rng.bit_generator.state,
+            "env_steps": self.env_steps,
+            "recent_returns": {int(t): list(r) for t, r in self.recent_returns.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["envs"]) != len(self.envs) or state["obs"].shape != self.obs.shape:
+            raise MCATError(f"saved collector has {len(state['envs'])} envs and observations {tuple(state['obs'].shape)}, "
+                            f"this one {len(self.envs)} and {self.obs.shape}")
+        for env, saved in zip(self.envs, state["envs"]):
+            try:
+                set_env_state(env, saved)
+            except (ValueError, AttributeError) as exc:
+                raise MCATError(f"cannot restore an environment of task {self.tasks[self.envs.index(env)]:g}: {exc}") from None
+        self.obs[...] = state["obs"]
+        for name, array in self.ctx.arrays().items():
+            array[...] = state["ctx"][name]
+        self.ep_return[...] = state["ep_return"]
+        self.ep_length[...] = state["ep_length"]
+        self.slot_task[...] = state["slot_task"]
+        self._next = int(state["next"])
+        self.rng.bit_generator.state = state["rng"]
+        self.env_steps = int(state["env_steps"])
+        self.recent_returns = {int(t): list(r) for t, r in state["recent_returns"].items()}
 
     def _pick_next_task(self, finished_task: int) -> int:
         T = len(self.tasks)

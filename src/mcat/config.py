@@ -55,7 +55,9 @@ class RunConfig:
     eval_episodes: int = 1
     """Evaluation episodes per task (deterministic policy)."""
     checkpoint_every: int = 50_000
-    """Environment steps between checkpoints (one is always written at the end)."""
+    """Environment steps between checkpoints (one is always written at the end; the last two are kept)."""
+    checkpoint_replay: bool = True
+    """Put the replay contents in checkpoints (False: much smaller files, but a resumed run refills its replay and is not identical)."""
     log_interval: float = 10.0
     """Seconds between progress lines."""
     device: str = "cpu"

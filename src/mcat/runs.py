@@ -4,35 +4,92 @@
     DIR/metrics.csv        one row per evaluation and task: step, task, split, return
     DIR/episodes.csv       one row per training episode: step, task, return, length
     DIR/tb/                TensorBoard events
-    DIR/checkpoints/latest.pt   networks, optimisers and counters (tensors only)
+    DIR/checkpoints/step-000050000.pt    everything needed to continue the run (tensors only)
+    DIR/checkpoints/step-000050000.json  its sidecar: size and SHA-256, written after the .pt
     DIR/summary.json       final evaluation
+
+A checkpoint is written to a temporary file, flushed to disk and renamed into place; its sidecar
+is written (the same way) only after that. A checkpoint counts as complete when its sidecar
+exists and the file's size and SHA-256 match it, so a file half-written when the process died
+is never the one a run resumes from. The last two complete checkpoints are kept.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import pickle
+import re
+import signal
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_to_dict
 from mcat.errors import MCATError
 
-CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINT = "config.json", "metrics.csv", "episodes.csv", "summary.json", "checkpoints/latest.pt"
+CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = "config.json", "metrics.csv", "episodes.csv", "summary.json", "checkpoints"
+LEGACY_CHECKPOINT = "checkpoints/latest.pt"  # runs written before resumable checkpoints (still loadable)
+CHECKPOINT_FORMAT = 2
+KEEP_CHECKPOINTS = 2
+_STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+
+# Test hook (never set in normal use): "checkpoint:STEP:BYTES" kills the process with SIGKILL
+# after BYTES bytes of the first checkpoint written at env step >= STEP, "sidecar:STEP" between
+# the rename of that checkpoint and its sidecar, "step:STEP" in the middle of the training
+# iteration that reaches STEP (see mcat.train).
+CRASH_HOOK = "MCAT_TEST_CRASH"
+
+
+def crash_point(where: str, step: int) -> int | None:
+    """BYTES of the crash hook when it names ``where`` and ``step`` has reached its STEP."""
+    spec = os.environ.get(CRASH_HOOK, "").split(":")
+    if spec[0] != where or len(spec) < 2 or step < int(spec[1]):
+        return None
+    return int(spec[2]) if len(spec) > 2 else 0
+
+
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file, flush it to disk, then rename: readers see the old or the new
-    file, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    file, never half of one. A failed write (full disk, say) leaves the old file and is a
+    one-line :class:`MCATError`."""
+    path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise MCATError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -47,17 +104,18 @@ def prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
         raise MCATError(f"output path {out} exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
         what = "a run" if (out / CONFIG).exists() else "files"
-        raise MCATError(f"output directory {out} already holds {what}; pass --overwrite to replace it or choose another --out")
+        resume = f" pass --resume {out} to continue it," if (out / CONFIG).exists() else ""
+        raise MCATError(f"output directory {out} already holds {what};{resume} pass --overwrite to replace it or choose another --out")
     try:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         (out / "tb").mkdir(exist_ok=True)
+        if overwrite:
+            for name in (METRICS, EPISODES, SUMMARY):
+                (out / name).unlink(missing_ok=True)
+            for old in [*(out / "tb").glob("events.*"), *(out / CHECKPOINTS).iterdir()]:
+                old.unlink()
     except OSError as exc:
-        raise MCATError(f"cannot create output directory {out}: {exc.strerror}") from None
-    if overwrite:
-        for name in (METRICS, EPISODES, SUMMARY, CHECKPOINT):
-            (out / name).unlink(missing_ok=True)
-        for old in (out / "tb").glob("events.*"):
-            old.unlink()
+        raise MCATError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
     write_json(out / CONFIG, run_config_to_dict(cfg))
 
 
@@ -69,19 +127,38 @@ def load_run_config(run_dir: Path) -> RunConfig:
 
 
 class CsvLog:
-    """Appends rows to a CSV file with a fixed header, flushing each batch of rows."""
+    """Appends rows to a CSV file with a fixed header, flushing each batch of rows.
 
-    def __init__(self, path: Path, header: list[str]):
-        new = not path.exists()
-        self.file = open(path, "a", newline="")
-        self.writer = csv.writer(self.file)
-        if new:
-            self.writer.writerow(header)
-            self.file.flush()
+    ``truncate_at`` (a byte offset from :meth:`tell`, kept in a checkpoint) first cuts the file
+    back to that length, dropping rows written after the checkpoint a run resumes from."""
+
+    def __init__(self, path: Path, header: list[str], truncate_at: int | None = None):
+        self.path = path
+        try:
+            if truncate_at is not None:
+                size = path.stat().st_size if path.exists() else 0
+                if size < truncate_at:
+                    raise MCATError(f"{path} is shorter ({size} bytes) than at the checkpoint ({truncate_at} bytes); "
+                                    "rows were lost, so the run cannot continue consistently")
+                os.truncate(path, truncate_at)
+            new = not path.exists() or path.stat().st_size == 0
+            self.file = open(path, "a", newline="")
+            self.writer = csv.writer(self.file)
+            if new:
+                self.write([header])
+        except OSError as exc:
+            raise MCATError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def write(self, rows: list[list[Any]]) -> None:
-        self.writer.writerows(rows)
-        self.file.flush()
+        try:
+            self.writer.writerows(rows)
+            self.file.flush()
+        except OSError as exc:
+            raise MCATError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def tell(self) -> int:
+        """Bytes written so far (every row is flushed)."""
+        return self.file.tell()
 
     def close(self) -> None:
         self.file.close()
@@ -110,18 +187,219 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def save_checkpoint(run_dir: Path, state: dict) -> Path:
-    path = Path(run_dir) / CHECKPOINT
-    atomic_torch_save(state, path)
-    return path
+# ---------------------------------------------------------------------- checkpoint contents
+def _map_leaves(tree: Any, leaf) -> Any:
+    if isinstance(tree, dict):
+        return {k: _map_leaves(v, leaf) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_map_leaves(v, leaf) for v in tree)
+    return leaf(tree)
+
+
+def _saveable_leaf(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "u" and x.dtype != np.uint8:
+            x = x.astype(np.int64)
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def to_saveable(tree: Any) -> Any:
+    """NumPy arrays to tensors and NumPy scalars to Python numbers, through dicts, lists and
+    tuples: everything then loads with ``torch.load(weights_only=True)``. Arrays are shared,
+    not copied (a view that is not contiguous is copied, so only its own data is saved)."""
+    return _map_leaves(tree, _saveable_leaf)
+
+
+def from_saved(tree: Any) -> Any:
+    """Tensors back to NumPy arrays (the inverse of :func:`to_saveable`)."""
+    return _map_leaves(tree, lambda x: x.numpy() if isinstance(x, torch.Tensor) else x)
+
+
+# ---------------------------------------------------------------------- checkpoint files
+@dataclass
+class Checkpoint:
+    path: Path
+    step: int
+    state: dict
+
+
+class _HashingWriter:
+    """File wrapper that counts and hashes what ``torch.save`` streams through it (no second
+    pass over a large file, no copy of it in memory)."""
+
+    def __init__(self, file):
+        self.file, self.sha, self.bytes = file, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha.update(data)
+        self.bytes += memoryview(data).nbytes
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+class _CrashingWriter(_HashingWriter):
+    """Test hook only: dies by SIGKILL once ``limit`` bytes are on disk."""
+
+    def __init__(self, file, limit: int):
+        super().__init__(file)
+        self.limit = limit
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if self.bytes + len(view) >= self.limit:
+            super().write(view[: max(self.limit - self.bytes, 0)])
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            kill_self()
+        return super().write(view)
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:09d}.pt"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Checkpoint files (complete or not), newest first."""
+    folder = Path(run_dir) / CHECKPOINTS
+    found = [(int(m.group(1)), p) for p in folder.glob("step-*.pt") if (m := _STEP_FILE.match(p.name))] if folder.is_dir() else []
+    return sorted(found, reverse=True)
+
+
+def _complete(run_dir: Path) -> list[tuple[int, Path]]:
+    return [(s, p) for s, p in list_checkpoints(run_dir) if _sidecar(p).is_file()]
+
+
+def last_good_checkpoint(run_dir: Path) -> str:
+    done = _complete(run_dir)
+    return f"the last good checkpoint {done[0][1]} is kept" if done else "no checkpoint had been written yet"
+
+
+def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple[Path, int]:
+    """Write ``{"meta": meta, **state}`` as the checkpoint of ``step`` (temporary file, flush,
+    fsync, rename, then the sidecar), keep the newest :data:`KEEP_CHECKPOINTS` complete ones and
+    return the path and size. A failed write is a one-line error and leaves the previous
+    checkpoints as they were."""
+    path = checkpoint_path(run_dir, step)
+    tmp = path.with_name(path.name + ".tmp")
+    crash = crash_point("checkpoint", step)
+    try:
+        with open(tmp, "wb") as f:
+            out = _HashingWriter(f) if crash is None else _CrashingWriter(f, crash)
+            torch.save({"meta": meta, **state}, out)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        if crash_point("sidecar", step) is not None:
+            kill_self()
+        sidecar = {"file": path.name, "bytes": out.bytes, "sha256": out.sha.hexdigest(),
+                   **{k: v for k, v in meta.items() if k != "config"}}
+        _atomic_write(_sidecar(path), (json.dumps(sidecar, indent=2) + "\n").encode())
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        cause = exc  # torch.save turns a failed write into a RuntimeError raised while the OSError is handled
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise MCATError(f"cannot write checkpoint {path}: {cause.strerror or cause}; {last_good_checkpoint(run_dir)}") from None
+    for _, old in _complete(run_dir)[KEEP_CHECKPOINTS:]:
+        _sidecar(old).unlink(missing_ok=True)  # sidecar first: a .pt without one is never used
+        old.unlink(missing_ok=True)
+    return path, out.bytes
+
+
+def discard_checkpoints_after(run_dir: Path, step: int) -> list[str]:
+    """Remove temporary files and checkpoint files newer than ``step`` (incomplete or corrupt
+    ones a resumed run has passed over); returns their names."""
+    folder = Path(run_dir) / CHECKPOINTS
+    gone = []
+    for s, path in list_checkpoints(run_dir):
+        if s > step:
+            for p in (_sidecar(path), path):
+                if p.exists():
+                    p.unlink()
+                    gone.append(p.name)
+    for p in folder.glob("*.tmp"):
+        p.unlink()
+        gone.append(p.name)
+    return gone
+
+
+def _verify(path: Path) -> str | None:
+    """Why ``path`` is not a complete checkpoint, or None when its sidecar vouches for it."""
+    try:
+        sidecar = json.loads(_sidecar(path).read_text())
+        expected, digest = int(sidecar["bytes"]), str(sidecar["sha256"])
+    except FileNotFoundError:
+        return "no sidecar (the write did not finish)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable sidecar ({exc})"
+    size = path.stat().st_size
+    if size != expected:
+        return f"truncated or overwritten ({size} of {expected} bytes)"
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            sha.update(chunk)
+    if sha.hexdigest() != digest:
+        return "corrupt (SHA-256 does not match its sidecar)"
+    return None
+
+
+def load_checkpoint_file(path: Path) -> dict:
+    """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only. A file
+    that would run code when unpickled is refused (nothing in it runs) with a one-line error."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        # mmap: a large replay is paged in as it is copied, not read into memory twice
+        with warnings.catch_warnings():  # e.g. on the pickle protocol of a file that is refused anyway
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        why = f"it would call {found.group(1)}" if found else str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise MCATError(f"refusing to load {path}: not a tensors-only checkpoint ({why}); nothing in it was run") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line error
+        lines = str(exc).splitlines()
+        raise MCATError(f"cannot load checkpoint {path}: {lines[0] if lines else type(exc).__name__}") from None
+    if not isinstance(state, dict):
+        raise MCATError(f"cannot load checkpoint {path}: not an mcat checkpoint (a {type(state).__name__}, not a dict)")
+    return state
+
+
+def find_checkpoint(run_dir: Path, log=None) -> Checkpoint:
+    """The newest complete checkpoint of a run. Incomplete or corrupt newer files are passed
+    over (with a warning through ``log``); a file that is not tensors-only is an error."""
+    run_dir = Path(run_dir)
+    problems = []
+    for step, path in list_checkpoints(run_dir):
+        why = _verify(path)
+        if why is not None:
+            problems.append(f"{path.name}: {why}")
+            continue
+        state = load_checkpoint_file(path)
+        if problems and log is not None:
+            log(f"warning: passed over {'; '.join(problems)}; using {path.name}")
+        return Checkpoint(path, step, state)
+    legacy = run_dir / LEGACY_CHECKPOINT
+    if legacy.is_file():
+        state = load_checkpoint_file(legacy)
+        return Checkpoint(legacy, int(state.get("env_steps", 0)), state)
+    if problems:
+        raise MCATError(f"no complete checkpoint in {run_dir / CHECKPOINTS}: {'; '.join(problems)}")
+    raise MCATError(f"{run_dir} has no checkpoint ({CHECKPOINTS}/step-*.pt)")
 
 
 def load_checkpoint(run_dir: Path) -> dict:
-    path = Path(run_dir) / CHECKPOINT
-    if not path.is_file():
-        raise MCATError(f"{run_dir} has no checkpoint ({CHECKPOINT})")
-    try:
-        # weights_only: a checkpoint is data (tensors, numbers, strings), never code
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line error
-        raise MCATError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    """The contents of the newest complete checkpoint of a run."""
+    return find_checkpoint(run_dir).state

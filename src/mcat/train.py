@@ -3,6 +3,9 @@ and write everything a run produces (see :mod:`mcat.runs`)."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -13,13 +16,22 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Agent
 from mcat.collect import Collector, evaluate
-from mcat.config import RunConfig
-from mcat.replay import MultiTaskReplay
+from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
+from mcat.replay import MultiTaskReplay
 from mcat.runs import (
-    EPISODES, METRICS, SUMMARY, CsvLog, load_checkpoint, load_run_config, prepare_run_dir, save_checkpoint, write_json,
+    CHECKPOINT_FORMAT, CONFIG, CRASH_HOOK, EPISODES, METRICS, SUMMARY, Checkpoint, CsvLog, crash_point,
+    discard_checkpoints_after, find_checkpoint, from_saved, kill_self, last_good_checkpoint, list_checkpoints,
+    load_run_config, prepare_run_dir, to_saveable, write_checkpoint, write_json,
 )
 from mcat.tasks import get_family
+
+# Test hook (never set in normal use): "STEP" makes a critic weight NaN from env step STEP on,
+# so the critic loss of the next gradient step is NaN (tests of the numerical-fault stop).
+NAN_HOOK = "MCAT_TEST_NAN_LOSS"
+# Config keys that may differ between a run and the one continuing it: the thread count can
+# change the low bits of CPU float sums (a valid continuation, but not a bit-identical one).
+_RESUMABLE_CHANGES = ("threads", "log_interval")
 
 
 def seed_everything(seed: int) -> None:
@@ -40,11 +52,45 @@ def build_agent(cfg: RunConfig, obs_dim: int, act_dim: int, max_action: float) -
     return CTD3Agent(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device)
 
 
+def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True) -> None:
+    """A one-line error when ``ckpt`` was not written by a run of ``cfg``'s algo and family or,
+    with ``resume``, by a run with other settings, or holds no training state."""
+    meta = ckpt.state.get("meta")
+    if meta is None:
+        if resume:
+            raise MCATError(f"{ckpt.path} is an old checkpoint with networks only; it can be evaluated but not resumed")
+        return
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise MCATError(f"{ckpt.path} has checkpoint format {meta.get('format')!r}; this mcat reads format {CHECKPOINT_FORMAT}")
+    if (meta["algo"], meta["family"]) != (cfg.algo, cfg.family):
+        raise MCATError(f"checkpoint {ckpt.path} is from a {meta['algo']} run on {meta['family']}, "
+                        f"not this run's {cfg.algo} on {cfg.family}")
+    if not resume:
+        return  # for evaluation, the networks' shapes are checked when they are loaded
+    saved, current = _flat_config(json.loads(meta["config"])), _flat_config(run_config_to_dict(cfg))
+    # keys both know (a key added to RunConfig later is not a difference)
+    differ = [k for k in sorted(set(saved) & set(current)) if saved[k] != current[k] and k not in _RESUMABLE_CHANGES]
+    if differ:
+        k = differ[0]
+        raise MCATError(f"checkpoint {ckpt.path} was written with another config: {k} is {saved[k]!r} there "
+                        f"and {current[k]!r} in {CONFIG}" + (f" ({len(differ) - 1} more differences)" if len(differ) > 1 else ""))
+
+
+def _flat_config(data: dict, prefix: str = "") -> dict:
+    data = json.loads(json.dumps(data))  # tuples as lists, as in the saved JSON
+    out = {}
+    for k, v in data.items():
+        out.update(_flat_config(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
 def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, CTD3Agent, dict]:
-    """The agent of a saved run (its config, networks from the latest checkpoint, and the
-    checkpoint itself); a checkpoint that does not fit the config is a one-line error."""
+    """The agent of a saved run (its config, networks from the newest complete checkpoint, and
+    that checkpoint's contents); a checkpoint that does not fit the config is a one-line error."""
     cfg = load_run_config(run_dir)
-    state = load_checkpoint(run_dir)
+    ckpt = find_checkpoint(run_dir)
+    check_checkpoint_fits(ckpt, cfg, resume=False)
+    state = ckpt.state
     family = get_family(cfg.family)
     probe = family.make_env((cfg.train_tasks or family.train_tasks)[0], style=cfg.style)
     agent = build_agent(cfg, probe.observation_space.shape[0], probe.action_space.shape[0], float(probe.action_space.high[0]))
@@ -85,16 +131,29 @@ def _fmt_duration(seconds: float) -> str:
 
 
 class Trainer:
-    """One run: set-up, the collect-and-learn iteration, evaluation and the files it writes.
+    """One run: set-up, the collect-and-learn iteration, evaluation, checkpoints and the files it
+    writes.
 
     ``run()`` goes to the end; ``iterate()`` does one collection step in every running
-    environment and the gradient steps it earns (benchmarks time exactly this)."""
+    environment and the gradient steps it earns (benchmarks time exactly this).
+    ``Trainer.resume(DIR)`` continues a run from its newest complete checkpoint, and
+    ``Trainer.start_or_resume(cfg, DIR)`` does that when DIR holds the same run, else starts it.
 
-    def __init__(self, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print):
+    A checkpoint holds :meth:`state_dict`: ``agent`` (networks, optimisers, normalisers and
+    counters, tensors), ``rng_torch`` (torch generators) and ``data`` (NumPy/Python: replay,
+    collector with every environment's state, trainer counters and generator, Python and NumPy
+    generators, CSV lengths). An algorithm with more state (MCAT's policy-transfer statistics,
+    say) extends :meth:`state_dict` and :meth:`load_state_dict` in a subclass, adding its own
+    key under ``data`` (or a key of tensors at the top).
+    """
+
+    def __init__(self, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print,
+                 *, checkpoint: Checkpoint | None = None):
         cfg.validate()
         self.cfg, self.out, self.log = cfg, Path(out), log
         self.train_tasks, self.test_tasks = run_tasks(cfg)
-        prepare_run_dir(self.out, cfg, overwrite)
+        if checkpoint is None:
+            prepare_run_dir(self.out, cfg, overwrite)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
@@ -104,19 +163,70 @@ class Trainer:
             envs_per_round=cfg.envs_per_round, schedule=cfg.schedule, max_episode_steps=cfg.max_episode_steps,
         )
         T = len(self.train_tasks)
-        episode_len = cfg.max_episode_steps or family.max_episode_steps
-        capacity = min(cfg.replay_capacity, cfg.steps // T + episode_len + 2)
+        self.episode_len = cfg.max_episode_steps or family.max_episode_steps
+        capacity = min(cfg.replay_capacity, cfg.steps // T + self.episode_len + 2)
         col = self.collector
         self.replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed)
         self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
         self.rng = np.random.default_rng(cfg.seed + 1)
         self.credit = 0.0  # gradient steps earned and not yet done
         self.metrics: dict[str, float] = {}
+        self.next_eval, self.next_ckpt = cfg.eval_every, cfg.checkpoint_every
+        self.last_eval: tuple[int, dict[float, float], dict[float, float]] | None = None
+        self.wall_time = 0.0  # seconds spent in earlier sessions of this run
+        self.refill_until = 0  # after resuming without replay contents: no learning before this step
+        self.checkpoint_step = -1
+        self._session_start = time.perf_counter()
+        self._log_offsets: dict[str, int] = {}
+        if checkpoint is not None:
+            self.load_state_dict(checkpoint.state)
+            self.checkpoint_step = checkpoint.step
+        try:
+            self._open_outputs(checkpoint)
+        except OSError as exc:
+            raise MCATError(f"cannot write to the run directory {self.out}: {exc.strerror or exc}") from None
+        if NAN_HOOK in os.environ or os.environ.get(CRASH_HOOK, "").startswith("step:"):
+            _install_test_hooks(self)
+
+    def _open_outputs(self, checkpoint: Checkpoint | None) -> None:
+        if checkpoint is not None:
+            gone = discard_checkpoints_after(self.out, checkpoint.step)
+            if gone:
+                self.log(f"removed files written after {checkpoint.path.name}: {', '.join(gone)}")
+        self.metrics_log = CsvLog(self.out / METRICS, ["step", "task", "split", "return"], self._log_offsets.get(METRICS))
+        self.episodes_log = CsvLog(self.out / EPISODES, ["step", "task", "return", "length"], self._log_offsets.get(EPISODES))
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(self.out / "tb"))
-        self.metrics_log = CsvLog(self.out / METRICS, ["step", "task", "split", "return"])
-        self.episodes_log = CsvLog(self.out / EPISODES, ["step", "task", "return", "length"])
+        # purge_step hides events the killed session logged after the checkpoint (TensorBoard
+        # still finds them in the older event file; see README, Resuming runs)
+        self.tb = SummaryWriter(str(self.out / "tb"), purge_step=self.env_steps if checkpoint is not None else None)
+
+    @classmethod
+    def resume(cls, run_dir: Path, log: Callable[[str], None] = print) -> Trainer:
+        """The run in ``run_dir`` (its config.json), continued from its newest complete
+        checkpoint: incomplete or corrupt newer checkpoint files are passed over and removed, and
+        CSV rows written after the checkpoint are dropped."""
+        run_dir = Path(run_dir)
+        cfg = load_run_config(run_dir)
+        ckpt = find_checkpoint(run_dir, log=log)
+        check_checkpoint_fits(ckpt, cfg)
+        return cls(cfg, run_dir, log=log, checkpoint=ckpt)
+
+    @classmethod
+    def start_or_resume(cls, cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> Trainer:
+        """Resume the run in ``out`` when it is this run (same config) and has a checkpoint; start
+        it afresh in ``out`` (replacing what is there) otherwise."""
+        out = Path(out)
+        if (out / CONFIG).is_file() and list_checkpoints(out):
+            try:
+                saved = _flat_config(run_config_to_dict(load_run_config(out)))
+                current = _flat_config(run_config_to_dict(cfg))
+                if all(saved[k] == current[k] for k in current if k not in _RESUMABLE_CHANGES):
+                    return cls.resume(out, log)
+                log(f"{out} holds a run with other settings; starting afresh")
+            except MCATError as exc:
+                log(f"cannot resume {out} ({exc}); starting afresh")
+        return cls(cfg, out, overwrite=True, log=log)
 
     @property
     def env_steps(self) -> int:
@@ -136,11 +246,37 @@ class Trainer:
             self.episodes_log.write([[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished])
             for e in finished:
                 self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
-        if step >= cfg.learning_starts:
+        if step >= cfg.learning_starts and (not self.refill_until or self._refilled(step)):
             self.credit += self.collector.n * cfg.utd / T
             while self.credit >= 1.0:
                 self.metrics = self.agent.train_step(self.replay)
+                if not math.isfinite(sum(self.metrics.values())):  # one check of a few floats
+                    self._non_finite_loss(step)
                 self.credit -= 1.0
+
+    def _refilled(self, step: int) -> bool:
+        if step < self.refill_until or not self.replay.size.all():
+            return False
+        self.refill_until = 0
+        return True
+
+    def _fault(self, what: str, step: int) -> MCATError:
+        return MCATError(f"{what} at env step {step:,}; stopped without writing a checkpoint, "
+                         f"{last_good_checkpoint(self.out)} (mcat train --resume {self.out})")
+
+    def _non_finite_loss(self, step: int) -> None:
+        bad = [f"{k} = {v}" for k, v in self.metrics.items() if not math.isfinite(v)]
+        if bad:  # else a sum of large finite values overflowed: nothing is wrong
+            raise self._fault(f"non-finite loss {', '.join(bad)} (gradient step {self.agent.rl_steps:,})", step)
+
+    def check_parameters(self) -> None:
+        """Every network parameter and normaliser statistic is finite (checked before each
+        checkpoint is written, so a checkpoint never holds NaN or inf)."""
+        for name, module in self.agent.modules().items():
+            if isinstance(module, torch.nn.Module):
+                for pname, tensor in (*module.named_parameters(), *module.named_buffers()):
+                    if not torch.isfinite(tensor).all():
+                        raise self._fault(f"non-finite parameter {name}.{pname}", self.env_steps)
 
     def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
         step = self.env_steps
@@ -159,8 +295,63 @@ class Trainer:
         self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}")
         return tr, te
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to continue this run exactly (see the class docstring)."""
+        rng_torch = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng_torch["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "agent": self.agent.state_dict(),
+            "rng_torch": rng_torch,
+            "data": {
+                "replay": self.replay.state_dict(contents=self.cfg.checkpoint_replay),
+                "collector": self.collector.state_dict(),
+                "trainer": {
+                    "rng": self.rng.bit_generator.state, "credit": self.credit, "metrics": dict(self.metrics),
+                    "next_eval": self.next_eval, "next_ckpt": self.next_ckpt, "last_eval": self.last_eval,
+                    "wall_time": self.wall_time + time.perf_counter() - self._session_start, "refill_until": self.refill_until,
+                },
+                "rng": {"python": random.getstate(), "numpy": np.random.get_state(legacy=False)},
+                "logs": {METRICS: self.metrics_log.tell(), EPISODES: self.episodes_log.tell()},
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (called before the CSV logs are opened)."""
+        self.agent.load_state_dict(state["agent"])
+        data = from_saved(state["data"])
+        self.collector.load_state_dict(data["collector"])
+        self.replay.load_state_dict(data["replay"])
+        if "arrays" not in data["replay"]:  # collect afresh (with the current policy) before learning again
+            self.refill_until = self.env_steps + max(self.cfg.learning_starts, self.episode_len * len(self.train_tasks))
+        t = data["trainer"]
+        self.rng.bit_generator.state = t["rng"]
+        self.credit, self.metrics = float(t["credit"]), dict(t["metrics"])
+        self.next_eval, self.next_ckpt, self.wall_time = int(t["next_eval"]), int(t["next_ckpt"]), float(t["wall_time"])
+        self.last_eval = tuple(t["last_eval"]) if t["last_eval"] is not None else None
+        self.refill_until = max(self.refill_until, int(t["refill_until"]))
+        random.setstate(data["rng"]["python"])
+        np.random.set_state(data["rng"]["numpy"])
+        torch.set_rng_state(state["rng_torch"]["cpu"])
+        if "cuda" in state["rng_torch"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_torch"]["cuda"])
+        self._log_offsets = dict(data["logs"])
+
     def checkpoint(self) -> None:
-        save_checkpoint(self.out, {"agent": self.agent.state_dict(), "env_steps": self.env_steps})
+        """Write the checkpoint of the current step (once per step), after checking that every
+        parameter is finite."""
+        step, cfg = self.env_steps, self.cfg
+        if step == self.checkpoint_step:
+            return
+        self.check_parameters()
+        meta = {"format": CHECKPOINT_FORMAT, "env_steps": step, "algo": cfg.algo, "family": cfg.family,
+                "train_tasks": list(self.train_tasks), "replay": cfg.checkpoint_replay,
+                "config": json.dumps(run_config_to_dict(cfg), sort_keys=True)}
+        path, size = write_checkpoint(self.out, step, {"env_steps": step, **to_saveable(self.state_dict())}, meta)
+        self.checkpoint_step = step
+        self.log(f"  checkpoint @ {step:,}: {path.name}, {size / 1e6:.1f} MB "
+                 f"({'replay included' if cfg.checkpoint_replay else 'replay left out'})")
 
     def _progress(self, rate: float) -> None:
         cfg, col, step = self.cfg, self.collector, self.env_steps
@@ -171,43 +362,84 @@ class Trainer:
             self.tb.add_scalar(k, v, step)
         self.tb.add_scalar("perf/steps_per_s", rate, step)
 
-    def run(self) -> dict:
-        """Train to ``cfg.steps``, evaluating and checkpointing on schedule; returns the summary."""
-        cfg = self.cfg
-        self.log(f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, test tasks {self.test_tasks}, "
-                 f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {self.out}")
-        start = last_log = time.perf_counter()
-        last_log_steps = 0
-        next_eval, next_ckpt = cfg.eval_every, cfg.checkpoint_every
-        last_eval: tuple[int, dict, dict] | None = None
-        while self.env_steps < cfg.steps:
+    def run(self, stop_at: int | None = None) -> dict | None:
+        """Train to ``cfg.steps``, evaluating and checkpointing on schedule; returns the summary.
+        With ``stop_at``, stop (with a checkpoint) once that many env steps are done and return
+        None: the run continues later with :meth:`resume`."""
+        try:
+            return self._run(self.cfg, self.cfg.steps if stop_at is None else min(stop_at, self.cfg.steps))
+        except OSError as exc:  # writes not already turned into a one-line error (TensorBoard's, say)
+            raise MCATError(f"cannot write to the run directory {self.out}: {exc.strerror or exc}; "
+                            f"{last_good_checkpoint(self.out)}") from None
+        finally:
+            self.close()
+
+    def _run(self, cfg: RunConfig, stop_at: int) -> dict | None:
+        if self.checkpoint_step >= 0:
+            self.log(f"resuming {cfg.algo} on {cfg.family} from env step {self.env_steps:,} of {cfg.steps:,} -> {self.out}")
+        else:
+            self.log(f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, test tasks {self.test_tasks}, "
+                     f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {self.out}")
+        self._session_start = last_log = time.perf_counter()
+        last_log_steps = self.env_steps
+        while self.env_steps < stop_at:
             self.iterate()
             step = self.env_steps
-            if step >= next_eval:
-                last_eval = (step, *self.evaluate())
-                next_eval += cfg.eval_every
-            if step >= next_ckpt:
+            if step >= self.next_eval:
+                while self.next_eval <= step:
+                    self.next_eval += cfg.eval_every
+                self.last_eval = (step, *self.evaluate())
+            if step >= self.next_ckpt:
+                while self.next_ckpt <= step:
+                    self.next_ckpt += cfg.checkpoint_every
                 self.checkpoint()
-                next_ckpt += cfg.checkpoint_every
             now = time.perf_counter()
             if now - last_log >= cfg.log_interval:
                 self._progress((step - last_log_steps) / (now - last_log))
                 last_log, last_log_steps = now, step
         step = self.env_steps
-        if last_eval is None or last_eval[0] != step:
-            last_eval = (step, *self.evaluate())
+        if step < cfg.steps:
+            self.checkpoint()
+            return None
+        if self.last_eval is None or self.last_eval[0] != step:
+            self.last_eval = (step, *self.evaluate())
         self.checkpoint()
-        wall = time.perf_counter() - start
-        summary = summarize(cfg, step, last_eval[1], last_eval[2])
+        wall = self.wall_time + time.perf_counter() - self._session_start
+        summary = summarize(cfg, step, self.last_eval[1], self.last_eval[2])
         summary.update(wall_time_s=wall, env_steps_per_s=step / wall)
         write_json(self.out / SUMMARY, summary)
-        self.close()
         return summary
 
     def close(self) -> None:
         self.tb.close()
         self.metrics_log.close()
         self.episodes_log.close()
+
+
+def _install_test_hooks(trainer: Trainer) -> None:
+    """Fault injection for the tests, from environment variables never set in normal use:
+    ``MCAT_TEST_CRASH=step:STEP`` (SIGKILL in the middle of the iteration reaching STEP, after
+    the environments stepped and before the gradient steps) and ``MCAT_TEST_NAN_LOSS=STEP``."""
+    if os.environ.get(CRASH_HOOK, "").startswith("step:"):
+        collect = trainer.collector.step
+
+        def step_then_die(replay, policy):
+            finished = collect(replay, policy)
+            if crash_point("step", trainer.collector.env_steps) is not None:
+                kill_self()
+            return finished
+
+        trainer.collector.step = step_then_die
+    if NAN_HOOK in os.environ:
+        at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
+
+        def poisoned(replay):
+            if trainer.env_steps >= at:
+                with torch.no_grad():
+                    next(trainer.agent.critic.parameters()).view(-1)[0] = float("nan")
+            return train_step(replay)
+
+        trainer.agent.train_step = poisoned
 
 
 def train(cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print) -> dict:

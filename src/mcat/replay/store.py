@@ -212,6 +212,36 @@ class MultiTaskReplay:
         """[T, C, ...] -> [T*C, ...] view."""
         return array.reshape(self.num_tasks * self.capacity, *array.shape[2:])
 
+    # ------------------------------------------------------------------ checkpointing
+    _ARRAYS = ("obs", "act", "rew", "next_obs", "terminated", "mc_return", "episode")
+    _COUNTERS = ("ptr", "size", "current_episode", "episode_length")
+
+    def state_dict(self, contents: bool = True) -> dict:
+        """Counters and sampling generator and, with ``contents``, the stored transitions (the
+        filled slots only; NumPy arrays shared with the store, not copied, once it is full)."""
+        state = {name: getattr(self, name).copy() for name in self._COUNTERS}
+        state["rng"] = self.rng.bit_generator.state
+        state["shape"] = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
+        if contents:
+            filled = int(self.size.max())
+            state["arrays"] = {name: getattr(self, name)[:, :filled] for name in self._ARRAYS}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`. Without stored transitions the store starts empty (its
+        generator and nothing else is restored)."""
+        shape = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
+        if list(state["shape"]) != shape:
+            raise MCATError(f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, this one {shape}")
+        self.rng.bit_generator.state = state["rng"]
+        if "arrays" not in state:
+            return
+        for name in self._COUNTERS:
+            getattr(self, name)[...] = state[name]
+        for name in self._ARRAYS:
+            saved = state["arrays"][name]
+            getattr(self, name)[:, : saved.shape[1]] = saved
+
     # ------------------------------------------------------------------ accounting
     @property
     def nbytes(self) -> int:

@@ -54,3 +54,95 @@ class CrippleActions(gym.ActionWrapper):
         action = np.array(action, dtype=self.action_space.dtype, copy=True)
         action[..., self.dims] = 0.0
         return action
+
+
+# ---------------------------------------------------------------------- checkpointing
+# An environment's state is captured layer by layer, outermost wrapper first, so that a fresh
+# env built the same way continues bit for bit: each layer's plain attributes (numbers, flags,
+# NumPy arrays: TimeLimit's elapsed steps, DelayedReward's pending reward, a toy env's position),
+# the base env's random generator and, for MuJoCo envs, MuJoCo's full integration state
+# (time, qpos, qvel, act, warm start, controls, applied forces: mj_getState) with the arrays MuJoCo
+# derived in the last step (a reward may read them before the next step). A layer with other
+# state defines ``get_checkpoint_state()`` and ``set_checkpoint_state(state)``.
+
+_SCALARS = (bool, int, float, str, type(None), np.generic)
+
+
+def _layers(env: gym.Env) -> list[gym.Env]:
+    layers = [env]
+    while isinstance(layers[-1], gym.Wrapper):
+        layers.append(layers[-1].env)
+    return layers
+
+
+def _mujoco(env: gym.Env):
+    """(mujoco module, model, data, state spec) for a MuJoCo env, else None."""
+    model, data = getattr(env, "model", None), getattr(env, "data", None)
+    if model is None or data is None or type(model).__module__.split(".")[0] != "mujoco":
+        return None
+    import mujoco
+
+    return mujoco, model, data, mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def env_state(env: gym.Env) -> list[dict]:
+    """Everything needed to continue ``env`` mid-episode (plain data; see above)."""
+    out = []
+    for layer in _layers(env):
+        if hasattr(layer, "get_checkpoint_state"):
+            out.append({"type": type(layer).__name__, "custom": layer.get_checkpoint_state()})
+            continue
+        attrs = {}
+        for name, value in vars(layer).items():
+            if name.startswith("_np_random"):
+                continue
+            if isinstance(value, _SCALARS):
+                attrs[name] = value.item() if isinstance(value, np.generic) else value
+            elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+                attrs[name] = value.copy()
+        entry = {"type": type(layer).__name__, "attrs": attrs}
+        if getattr(layer, "_np_random", None) is not None:
+            entry["np_random"] = layer._np_random.bit_generator.state
+        if (mj := _mujoco(layer)) is not None:
+            mujoco, model, data, spec = mj
+            physics = np.empty(mujoco.mj_stateSize(model, spec))
+            mujoco.mj_getState(model, data, physics, spec)
+            entry["mujoco"] = physics
+            # quantities derived during the last step (body positions, contact forces) that a
+            # reward may read before the next step recomputes them (Ant's x velocity reads xpos)
+            entry["mjdata"] = {name: value.copy() for name in dir(data) if not name.startswith("_")
+                               and isinstance(value := getattr(data, name), np.ndarray)}
+        out.append(entry)
+    if env.action_space._np_random is not None:
+        out.append({"type": "action_space", "np_random": env.action_space.np_random.bit_generator.state})
+    return out
+
+
+def set_env_state(env: gym.Env, state: list[dict]) -> None:
+    """Put a state from :func:`env_state` into ``env``, an env built the same way."""
+    layers = _layers(env)
+    saved = [s for s in state if s["type"] != "action_space"]
+    if [s["type"] for s in saved] != [type(layer).__name__ for layer in layers]:
+        raise ValueError(f"environment layers {[type(layer).__name__ for layer in layers]} differ from the saved {[s['type'] for s in saved]}")
+    for layer, entry in zip(layers, saved):
+        if "custom" in entry:
+            layer.set_checkpoint_state(entry["custom"])
+            continue
+        for name, value in entry["attrs"].items():
+            if isinstance(value, np.ndarray):
+                value = np.array(value, dtype=getattr(getattr(layer, name, None), "dtype", value.dtype))
+            setattr(layer, name, value)
+        if "np_random" in entry:
+            if getattr(layer, "_np_random", None) is None:
+                layer._np_random = np.random.Generator(getattr(np.random, entry["np_random"]["bit_generator"])())
+            layer._np_random.bit_generator.state = entry["np_random"]
+        if "mujoco" in entry:
+            mujoco, model, data, spec = _mujoco(layer)
+            mujoco.mj_setState(model, data, np.asarray(entry["mujoco"], dtype=np.float64), spec)
+            for name, value in entry["mjdata"].items():
+                current = getattr(data, name, None)
+                if isinstance(current, np.ndarray) and current.shape == value.shape:
+                    current[...] = value
+    for entry in state:
+        if entry["type"] == "action_space":
+            env.action_space.np_random.bit_generator.state = entry["np_random"]

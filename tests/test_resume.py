@@ -1,0 +1,158 @@
+"""Runs that survive: a training process killed anywhere (mid-episode, mid-checkpoint, between a
+checkpoint and its sidecar, at an arbitrary moment) and resumed writes the same metrics.csv and
+episodes.csv as the same run left alone; the same seed gives the same metrics."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mcat.cli import main
+from mcat.config import run_config_from_dict
+from mcat.runs import find_checkpoint, list_checkpoints
+from mcat.train import Trainer
+from toy_runs import TOY_AGENT, quiet, toy_config
+
+SMALL = ["--batch-size", "32", "--threads", "1", "--set", "agent.model_warmup_steps=20", "--set", "agent.model_steps=5",
+         "--set", "agent.model_every=50", "--set", "agent.hidden=[64,64]", "--quiet"]
+# 5 point-gain tasks in lockstep, 50-step episodes: an episode ends every 250 env steps, so
+# checkpoints at 300, 600, ... are all mid-episode
+TOY = ["point-gain", "--steps", "1500", "--learning-starts", "200", "--eval-every", "250", "--checkpoint-every", "300", *SMALL]
+# real MuJoCo: 3 tasks, 2 environments at a time, next task drawn at random, delayed reward
+CHEETAH = ["halfcheetah-armature", "--steps", "700", "--seed", "3", "--reward-delay", "30", "--train-tasks", "0.1", "0.5", "0.3",
+           "--test-tasks", "0.2", "--max-episode-steps", "100", "--learning-starts", "200", "--eval-every", "300",
+           "--checkpoint-every", "250", "--envs-per-round", "2", "--schedule", "sample", *SMALL]
+
+
+def mcat(argv, crash=None, check=True, **kwargs):
+    """`mcat ARGV` in a fresh process; ``crash`` sets the MCAT_TEST_CRASH hook."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
+    if crash:
+        env["MCAT_TEST_CRASH"] = crash
+    result = subprocess.run([sys.executable, "-m", "mcat.cli", *argv], env=env, capture_output=True, text=True, **kwargs)
+    if check:
+        assert result.returncode == (-signal.SIGKILL if crash else 0), (crash, result.returncode, result.stderr[-2000:])
+    return result
+
+
+def logs(run):
+    return (run / "metrics.csv").read_bytes(), (run / "episodes.csv").read_bytes()
+
+
+def complete(run):
+    return [step for step, path in list_checkpoints(run) if path.with_suffix(".json").exists()]
+
+
+@pytest.fixture(scope="module")
+def toy_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "toy"
+    mcat(["train", *TOY, "--out", str(out)])
+    return out
+
+
+def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tmp_path):
+    run = tmp_path / "killed"
+    resume = ["train", "--resume", str(run)]
+    # 1. SIGKILL mid-episode, mid-iteration (environments stepped, no gradient step yet)
+    mcat(["train", *TOY, "--out", str(run)], crash="step:520")
+    assert complete(run) == [300]
+    # 2. SIGKILL 100 kB into writing the checkpoint of step 600: a temporary file is left
+    mcat(resume, crash="checkpoint:600:100000")
+    assert complete(run) == [300] and list((run / "checkpoints").glob("*.tmp"))
+    assert find_checkpoint(run).step == 300
+    # 3. SIGKILL after the checkpoint of step 900 is renamed into place, before its sidecar
+    mcat(resume, crash="sidecar:900")
+    assert [s for s, _ in list_checkpoints(run)] == [900, 600, 300] and complete(run) == [600, 300]
+    assert find_checkpoint(run).step == 600
+    # 4. SIGKILL from outside at an arbitrary moment after resuming
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
+    proc = subprocess.Popen([sys.executable, "-m", "mcat.cli", *resume[:-1], str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.5 + random.random())  # start-up takes ~2 s; the rest of the run ~2 s
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # 5. resume to the end
+    result = mcat(resume)
+    assert "run written to" in result.stdout
+    assert logs(run) == logs(toy_reference)
+    assert len(complete(run)) == 2 and not list((run / "checkpoints").glob("*.tmp"))  # the last two are kept
+    summary, reference = (json.loads((d / "summary.json").read_text()) for d in (run, toy_reference))
+    assert summary["per_task"] == reference["per_task"]
+
+
+def test_halfcheetah_killed_mid_episode_resumes_identically(tmp_path):
+    reference, run = tmp_path / "ref", tmp_path / "killed"
+    mcat(["train", *CHEETAH, "--out", str(reference)])
+    mcat(["train", *CHEETAH, "--out", str(run)], crash="step:430")  # 2 envs, 100-step episodes: mid-episode
+    assert complete(run) == [250]
+    mcat(["train", "--resume", str(run)])
+    assert logs(run) == logs(reference)
+
+
+def test_same_seed_same_metrics_in_process(tmp_path):
+    a, b, c = (tmp_path / n for n in "abc")
+    Trainer(toy_config(), a, log=quiet).run()
+    Trainer(toy_config(), b, log=quiet).run()
+    Trainer(toy_config(seed=1), c, log=quiet).run()
+    assert logs(a) == logs(b)
+    assert logs(a)[0] != logs(c)[0]
+
+
+def test_same_seed_same_metrics_halfcheetah(tmp_path):
+    cfg = dict(family="halfcheetah-armature", steps=400, reward_delay=20, train_tasks=[0.1, 0.5], test_tasks=[0.3],
+               max_episode_steps=100, learning_starts=150, eval_every=200, threads=1,
+               agent={**TOY_AGENT, "model_warmup_steps": 10})
+    for name in "ab":
+        Trainer(run_config_from_dict(cfg), tmp_path / name, log=quiet).run()
+    assert logs(tmp_path / "a") == logs(tmp_path / "b")
+
+
+def test_start_or_resume_continues_an_unfinished_run(tmp_path):
+    reference, run = tmp_path / "ref", tmp_path / "run"
+    Trainer(toy_config(), reference, log=quiet).run()
+    assert Trainer(toy_config(), run, log=quiet).run(stop_at=400) is None
+    trainer = Trainer.start_or_resume(toy_config(threads=2), run, log=quiet)  # another thread count is no other run
+    assert trainer.checkpoint_step == 400 and trainer.env_steps == 400 and trainer.cfg.threads == 1
+    trainer.run()
+    assert logs(run) == logs(reference)
+    # a finished run resumes to its end at once; another config starts afresh
+    assert Trainer.start_or_resume(toy_config(), run, log=quiet).run()["per_task"] == \
+        json.loads((reference / "summary.json").read_text())["per_task"]
+    fresh = Trainer.start_or_resume(toy_config(seed=5), run, log=quiet)
+    assert fresh.env_steps == 0 and not list_checkpoints(run)
+    fresh.close()
+
+
+def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):
+    full, lean = tmp_path / "full", tmp_path / "lean"
+    argv = ["train", "point-gain", "--steps", "600", "--learning-starts", "200", "--eval-every", "300",
+            "--checkpoint-every", "300", "--replay-capacity", "2000", *SMALL[:-1]]
+    assert main([*argv, "--out", str(full)]) == 0
+    assert "MB (replay included)" in capsys.readouterr().out
+    Trainer(toy_config(checkpoint_replay=False), lean, log=quiet).run(stop_at=400)
+    assert json.loads((lean / "checkpoints" / "step-000000400.json").read_text())["replay"] is False
+    trainer = Trainer.resume(lean, log=print)
+    assert len(trainer.replay) == 0 and trainer.refill_until > 400  # refills before learning again
+    trainer.run()
+    assert "MB (replay left out)" in capsys.readouterr().out
+    sizes = [(d / "checkpoints" / name).stat().st_size for d, name in ((full, "step-000000600.pt"), (lean, "step-000001000.pt"))]
+    assert sizes[1] < sizes[0]
+
+
+def test_replay_capacity_is_honoured(tmp_path):
+    trainer = Trainer(toy_config(steps=1500, replay_capacity=120), tmp_path / "cap", log=quiet)
+    trainer.run()
+    assert trainer.replay.capacity == 120 and trainer.replay.size.tolist() == [120] * 5
+    assert trainer.replay.obs.shape[1] == 120
+
+
+def test_resume_refuses_other_flags(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path), "--steps", "10"]) == 2
+    assert "drop --steps" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
