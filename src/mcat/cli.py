@@ -117,7 +117,7 @@ def _merge(base: dict, update: dict) -> dict:
 TRAIN_FLAGS = (
     "algo", "steps", "seed", "reward_delay", "style", "eval_every", "eval_episodes", "learning_starts",
     "checkpoint_every", "device", "threads", "utd", "envs_per_round", "schedule", "train_tasks", "test_tasks",
-    "max_episode_steps", "replay_capacity",
+    "max_episode_steps", "replay_capacity", "checkpoint_replay",
 )
 
 
@@ -154,11 +154,20 @@ def _print_returns(rows: list[tuple[str, str, float, float | None]]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mcat.train import train
+    from mcat.train import Trainer, train
 
-    cfg = train_config_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
-    summary = train(cfg, out, overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
+    log = (lambda _m: None) if args.quiet else print
+    if args.resume:
+        given = [f"--{k.replace('_', '-')}" for k in (*TRAIN_FLAGS, "batch_size", "preset", "config", "set", "out", "family")
+                 if getattr(args, k) not in (None, False)] + ["--overwrite"] * args.overwrite + ["--no-contrastive"] * args.no_contrastive
+        if given:
+            raise MCATError(f"--resume continues the run with its own config.json; drop {', '.join(given)}")
+        out = Path(args.resume)
+        summary = Trainer.resume(out, log=log).run()
+    else:
+        cfg = train_config_from_args(args)
+        out = Path(args.out) if args.out else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
+        summary = train(cfg, out, overwrite=args.overwrite, log=log)
     rows = [(v["split"], task, v["return"], None) for task, v in summary["per_task"].items()]
     print(f"final evaluation after {summary['steps']:,} env steps ({summary['env_steps_per_s']:.0f} steps/s):")
     _print_returns(rows)
@@ -258,13 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward-delay", type=int, help="pay the summed reward every D steps (default 1)")
     p.add_argument("--out", help="run directory (default runs/FAMILY/ALGO-delayD-seedS)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest complete checkpoint")
+    p.add_argument("--no-checkpoint-replay", dest="checkpoint_replay", action="store_false", default=None,
+                   help="leave the replay out of checkpoints (smaller; a resumed run is then not identical)")
     p.add_argument("--preset", help="a preset name (see src/mcat/presets) or JSON file; flags override it")
     p.add_argument("--config", help="a JSON config file (keys of config.json); flags override it")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. agent.batch_size=128 (repeatable)")
     p.add_argument("--eval-every", type=int, help="env steps between evaluations (default 10000)")
     p.add_argument("--eval-episodes", type=int, help="evaluation episodes per task (default 1)")
     p.add_argument("--learning-starts", type=int, help="env steps of random actions first (default 10000)")
-    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default 50000)")
+    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default 50000; the last two are kept)")
     p.add_argument("--batch-size", type=int, help="TD3 transitions per task per step (default 256)")
     p.add_argument("--utd", type=float, help="gradient steps per env step of each task (default 1)")
     p.add_argument("--no-contrastive", action="store_true", help="turn the contrastive loss off")
