@@ -310,9 +310,11 @@ def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple
         if cause is None:
             raise
         raise MCATError(f"cannot write checkpoint {path}: {cause.strerror or cause}; {last_good_checkpoint(run_dir)}") from None
-    for _, old in _complete(run_dir)[KEEP_CHECKPOINTS:]:
-        _sidecar(old).unlink(missing_ok=True)  # sidecar first: a .pt without one is never used
-        old.unlink(missing_ok=True)
+    keep = {p for _, p in _complete(run_dir)[:KEEP_CHECKPOINTS]}
+    for old_step, old in list_checkpoints(run_dir):
+        if old_step < step and old not in keep:  # older complete ones, and incomplete ones left by a crash
+            _sidecar(old).unlink(missing_ok=True)  # sidecar first: a .pt without one is never used
+            old.unlink(missing_ok=True)
     return path, out.bytes
 
 
