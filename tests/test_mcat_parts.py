@@ -111,3 +111,40 @@ def test_policy_transfer_needs_two_tasks_and_sane_knobs():
         PolicyTransfer(1)
     with pytest.raises(MCATError, match="stale_after >= window"):
         PolicyTransfer(2, PTConfig(window=5, stale_after=2))
+
+
+def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
+    """From the replay of three toy tasks, the agent's own C+F block is followed by an H block;
+    H then recovers the exactly equivalent action for every ordered pair, and the transferred
+    actions the collector would use come out of act_transferred."""
+    import numpy as np
+
+    from mcat.agents.mcat import MCATAgent, MCATConfig
+    from test_models import collect_random
+    from test_translator import GAINS, _check_recovers
+
+    torch.manual_seed(0)
+    replay, o, a = collect_random("point-gain", GAINS, 800)
+    agent = MCATAgent(o, a, MCATConfig(model_batch_size=64, translator_warmup_steps=1000, translator_batch_size=64,
+                                       batch_size=64, translator_lr=1e-3, translator_objective="nll"))
+    agent.update_models(replay, 400)  # the warm-up: 400 C+F steps, then 1000 H steps
+    assert agent.translator_steps_done == 1000 and agent.features.shape == (3, agent.cfg.z_dim)
+    for src in range(3):
+        for tgt in range(3):
+            if src != tgt:
+                zs, zt = agent.features[src].expand(256, -1), agent.features[tgt].expand(256, -1)
+                _check_recovers(lambda s, act: agent.translator(s, act, zs, zt), src, tgt, tol=0.05)
+    obs = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+    moved = agent.act_transferred(obs, np.array([0, 1, 2, 0]), np.array([1, 2, 0, 2]))
+    with torch.no_grad():
+        s = torch.as_tensor(obs)
+        z = agent.features
+        expected = agent.translator(s[:1], agent.actor(s[:1], z[:1]), z[:1], z[1:2])
+    assert moved.shape == (4, 2) and np.allclose(moved[0], expected.numpy()[0], atol=1e-6)
+    # SIL: the TD3 step samples the Monte-Carlo returns and adds the SIL terms
+    assert agent.rl_extra_fields == ("mc_return", "mc_valid")
+    b = {"mc_return": torch.full((1, 4), 1e3), "mc_valid": torch.ones(1, 4)}
+    act = torch.zeros(4, 2)
+    assert agent.critic_extra_loss(b, s, act, torch.zeros(4, agent.cfg.z_dim)).item() > 0
+    agent.cfg.sil = False
+    assert agent.critic_extra_loss(b, s, act, torch.zeros(4, agent.cfg.z_dim)) is None

@@ -180,7 +180,7 @@ class CTD3Agent:
         ``policy_delay`` steps. C is frozen here."""
         c = self.cfg
         history = c.history if self.encoder is not None else 0
-        b = batch_to_torch(replay.sample(c.batch_size, context=history), self.device, RL_FIELDS)
+        b = batch_to_torch(replay.sample(c.batch_size, context=history), self.device, RL_FIELDS + self.rl_extra_fields)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # [T, B, ...] -> [T*B, ...]  # noqa: E731
         with torch.no_grad():
             if self.encoder is None:
@@ -198,6 +198,9 @@ class CTD3Agent:
             c.gamma, c.policy_noise * self.max_action, c.noise_clip * self.max_action, self.max_action,
         )
         loss_q = critic_loss(self.critic, obs, act, z, target)
+        extra = self.critic_extra_loss(b, obs, act, z)
+        if extra is not None:
+            loss_q = loss_q + extra
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.backward()
         self.critic_opt.step()
@@ -206,6 +209,9 @@ class CTD3Agent:
         if self.rl_steps % c.policy_delay == 0:
             self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not dQ/dweights
             loss_pi = actor_loss(self.actor, self.critic, obs, z)
+            extra = self.actor_extra_loss(b, obs, act, z)
+            if extra is not None:
+                loss_pi = loss_pi + extra
             self.actor_opt.zero_grad(set_to_none=True)
             loss_pi.backward()
             self.critic.requires_grad_(True)
@@ -214,6 +220,17 @@ class CTD3Agent:
             soft_update(self.actor_target, self.actor, c.tau)
             metrics["rl/actor_loss"] = float(loss_pi.detach())
         return metrics
+
+    # extension points for algorithms built on this one (MCAT adds self-imitation here)
+    rl_extra_fields = ()  # replay fields the extra losses need, sampled with the TD3 batch (not a dataclass field)
+
+    def critic_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
+        """A term added to the critic loss (none for context-TD3)."""
+        return None
+
+    def actor_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
+        """A term added to the actor loss (none for context-TD3)."""
+        return None
 
     def train_step(self, replay: MultiTaskReplay) -> dict[str, float]:
         """One TD3 step, preceded by the C+F warm-up (first call) or a C+F block (every

@@ -1,0 +1,42 @@
+"""Table 1 from the result folders next to this file: per setting and translator, the mean over
+seeds of each number (± standard error over seeds) and the ratio transferred / source on target.
+
+    .venv/bin/python results/table1/table.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+KEYS = ("source_on_source", "source_on_target", "transferred_on_target")
+NAMES = {"nll": "ours, NLL (Eq. 3)", "l1": "ours, L1 (authors' code)", "dcc": "Zhang et al. 2020c"}
+
+
+def fmt(values: list[float]) -> str:
+    v = np.asarray(values)
+    return f"{v.mean():.1f} ± {v.std(ddof=1) / np.sqrt(len(v)):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+
+def main() -> None:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for file in sorted(HERE.glob("*/summary.json")):
+        match = re.match(r"(.+)-seed(\d+)-(\w+)$", file.parent.name)
+        if match:
+            groups[(match[1], match[3])].append(json.loads(file.read_text()))
+    print("| setting | translator | seeds | source on source | source on target | transferred on target | ratio transferred / source on target (per seed) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for (setting, name), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(kv[0][1]))):
+        cols = [fmt([r[k]["mean"] for r in runs]) for k in KEYS]
+        ratios = [r["transferred_on_target"]["mean"] / r["source_on_target"]["mean"] for r in runs]
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        print(f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | {np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""MCAT (paper Sec. 3.4, Fig. 2): context-conditioned TD3 + self-imitation learning + an action
+translator H trained online from the replay data, which policy transfer uses while collecting.
+
+Training alternates, as in the paper: C+F blocks (forward + contrastive losses), then an H block
+with C and F frozen (Eq. 3 over every ordered pair of training tasks), then TD3 steps with C
+frozen, whose critic and actor losses get the SIL terms. The H block runs right after each C+F
+block (every ``model_every`` TD3 steps; ``translator_warmup_steps`` after the C+F warm-up), so H
+always fits the current F; the task features z^(i) it is conditioned on are refreshed from the
+buffers at each block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mcat.agents.ctd3 import CTD3Agent, CTD3Config, batch_to_torch
+from mcat.errors import MCATError
+from mcat.learners.sil import sil_actor_loss, sil_critic_loss
+from mcat.learners.translator import OBJECTIVES, all_pairs_loss
+from mcat.models.translator import ActionTranslator
+from mcat.policy_transfer import PTConfig
+from mcat.replay import MultiTaskReplay
+
+
+@dataclass
+class MCATConfig(CTD3Config):
+    """Context-TD3's settings plus SIL, the online translator and policy transfer."""
+
+    # --- self-imitation learning (Oh et al. 2018; our deterministic form, mcat.learners.sil)
+    sil: bool = True
+    """Self-imitation losses on (``--no-sil`` turns them off)."""
+    sil_critic_weight: float = 1.0
+    """Weight of the SIL critic term (return units, like the TD3 critic loss)."""
+    sil_actor_weight: float = 1.0
+    """Weight of the SIL actor term (squared action distance on the transitions that beat Q)."""
+    sil_weighting: str = "mask"
+    """mask: imitate every transition that beat Q once; advantage: weight it by (R - Q)_+."""
+    # --- action translator H, trained online
+    translator_objective: str = "l1"
+    """l1 (the authors' code, and the objective that works in our Table 1) or nll (Eq. 3)."""
+    translator_lr: float = 3e-4
+    """Adam learning rate of H (authors: 3e-4)."""
+    translator_batch_size: int = 64
+    """Transitions per task in one H step; each is translated to every other task."""
+    translator_steps: int = 25
+    """H steps after each C+F block."""
+    translator_warmup_steps: int = 500
+    """H steps after the C+F warm-up."""
+    feature_segments: int = 256
+    """Context segments per task averaged into the task feature z^(i)."""
+    # --- policy transfer while collecting (mcat.policy_transfer)
+    policy_transfer: bool = True
+    """Policy transfer on (``--no-pt`` turns it off)."""
+    pt_window: int = 3
+    """Recent episodes averaged into a policy's score on a task."""
+    pt_stale_after: int = 20
+    """Episodes of a task after which a score is dropped (and the option re-tried)."""
+    pt_margin: float = 0.0
+    """How much better a source task must score to become a candidate."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.use_context:
+            raise MCATError("MCAT needs the context encoder (use_context=True)")
+        if self.translator_objective not in OBJECTIVES:
+            raise MCATError(f"translator_objective must be one of {', '.join(OBJECTIVES)}, got {self.translator_objective!r}")
+        if self.sil_weighting not in ("mask", "advantage"):
+            raise MCATError(f"sil_weighting must be mask or advantage, got {self.sil_weighting!r}")
+        for name in ("translator_batch_size", "feature_segments"):
+            if getattr(self, name) < 1:
+                raise MCATError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("sil_critic_weight", "sil_actor_weight", "translator_steps", "translator_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise MCATError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.pt_config().validate()
+
+    def pt_config(self) -> PTConfig:
+        return PTConfig(window=self.pt_window, stale_after=self.pt_stale_after, margin=self.pt_margin)
+
+
+class MCATAgent(CTD3Agent):
+    cfg: MCATConfig
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        c = self.cfg
+        self.translator = ActionTranslator(self.obs_dim, self.act_dim, c.z_dim, conditioned=True, max_action=self.max_action).to(self.device)
+        self.translator_opt = torch.optim.Adam(self.translator.parameters(), lr=c.translator_lr)
+        self.features: torch.Tensor | None = None  # z^(i) of every training task, [T, z]
+        self.translator_steps_done = 0
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act_transferred(self, obs: np.ndarray, sources: np.ndarray, targets: np.ndarray, noise: float = 0.0,
+                        rng: np.random.Generator | None = None) -> np.ndarray:
+        """H(s, pi(s, z_src), z_src, z_tgt) for a batch of states, each with its own source and
+        target task index; Gaussian exploration noise as in :meth:`act`."""
+        s = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        z_src = self.features[torch.as_tensor(sources, device=self.device)]
+        z_tgt = self.features[torch.as_tensor(targets, device=self.device)]
+        action = self.translator(s, self.actor(s, z_src), z_src, z_tgt).cpu().numpy()
+        if noise > 0:
+            action = np.clip(action + rng.normal(0.0, noise * self.max_action, size=action.shape), -self.max_action, self.max_action)
+        return action
+
+    # ------------------------------------------------------------------ learning
+    def update_translator(self, replay: MultiTaskReplay, steps: int) -> dict[str, float]:
+        """Refresh the task features, then ``steps`` H steps on every ordered pair (C, F frozen)."""
+        c = self.cfg
+        self.features = self.task_features(replay, c.feature_segments)
+        metrics: dict[str, float] = {}
+        for _ in range(steps):
+            b = batch_to_torch(replay.sample(c.translator_batch_size), self.device, ("obs", "act", "next_obs"))
+            loss = all_pairs_loss(self.translator, self.forward_model, b["obs"], b["act"], b["next_obs"] - b["obs"],
+                                  self.features, c.translator_objective)
+            self.translator_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.translator_opt.step()
+            self.translator_steps_done += 1
+            metrics = {"translator/loss": loss.item()}
+        return metrics
+
+    def update_models(self, replay: MultiTaskReplay, steps: int) -> dict[str, float]:
+        """A C+F block, then the H block that follows it."""
+        first = self.model_steps_done == 0
+        metrics = super().update_models(replay, steps)
+        if replay.num_tasks > 1:
+            metrics.update(self.update_translator(replay, self.cfg.translator_warmup_steps if first else self.cfg.translator_steps))
+        return metrics
+
+    # SIL terms, added by CTD3Agent.update_rl to its critic and actor losses
+    def critic_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
+        c = self.cfg
+        if not c.sil or c.sil_critic_weight == 0:
+            return None
+        ret, valid = b["mc_return"].reshape(-1), b["mc_valid"].reshape(-1)
+        return c.sil_critic_weight * sil_critic_loss(self.critic, obs, act, z, ret, valid)
+
+    def actor_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
+        c = self.cfg
+        if not c.sil or c.sil_actor_weight == 0:
+            return None
+        ret, valid = b["mc_return"].reshape(-1), b["mc_valid"].reshape(-1)
+        return c.sil_actor_weight * sil_actor_loss(self.actor, self.critic, obs, act, z, ret, valid, c.sil_weighting)
+
+    rl_extra_fields = ("mc_return", "mc_valid")
+
+    # ------------------------------------------------------------------ saving
+    def modules(self) -> dict:
+        return super().modules() | {"translator": self.translator, "translator_opt": self.translator_opt}
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["mcat"] = {"translator_steps_done": self.translator_steps_done, "features": self.features}
+        return state
+
+    def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
+        super().load_state_dict(state, policy_only)  # the translator and its optimiser are among modules()
+        self.features = state["mcat"]["features"]
+        if not policy_only:
+            self.translator_steps_done = int(state["mcat"]["translator_steps_done"])
