@@ -101,7 +101,7 @@ def source_policy(cfg: MatrixConfig, cache: Cache, log) -> tuple[Path, dict]:
                     test_tasks=[], max_episode_steps=cfg.max_episode_steps, threads=cfg.threads,
                     eval_every=max(cfg.source_steps // 10, 1), checkpoint_every=max(cfg.source_steps // 10, 1),
                     learning_starts=min(10_000, cfg.source_steps // 4), agent=CTD3Config())
-    Trainer(run, folder / "run", overwrite=True, log=log).run()
+    Trainer.start_or_resume(run, folder / "run", log=log).run()
     cache.finish(folder, meta)
     return folder / "run", meta
 
