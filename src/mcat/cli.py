@@ -239,6 +239,19 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer_matrix(args: argparse.Namespace) -> int:
+    from mcat.experiments.transfer_matrix import MatrixConfig, run_matrix
+
+    values = {k: getattr(args, k) for k in (
+        "seed", "source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps", "batch_size",
+        "objective", "eval_episodes", "max_episode_steps", "threads") if getattr(args, k) is not None}
+    cfg = MatrixConfig(family=args.family, tasks=list(args.tasks), **values)
+    out = Path(args.out) if args.out else Path("runs") / "transfer-matrix" / f"{args.family}-seed{cfg.seed}"
+    run_matrix(cfg, out, Path(args.cache), overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
+    print(f"matrix written to {out / 'improvement.csv'} and {out / 'improvement.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mcat", description="MCAT: meta-RL with an action translator on sparse-reward tasks.")
     parser.add_argument("--version", action="version", version=f"mcat {__version__}")
@@ -301,19 +314,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="runs/cache", help="where source policies, datasets and models are cached (default runs/cache)")
     p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
     p.add_argument("--seed", type=int)
-    p.add_argument("--source-steps", type=int, help="TD3 steps for the source policy (default 300000)")
+    p.add_argument("--source-steps", type=int, help="TD3 steps for the source policy (default 60000)")
     p.add_argument("--dataset-size", type=int, help="transitions per task (default 100000)")
     p.add_argument("--dataset-noise", type=float, help="action noise of the data-collecting policy (default 0.3)")
     p.add_argument("--model-steps", type=int, help="forward-model steps (default 20000)")
     p.add_argument("--translator-steps", type=int, help="translator steps (default 20000)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--objective", choices=("nll", "l1"), help="translator loss (default nll, Eq. 3)")
-    p.add_argument("--translator", choices=("mcat",), help="translator (default mcat)")
+    p.add_argument("--translator", choices=("mcat", "dcc"), help="mcat (ours, default) or dcc (Zhang et al. 2020c baseline)")
     p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 10)")
     p.add_argument("--max-episode-steps", type=int)
     p.add_argument("--threads", type=int)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser("transfer-matrix", help="one conditioned translator for every pair of tasks (paper Fig. 5)")
+    p.add_argument("family")
+    p.add_argument("--tasks", type=float, nargs="+", required=True, help="the tasks (at least two)")
+    p.add_argument("--out", help="result directory (default runs/transfer-matrix/FAMILY-seedS)")
+    p.add_argument("--cache", default="runs/cache", help="cache of source policies, datasets and models (default runs/cache)")
+    p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--source-steps", type=int, help="ctd3 steps, all tasks together, for the source policy (default 300000)")
+    p.add_argument("--dataset-size", type=int, help="transitions per task (default 50000)")
+    p.add_argument("--dataset-noise", type=float, help="action noise of the data-collecting policy (default 0.3)")
+    p.add_argument("--model-steps", type=int, help="forward-model steps (default 20000)")
+    p.add_argument("--translator-steps", type=int, help="translator steps (default 20000)")
+    p.add_argument("--batch-size", type=int, help="transitions per task per step (default 256)")
+    p.add_argument("--objective", choices=("nll", "l1"), help="translator loss (default nll, Eq. 3)")
+    p.add_argument("--eval-episodes", type=int, help="episodes per policy and target (default 5)")
+    p.add_argument("--max-episode-steps", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_transfer_matrix)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run on its tasks or on given tasks")
     p.add_argument("run_dir")
