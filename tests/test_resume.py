@@ -2,6 +2,7 @@
 checkpoint and its sidecar, at an arbitrary moment) and resumed writes the same metrics.csv and
 episodes.csv as the same run left alone; the same seed gives the same metrics."""
 
+import io
 import json
 import os
 import random
@@ -10,13 +11,17 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import torch
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
-from mcat.runs import find_checkpoint, list_checkpoints
+from mcat.runs import find_checkpoint, from_saved, list_checkpoints, to_saveable
+from mcat.tasks import get_family
+from mcat.tasks.wrappers import env_state, set_env_state
 from mcat.train import Trainer
-from toy_runs import TOY_AGENT, quiet, toy_config
+from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 SMALL = ["--batch-size", "32", "--threads", "1", "--set", "agent.model_warmup_steps=20", "--set", "agent.model_steps=5",
          "--set", "agent.model_every=50", "--set", "agent.hidden=[64,64]", "--quiet"]
@@ -92,6 +97,28 @@ def test_halfcheetah_killed_mid_episode_resumes_identically(tmp_path):
     assert complete(run) == [250]
     mcat(["train", "--resume", str(run)])
     assert logs(run) == logs(reference)
+
+
+@pytest.mark.parametrize("family, task", [("halfcheetah-armature", 0.3), ("hopper-size", 0.04), ("ant-cripple", 1), ("point-gain", 0.5)])
+def test_environment_state_continues_bit_for_bit(family, task):
+    """A fresh env given a saved mid-episode state (through a tensors-only file) steps exactly
+    like the original, across its time limit and the resets after it (Ant's reward reads body
+    positions MuJoCo derived in the previous step; hopper-size recompiles its model)."""
+    fam = get_family(family)
+    original = fam.make_env(task, reward_delay=7, seed=5, max_episode_steps=60)
+    rng = np.random.default_rng(0)
+    for _ in range(23):
+        original.step(rng.uniform(-1, 1, original.action_space.shape))
+    buffer = io.BytesIO()
+    torch.save(to_saveable(env_state(original)), buffer)
+    buffer.seek(0)
+    copy = fam.make_env(task, reward_delay=7, seed=99, max_episode_steps=60)
+    set_env_state(copy, from_saved(torch.load(buffer, weights_only=True)))
+    for action in rng.uniform(-1, 1, (150, original.action_space.shape[0])):
+        a, b = original.step(action), copy.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        if a[2] or a[3]:
+            assert np.array_equal(original.reset()[0], copy.reset()[0])
 
 
 def test_same_seed_same_metrics_in_process(tmp_path):

@@ -19,7 +19,7 @@ from mcat.errors import MCATError
 from mcat.runs import find_checkpoint, list_checkpoints, load_checkpoint_file
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import Trainer
-from toy_runs import quiet, toy_config
+from toy_runs import keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 
 def _config(**changes):

@@ -1,5 +1,8 @@
 """Small, fast point-gain runs shared by the resume and safety tests."""
 
+import pytest
+import torch
+
 from mcat.config import run_config_from_dict
 
 TOY_AGENT = {"batch_size": 32, "model_warmup_steps": 20, "model_steps": 5, "model_every": 50, "hidden": [64, 64]}
@@ -15,3 +18,12 @@ def toy_config(**changes):
 
 def quiet(_message):
     pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def keep_torch_threads():
+    """In-process runs set torch's thread count for the whole process; put it back after the
+    module so that later tests see the default (import this fixture into a test module to use it)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

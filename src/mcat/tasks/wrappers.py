@@ -129,9 +129,12 @@ def set_env_state(env: gym.Env, state: list[dict]) -> None:
             layer.set_checkpoint_state(entry["custom"])
             continue
         for name, value in entry["attrs"].items():
-            if isinstance(value, np.ndarray):
-                value = np.array(value, dtype=getattr(getattr(layer, name, None), "dtype", value.dtype))
-            setattr(layer, name, value)
+            current = getattr(layer, name, None)
+            if isinstance(value, np.ndarray) and isinstance(current, np.ndarray) and current.shape == value.shape \
+                    and current.flags.writeable:
+                current[...] = value  # in place: other objects may hold this array
+            else:
+                setattr(layer, name, value)
         if "np_random" in entry:
             if getattr(layer, "_np_random", None) is None:
                 layer._np_random = np.random.Generator(getattr(np.random, entry["np_random"]["bit_generator"])())
