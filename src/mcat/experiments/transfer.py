@@ -255,15 +255,22 @@ def _mean_se(values: list[float]) -> dict:
     return {"mean": float(v.mean()), "se": se, "episodes": v.tolist()}
 
 
-def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
-    cfg.validate()
+def prepare_result(cfg, out: Path, overwrite: bool, what: str) -> Path:
+    """The result folder of a validated experiment config: a finished result is kept unless
+    ``overwrite``; the folder gets the config; torch gets the config's thread count."""
     out = Path(out)
     if (out / SUMMARY).exists() and not overwrite:
-        raise MCATError(f"{out} already holds a transfer result; pass --overwrite or choose another --out")
+        raise MCATError(f"{out} already holds a {what} result; pass --overwrite or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", dataclasses.asdict(cfg))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    return out
+
+
+def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
+    cfg.validate()
+    out = prepare_result(cfg, out, overwrite, "transfer")
     start = time.perf_counter()
     cache = Cache(cache_dir)
     run_dir, policy_meta = source_policy(cfg, cache, log)

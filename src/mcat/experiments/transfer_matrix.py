@@ -33,7 +33,7 @@ from mcat.agents.ctd3 import CTD3Config
 from mcat.collect import Collector, evaluate
 from mcat.config import RunConfig
 from mcat.errors import MCATError
-from mcat.experiments.transfer import Cache, _key, _lr_schedule, _mean_se, fit_forward_model
+from mcat.experiments.transfer import Cache, _key, _lr_schedule, _mean_se, fit_forward_model, prepare_result
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
@@ -211,13 +211,7 @@ def heatmap(matrix: np.ndarray, tasks: list[float], path: Path, title: str) -> N
 
 def run_matrix(cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
     cfg.validate()
-    out = Path(out)
-    if (out / SUMMARY).exists() and not overwrite:
-        raise MCATError(f"{out} already holds a transfer-matrix result; pass --overwrite or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", dataclasses.asdict(cfg))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    out = prepare_result(cfg, out, overwrite, "transfer-matrix")
     start = time.perf_counter()
     cache = Cache(cache_dir)
     run_dir, policy_meta = source_policy(cfg, cache, log)
