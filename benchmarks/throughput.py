@@ -1,13 +1,22 @@
 """Env steps per second while learning, on HalfCheetah with 256-256 networks and batch 256:
-Stable-Baselines3 TD3 and mcat's ctd3 measured in the same run, and their ratio.
+Stable-Baselines3 TD3 and mcat's ctd3 and MCAT measured in the same run, their ratios, and
+where MCAT's time goes.
 
     .venv/bin/pip install stable-baselines3          # benchmark-only dependency
-    .venv/bin/python benchmarks/throughput.py [--steps 3000] [--threads 2]
+    .venv/bin/python benchmarks/throughput.py [--steps 3000] [--threads 2] [--device cuda]
 
 Each learner first collects 1,000 random steps (not timed), then the next ``--steps`` env steps
 with one gradient step per env step of each task are timed. ctd3 is timed on one task (batch 256)
 and on the 5 training tasks of halfcheetah-armature (one step of batch 256 per task for every 5
 env steps, all tasks in one batch), each through the real training loop (mcat.train.Trainer).
+MCAT (same 5 tasks, default settings: SIL, C+F and H blocks every 250 TD3 steps) is timed without
+policy transfer and with it; with it, two of the five tasks (0.2 and 0.3) collect with the
+policy transferred from task 0.1 for the whole timed window, so acting pays for the translator
+(in a real run which tasks transfer changes from episode to episode). The one-off C+F and H
+warm-ups are done before the timed window. The breakdown of the full MCAT run times each part
+(synchronising the GPU around each when on CUDA, which costs a little speed there): acting
+(context + actor + translator), environment steps and replay writes, TD3 with SIL, C+F blocks,
+H blocks.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Config
+from mcat.agents.mcat import MCATConfig
 from mcat.config import RunConfig
 from mcat.tasks import get_family
 from mcat.train import Trainer
@@ -27,33 +37,77 @@ from mcat.train import Trainer
 WARMUP = 1000
 
 
-def time_sb3(steps: int) -> float:
+def time_sb3(steps: int, device: str = "cpu") -> float:
     from stable_baselines3 import TD3
     from stable_baselines3.common.noise import NormalActionNoise
 
     env = get_family("halfcheetah-armature").make_env(0.1, seed=0)
     model = TD3("MlpPolicy", env, learning_rate=3e-4, learning_starts=WARMUP, batch_size=256, train_freq=1, gradient_steps=1,
                 action_noise=NormalActionNoise(np.zeros(6), 0.1 * np.ones(6)), policy_kwargs={"net_arch": [256, 256]},
-                seed=0, device="cpu", verbose=0)
+                seed=0, device=device, verbose=0)
     model.learn(WARMUP)
     t0 = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
     return steps / (time.perf_counter() - t0)
 
 
-def time_ctd3(steps: int, train_tasks: list[float] | None) -> float:
+class Timers:
+    """Seconds spent in chosen methods of chosen objects (wrapped in place)."""
+
+    def __init__(self, device: str):
+        self.seconds: dict[str, float] = {}
+        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def wrap(self, obj, name: str, label: str) -> None:
+        fn = getattr(obj, name)
+        self.seconds[label] = 0.0
+
+        def timed(*args, **kwargs):
+            self.sync()
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self.sync()
+            self.seconds[label] += time.perf_counter() - t0
+            return out
+
+        setattr(obj, name, timed)
+
+
+def time_ctd3(steps: int, train_tasks: list[float] | None, agent=None, device: str = "cpu",
+              breakdown: dict | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(family="halfcheetah-armature", steps=WARMUP + steps + 10, train_tasks=train_tasks, test_tasks=[],
-                        learning_starts=WARMUP, eval_every=10**9, checkpoint_every=10**9, agent=CTD3Config())
+        algo = "mcat" if isinstance(agent, MCATConfig) else "ctd3"
+        cfg = RunConfig(family="halfcheetah-armature", algo=algo, steps=WARMUP + steps + 10, train_tasks=train_tasks, test_tasks=[],
+                        learning_starts=WARMUP, eval_every=10**9, checkpoint_every=10**9, device=device,
+                        agent=agent or CTD3Config())
         trainer = Trainer(cfg, tmp, log=lambda m: None)
         while trainer.env_steps < WARMUP:
             trainer.iterate()
-        trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)  # the one-off warm-up, not timed
+        trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)  # the one-off warm-up(s), not timed
+        if trainer.pt is not None:
+            trainer.pt.slot_source[[1, 2]] = 0  # tasks 0.2 and 0.3 act with task 0.1's transferred policy
+        timers = Timers(device)
+        if breakdown is not None:
+            timers.wrap(trainer, "policy", "acting")
+            timers.wrap(trainer.collector, "step", "collect")
+            timers.wrap(trainer.agent, "update_rl", "TD3 + SIL")
+            timers.wrap(trainer.agent, "update_models", "C+F and H")
+            if hasattr(trainer.agent, "update_translator"):
+                timers.wrap(trainer.agent, "update_translator", "H")
+        timers.sync()
         start_steps, t0 = trainer.env_steps, time.perf_counter()
         while trainer.env_steps < start_steps + steps:
             trainer.iterate()
-        rate = (trainer.env_steps - start_steps) / (time.perf_counter() - t0)
+        timers.sync()
+        total = time.perf_counter() - t0
+        rate = (trainer.env_steps - start_steps) / total
         trainer.close()
+        if breakdown is not None:
+            t = timers.seconds
+            parts = {"acting": t["acting"], "environments and replay": t["collect"] - t["acting"], "TD3 + SIL": t["TD3 + SIL"],
+                     "C+F blocks": t["C+F and H"] - t.get("H", 0.0), "H blocks": t.get("H", 0.0)}
+            parts["rest (loop, logs)"] = total - sum(parts.values())
+            breakdown.update({k: v / total for k, v in parts.items()})
         return rate
 
 
@@ -61,15 +115,26 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device of every learner (cpu, cuda)")
+    p.add_argument("--only", choices=("all", "mcat"), default="all", help="mcat: SB3 and the 5-task runs only")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    sb3 = time_sb3(args.steps)
+    dev = args.device
+    sb3 = time_sb3(args.steps, dev)
     print(f"SB3 TD3, HalfCheetah, 1 task:                 {sb3:7.1f} env steps/s")
-    one = time_ctd3(args.steps, [0.1])
-    print(f"mcat ctd3, 1 task:                             {one:7.1f} env steps/s  ({one / sb3:.2f} x SB3)")
-    five = time_ctd3(args.steps, None)
+    if args.only == "all":
+        one = time_ctd3(args.steps, [0.1], device=dev)
+        print(f"mcat ctd3, 1 task:                             {one:7.1f} env steps/s  ({one / sb3:.2f} x SB3)")
+    five = time_ctd3(args.steps, None, device=dev)
     print(f"mcat ctd3, 5 tasks (halfcheetah-armature):     {five:7.1f} env steps/s  ({five / sb3:.2f} x SB3)")
-    print(f"torch {torch.__version__}, {args.threads} threads")
+    nopt = time_ctd3(args.steps, None, MCATConfig(policy_transfer=False), device=dev)
+    print(f"MCAT without PT (ctd3 + SIL), 5 tasks:         {nopt:7.1f} env steps/s  ({nopt / sb3:.2f} x SB3)")
+    parts: dict[str, float] = {}
+    full = time_ctd3(args.steps, None, MCATConfig(), device=dev, breakdown=parts)
+    print(f"MCAT (SIL + H + PT, 2 of 5 tasks transferred): {full:7.1f} env steps/s  ({full / sb3:.2f} x SB3)")
+    print("  where the full MCAT run's time goes: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items()))
+    gpu = f", {torch.cuda.get_device_name()}" if dev.startswith("cuda") else ""
+    print(f"torch {torch.__version__}, {args.threads} threads, device {dev}{gpu}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ def test_sil_losses_are_zero_where_returns_are_below_the_critic(nets):
     obs, act, z, q1, q2 = _batch(critic)
     below = torch.max(q1, q2) - 1.0
     valid = torch.ones(len(obs))
-    assert sil_critic_loss(critic, obs, act, z, below, valid).item() == 0.0
-    assert sil_actor_loss(actor, critic, obs, act, z, below, valid).item() == 0.0
+    assert sil_critic_loss(*critic(obs, act, z), below, valid).item() == 0.0
+    assert sil_actor_loss(actor(obs, z), act, torch.min(q1, q2), below, valid).item() == 0.0
 
 
 def test_sil_losses_are_positive_where_returns_are_above_and_only_those_rows_count(nets):
@@ -37,11 +37,11 @@ def test_sil_losses_are_positive_where_returns_are_above_and_only_those_rows_cou
     ret = torch.max(q1, q2) - 1.0
     ret[:2] = torch.max(q1, q2)[:2] + 2.0  # two transitions did better than the critic thinks
     valid = torch.ones(len(obs))
-    critic_loss = sil_critic_loss(critic, obs, act, z, ret, valid)
+    critic_loss = sil_critic_loss(*critic(obs, act, z), ret, valid)
     expected = 0.5 * (((ret - q1).clamp_min(0) ** 2 + (ret - q2).clamp_min(0) ** 2)).sum() / len(obs)
     assert critic_loss.item() > 0 and critic_loss.item() == pytest.approx(expected.item(), rel=1e-5)
     # the actor is pulled towards the stored actions of those two rows only
-    actor_loss = sil_actor_loss(actor, critic, obs, act, z, ret, valid)
+    actor_loss = sil_actor_loss(actor(obs, z), act, torch.min(q1, q2), ret, valid)
     with torch.no_grad():
         expected = ((actor(obs, z) - act) ** 2).sum(-1)[:2].sum() / len(obs)
     assert actor_loss.item() > 0 and actor_loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -50,8 +50,8 @@ def test_sil_losses_are_positive_where_returns_are_above_and_only_those_rows_cou
     assert all(p.grad is None for p in critic.parameters())  # the critic only judges here
     # rows whose episode has not ended yet never count, even with a high return
     invalid = torch.zeros(len(obs))
-    assert sil_critic_loss(critic, obs, act, z, ret, invalid).item() == 0.0
-    assert sil_actor_loss(actor, critic, obs, act, z, ret, invalid).item() == 0.0
+    assert sil_critic_loss(*critic(obs, act, z), ret, invalid).item() == 0.0
+    assert sil_actor_loss(actor(obs, z), act, torch.min(q1, q2), ret, invalid).item() == 0.0
 
 
 def test_sil_critic_step_raises_q_towards_achieved_returns(nets):
@@ -60,7 +60,7 @@ def test_sil_critic_step_raises_q_towards_achieved_returns(nets):
     ret = torch.max(q1, _) + 5.0
     opt = torch.optim.Adam(critic.parameters(), lr=1e-2)
     for _step in range(50):
-        loss = sil_critic_loss(critic, obs, act, z, ret, torch.ones(len(obs)))
+        loss = sil_critic_loss(*critic(obs, act, z), ret, torch.ones(len(obs)))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -145,6 +145,8 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
     assert agent.rl_extra_fields == ("mc_return", "mc_valid")
     b = {"mc_return": torch.full((1, 4), 1e3), "mc_valid": torch.ones(1, 4)}
     act = torch.zeros(4, 2)
-    assert agent.critic_extra_loss(b, s, act, torch.zeros(4, agent.cfg.z_dim)).item() > 0
+    q1, q2 = agent.critic(s, act, torch.zeros(4, agent.cfg.z_dim))
+    assert agent.critic_extra_loss(b, q1, q2).item() > 0
+    assert agent.actor_extra_loss(b, act + 0.5, act, torch.min(q1, q2).detach()).item() > 0
     agent.cfg.sil = False
-    assert agent.critic_extra_loss(b, s, act, torch.zeros(4, agent.cfg.z_dim)) is None
+    assert agent.critic_extra_loss(b, q1, q2) is None and agent.actor_extra_loss(b, act + 0.5, act, q1) is None

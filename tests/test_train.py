@@ -132,10 +132,11 @@ def test_presets_are_valid_configs():
     from mcat.presets import list_presets, load_preset
 
     names = list_presets()
-    assert len([n for n in names if n.startswith("table2-")]) == 5
+    assert [len([n for n in names if n.startswith(t)]) for t in ("table2-", "table3-", "table4-")] == [5, 5, 6]
     for name in names:
         cfg = run_config_from_dict(load_preset(name))
         cfg.validate()
+        assert cfg.algo == "mcat" and cfg.agent.policy_transfer  # the tables' MCAT rows; --no-pt gives the ablation
 
 
 def test_td3_algo_has_no_context_and_trains(tmp_path):

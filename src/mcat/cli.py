@@ -143,7 +143,30 @@ def train_config_from_args(args: argparse.Namespace):
     if args.no_contrastive:
         data.setdefault("agent", {})["contrastive_weight"] = 0.0
     _merge(data, _parse_set(args.set or []))
+    _apply_mcat_flags(args, data)
     return run_config_from_dict(data)
+
+
+# flags of `mcat train` for MCAT's parts: (flag, agent key, value when given or None for the flag's value)
+MCAT_FLAGS = (("no_pt", "policy_transfer", False), ("no_sil", "sil", False), ("pt_window", "pt_window", None),
+              ("pt_stale_after", "pt_stale_after", None), ("pt_margin", "pt_margin", None))
+PT_ONLY = ("pt_window", "pt_stale_after", "pt_margin")  # knobs that mean nothing without policy transfer
+
+
+def _apply_mcat_flags(args: argparse.Namespace, data: dict) -> None:
+    given = [(flag, key, value) for flag, key, value in MCAT_FLAGS if getattr(args, flag) is not None and getattr(args, flag) is not False]
+    if not given:
+        return
+    names = ", ".join("--" + flag.replace("_", "-") for flag, _, _ in given)
+    if data.get("algo", "ctd3") != "mcat":
+        raise MCATError(f"{names}: only for --algo mcat (this run's algo is {data.get('algo', 'ctd3')})")
+    agent = data.setdefault("agent", {})
+    for flag, key, value in given:
+        agent[key] = getattr(args, flag) if value is None else value
+    pt_knobs = [k for k in PT_ONLY if k in agent]
+    if agent.get("policy_transfer") is False and pt_knobs:
+        raise MCATError(f"--no-pt contradicts {', '.join('--' + k.replace('_', '-') for k in pt_knobs)} "
+                        f"(a policy-transfer option); drop one of them")
 
 
 def _print_returns(rows: list[tuple[str, str, float, float | None]]) -> None:
@@ -158,8 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     log = (lambda _m: None) if args.quiet else print
     if args.resume:
-        given = [f"--{k.replace('_', '-')}" for k in (*TRAIN_FLAGS, "batch_size", "preset", "config", "set", "out", "family")
-                 if getattr(args, k) not in (None, False)] + ["--overwrite"] * args.overwrite + ["--no-contrastive"] * args.no_contrastive
+        given = [f"--{k.replace('_', '-')}" for k in (*TRAIN_FLAGS, *(f for f, _, _ in MCAT_FLAGS), "batch_size", "preset", "config", "set", "out", "family")
+                 if getattr(args, k) is not None and getattr(args, k) is not False] + ["--overwrite"] * args.overwrite + ["--no-contrastive"] * args.no_contrastive
         if given:
             raise MCATError(f"--resume continues the run with its own config.json; drop {', '.join(given)}")
         out = Path(args.resume)
@@ -274,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="meta-train on the training tasks of a family, evaluating on train and test tasks")
     p.add_argument("family", nargs="?", help="task family (may come from --preset/--config instead)")
-    p.add_argument("--algo", help="algorithm: ctd3 (default) or td3 (no context)")
+    p.add_argument("--algo", help="algorithm: ctd3 (default, context TD3), mcat (ctd3 + self-imitation + policy transfer) or td3 (no context)")
     p.add_argument("--steps", type=int, help="total env steps over all training tasks (default 100000)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--reward-delay", type=int, help="pay the summed reward every D steps (default 1)")
@@ -293,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="TD3 transitions per task per step (default 256)")
     p.add_argument("--utd", type=float, help="gradient steps per env step of each task (default 1)")
     p.add_argument("--no-contrastive", action="store_true", help="turn the contrastive loss off")
+    p.add_argument("--no-pt", action="store_true", help="mcat: no policy transfer while collecting (and no translator)")
+    p.add_argument("--no-sil", action="store_true", help="mcat: no self-imitation losses")
+    p.add_argument("--pt-window", type=int, help="mcat: recent episodes averaged into a policy's score (default 3)")
+    p.add_argument("--pt-stale-after", type=int, help="mcat: episodes of a task after which a score is dropped (default 20)")
+    p.add_argument("--pt-margin", type=float, help="mcat: how much better a source task must score to be a candidate (default 0)")
     p.add_argument("--train-tasks", type=float, nargs="+", help="training task values (default: the family's)")
     p.add_argument("--test-tasks", type=float, nargs="+", help="test task values (default: the family's)")
     p.add_argument("--envs-per-round", type=int, help="tasks collected at once (default: all)")

@@ -54,6 +54,7 @@ class EpisodeRecord:
     task: int  # index into the training tasks
     ret: float
     length: int
+    slot: int = 0  # the environment slot it ran in (a new episode starts there right away)
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Collector:
         finished = []
         for i in np.flatnonzero(terminated | truncated):
             task = int(self.slot_task[i])
-            finished.append(EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i])))
+            finished.append(EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i]), int(i)))
             recent = self.recent_returns.setdefault(task, [])
             recent.append(float(self.ep_return[i]))
             del recent[:-RECENT]

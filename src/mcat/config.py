@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mcat.agents.ctd3 import CTD3Config, TD3Config
+from mcat.agents.mcat import MCATConfig
 from mcat.errors import MCATError
 
-ALGOS = {"ctd3": CTD3Config, "td3": TD3Config}
+ALGOS = {"ctd3": CTD3Config, "td3": TD3Config, "mcat": MCATConfig}
 
 
 @dataclass
@@ -25,7 +26,7 @@ class RunConfig:
     family: str
     """Task family name (see `mcat families`)."""
     algo: str = "ctd3"
-    """Algorithm: ctd3 (context-conditioned TD3) or td3 (no context)."""
+    """Algorithm: mcat (context TD3 + self-imitation + policy transfer), ctd3 (context-conditioned TD3) or td3 (no context)."""
     steps: int = 100_000
     """Total environment steps over all training tasks."""
     seed: int = 0
@@ -88,6 +89,9 @@ class RunConfig:
         n = len(self.train_tasks or family.train_tasks)
         if self.envs_per_round is not None and not 1 <= self.envs_per_round <= n:
             raise MCATError(f"envs-per-round must be between 1 and the number of training tasks ({n})")
+        if isinstance(self.agent, MCATConfig) and self.agent.policy_transfer and n < 2:
+            raise MCATError(f"MCAT's policy transfer needs at least two training tasks (a source and a target), "
+                            f"got {n}; add training tasks or turn it off (--no-pt)")
         self.agent.validate()
 
 

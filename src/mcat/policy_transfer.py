@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from mcat.errors import MCATError
 
@@ -98,3 +99,88 @@ class PolicyTransfer:
     def load_state_dict(self, state: dict) -> None:
         self.history = [[(int(e), int(s), float(r)) for e, s, r in hs] for hs in state["history"]]
         self.episodes = [int(n) for n in state["episodes"]]
+
+
+RANDOM = -2  # an episode begun before learning started (random actions): not scored
+TRANSFER_COLUMNS = ["step", "task", "policy", "source", "return", "own_recent", "source_recent"]
+TRANSFER_SUMMARY_COLUMNS = ["step", "task", "episodes", "transferred", "sources", "own_recent", "best_source", "best_transfer_recent"]
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+class TransferActing:
+    """Policy transfer inside data collection: which policy runs the current episode of each
+    environment slot, batched acting for all slots, and the rows of the transfer logs.
+
+    ``agent`` needs ``act``, ``act_transferred`` and ``features`` (the task features z^(i) of
+    the translator; None until it is first trained, and until then every episode is the learned
+    policy's)."""
+
+    def __init__(self, agent, tasks: list[float], n_slots: int, cfg: PTConfig, learning_starts: int):
+        self.agent, self.tasks = agent, list(tasks)
+        self.rule = PolicyTransfer(len(tasks), cfg)
+        self.slot_source = np.full(n_slots, RANDOM if learning_starts > 0 else OWN, dtype=np.int64)
+        self._reset_period()
+
+    def _reset_period(self) -> None:
+        # episodes per task since the last evaluation, by source (OWN, RANDOM or a task index)
+        self.period: list[dict[int, int]] = [{} for _ in self.tasks]
+
+    def act(self, obs: np.ndarray, z, slot_task: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+        """Actions of every slot: the learned policy where its episode is the learned policy's,
+        the transferred policy of its source elsewhere (one batched call each)."""
+        transfer = self.slot_source >= 0
+        if not transfer.any():  # the common case: exactly ctd3's acting
+            return self.agent.act(obs, z, noise=noise, rng=rng)
+        actions = np.empty((len(obs), self.agent.act_dim), dtype=np.float32)
+        own = ~transfer
+        if own.any():
+            actions[own] = self.agent.act(obs[own], z[torch.as_tensor(own, device=z.device)], noise=noise, rng=rng)
+        actions[transfer] = self.agent.act_transferred(obs[transfer], self.slot_source[transfer], slot_task[transfer], noise=noise, rng=rng)
+        return actions
+
+    def choose(self, task: int) -> int:
+        return OWN if self.agent.features is None else self.rule.choose(task)
+
+    def episode_ended(self, task: int, slot: int, ret: float, next_task: int, step: int, learning: bool) -> list:
+        """Score the episode that ended in ``slot``, pick the policy of the slot's next episode
+        (on ``next_task``), and return the episode's row of the transfer log."""
+        source = int(self.slot_source[slot])
+        if source != RANDOM:
+            self.rule.record(task, source, ret)
+        self.period[task][source] = self.period[task].get(source, 0) + 1
+        own = self.rule.score(task, OWN)
+        src_score = self.rule.score(task, source) if source >= 0 else None
+        policy = {RANDOM: "random", OWN: "own"}.get(source, "transfer")
+        row = [step, f"{self.tasks[task]:g}", policy, f"{self.tasks[source]:g}" if source >= 0 else "", ret, _fmt(own), _fmt(src_score)]
+        self.slot_source[slot] = self.choose(next_task) if learning else RANDOM
+        return row
+
+    def summary_rows(self, step: int) -> list[list]:
+        """Per task, the episodes since the last call: how many, how many transferred and from
+        which sources, and the current recent returns of the learned and best transferred policy."""
+        rows = []
+        for i, counts in enumerate(self.period):
+            sources = {j: n for j, n in counts.items() if j >= 0}
+            fresh = {j: self.rule.score(i, j) for j in range(len(self.tasks)) if j != i}
+            fresh = {j: s for j, s in fresh.items() if s is not None}
+            best = max(fresh, key=fresh.get) if fresh else None
+            rows.append([
+                step, f"{self.tasks[i]:g}", sum(counts.values()), sum(sources.values()),
+                " ".join(f"{self.tasks[j]:g}x{n}" for j, n in sorted(sources.items())),
+                _fmt(self.rule.score(i, OWN)), f"{self.tasks[best]:g}" if best is not None else "",
+                _fmt(fresh[best] if best is not None else None),
+            ])
+        self._reset_period()
+        return rows
+
+    def state_dict(self) -> dict:
+        return {"rule": self.rule.state_dict(), "slot_source": self.slot_source.tolist(),
+                "period": [[[int(j), int(n)] for j, n in c.items()] for c in self.period]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rule.load_state_dict(state["rule"])
+        self.slot_source[...] = np.asarray(state["slot_source"], dtype=np.int64)
+        self.period = [{int(j): int(n) for j, n in c} for c in state["period"]]

@@ -35,6 +35,7 @@ from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_t
 from mcat.errors import MCATError
 
 CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = "config.json", "metrics.csv", "episodes.csv", "summary.json", "checkpoints"
+TRANSFER, TRANSFER_SUMMARY = "transfer.csv", "transfer_summary.csv"  # MCAT's policy-transfer logs
 LEGACY_CHECKPOINT = "checkpoints/latest.pt"  # runs written before resumable checkpoints (still loadable)
 CHECKPOINT_FORMAT = 2
 KEEP_CHECKPOINTS = 2
@@ -110,7 +111,7 @@ def prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
         (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         (out / "tb").mkdir(exist_ok=True)
         if overwrite:
-            for name in (METRICS, EPISODES, SUMMARY):
+            for name in (METRICS, EPISODES, SUMMARY, TRANSFER, TRANSFER_SUMMARY):
                 (out / name).unlink(missing_ok=True)
             for old in [*(out / "tb").glob("events.*"), *(out / CHECKPOINTS).iterdir()]:
                 old.unlink()

@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Agent
+from mcat.agents.mcat import MCATAgent, MCATConfig
 from mcat.collect import Collector, evaluate
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
+from mcat.policy_transfer import TRANSFER_COLUMNS, TRANSFER_SUMMARY_COLUMNS, TransferActing
 from mcat.replay import MultiTaskReplay
 from mcat.runs import (
-    CHECKPOINT_FORMAT, CONFIG, CRASH_HOOK, EPISODES, METRICS, SUMMARY, Checkpoint, CsvLog, crash_point,
+    CHECKPOINT_FORMAT, CONFIG, CRASH_HOOK, EPISODES, METRICS, SUMMARY, TRANSFER, TRANSFER_SUMMARY, Checkpoint, CsvLog, crash_point,
     discard_checkpoints_after, find_checkpoint, from_saved, kill_self, last_good_checkpoint, list_checkpoints,
     load_run_config, prepare_run_dir, to_saveable, write_checkpoint, write_json,
 )
@@ -49,7 +51,8 @@ def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
 
 
 def build_agent(cfg: RunConfig, obs_dim: int, act_dim: int, max_action: float) -> CTD3Agent:
-    return CTD3Agent(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device)
+    cls = MCATAgent if isinstance(cfg.agent, MCATConfig) else CTD3Agent
+    return cls(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device)
 
 
 def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True) -> None:
@@ -168,6 +171,10 @@ class Trainer:
         col = self.collector
         self.replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed)
         self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
+        # MCAT's policy transfer: which policy collects each slot's episode (None: always the learned one)
+        self.pt = None
+        if isinstance(cfg.agent, MCATConfig) and cfg.agent.policy_transfer:
+            self.pt = TransferActing(self.agent, self.train_tasks, col.n, cfg.agent.pt_config(), cfg.learning_starts)
         self.rng = np.random.default_rng(cfg.seed + 1)
         self.credit = 0.0  # gradient steps earned and not yet done
         self.metrics: dict[str, float] = {}
@@ -195,6 +202,10 @@ class Trainer:
                 self.log(f"removed files written after {checkpoint.path.name}: {', '.join(gone)}")
         self.metrics_log = CsvLog(self.out / METRICS, ["step", "task", "split", "return"], self._log_offsets.get(METRICS))
         self.episodes_log = CsvLog(self.out / EPISODES, ["step", "task", "return", "length"], self._log_offsets.get(EPISODES))
+        self.transfer_log = self.transfer_summary_log = None
+        if self.pt is not None:
+            self.transfer_log = CsvLog(self.out / TRANSFER, TRANSFER_COLUMNS, self._log_offsets.get(TRANSFER))
+            self.transfer_summary_log = CsvLog(self.out / TRANSFER_SUMMARY, TRANSFER_SUMMARY_COLUMNS, self._log_offsets.get(TRANSFER_SUMMARY))
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step hides events the killed session logged after the checkpoint (TensorBoard
@@ -236,6 +247,8 @@ class Trainer:
         if col.env_steps < self.cfg.learning_starts:
             return self.rng.uniform(-col.max_action, col.max_action, size=(col.n, col.act_dim))
         z = self.agent.context(col.ctx.delta, col.ctx.act, col.ctx.mask)
+        if self.pt is not None:
+            return self.pt.act(obs, z, col.slot_task, self.cfg.agent.exploration_noise, self.rng)
         return self.agent.act(obs, z, noise=self.cfg.agent.exploration_noise, rng=self.rng)
 
     def iterate(self) -> None:
@@ -246,6 +259,10 @@ class Trainer:
             self.episodes_log.write([[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished])
             for e in finished:
                 self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
+            if self.pt is not None:
+                learning = step >= cfg.learning_starts
+                self.transfer_log.write([self.pt.episode_ended(e.task, e.slot, e.ret, int(self.collector.slot_task[e.slot]), step, learning)
+                                         for e in finished])
         if step >= cfg.learning_starts and (not self.refill_until or self._refilled(step)):
             self.credit += self.collector.n * cfg.utd / T
             while self.credit >= 1.0:
@@ -292,7 +309,14 @@ class Trainer:
             if res:
                 self.tb.add_scalar(f"eval/{split}_mean", float(np.mean(list(res.values()))), step)
         test = f", test {np.mean(list(te.values())):.1f}" if te else ""
-        self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}")
+        pt = ""
+        if self.pt is not None:
+            rows = self.pt.summary_rows(step)
+            self.transfer_summary_log.write(rows)
+            for r in rows:
+                self.tb.add_scalar(f"pt/transferred_episodes/task_{r[1]}", r[3], step)
+            pt = f" | policy transfer: {sum(r[3] for r in rows)} of {sum(r[2] for r in rows)} episodes since the last evaluation"
+        self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}{pt}")
         return tr, te
 
     # ------------------------------------------------------------------ checkpoints
@@ -301,7 +325,7 @@ class Trainer:
         rng_torch = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng_torch["cuda"] = torch.cuda.get_rng_state_all()
-        return {
+        state = {
             "agent": self.agent.state_dict(),
             "rng_torch": rng_torch,
             "data": {
@@ -316,12 +340,18 @@ class Trainer:
                 "logs": {METRICS: self.metrics_log.tell(), EPISODES: self.episodes_log.tell()},
             },
         }
+        if self.pt is not None:
+            state["data"]["pt"] = self.pt.state_dict()
+            state["data"]["logs"].update({TRANSFER: self.transfer_log.tell(), TRANSFER_SUMMARY: self.transfer_summary_log.tell()})
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (called before the CSV logs are opened)."""
         self.agent.load_state_dict(state["agent"])
         data = from_saved(state["data"])
         self.collector.load_state_dict(data["collector"])
+        if self.pt is not None:
+            self.pt.load_state_dict(data["pt"])
         self.replay.load_state_dict(data["replay"])
         if "arrays" not in data["replay"]:  # collect afresh (with the current policy) before learning again
             self.refill_until = self.env_steps + max(self.cfg.learning_starts, self.episode_len * len(self.train_tasks))
@@ -412,8 +442,9 @@ class Trainer:
 
     def close(self) -> None:
         self.tb.close()
-        self.metrics_log.close()
-        self.episodes_log.close()
+        for log in (self.metrics_log, self.episodes_log, self.transfer_log, self.transfer_summary_log):
+            if log is not None:
+                log.close()
 
 
 def _install_test_hooks(trainer: Trainer) -> None:

@@ -197,8 +197,9 @@ class CTD3Agent:
             self.critic_target, self.actor_target, next_obs, next_z, flat(b["rew"]), flat(b["done"]),
             c.gamma, c.policy_noise * self.max_action, c.noise_clip * self.max_action, self.max_action,
         )
-        loss_q = critic_loss(self.critic, obs, act, z, target)
-        extra = self.critic_extra_loss(b, obs, act, z)
+        q1, q2 = self.critic(obs, act, z)
+        loss_q = critic_loss(q1, q2, target)
+        extra = self.critic_extra_loss(b, q1, q2)
         if extra is not None:
             loss_q = loss_q + extra
         self.critic_opt.zero_grad(set_to_none=True)
@@ -208,8 +209,9 @@ class CTD3Agent:
         metrics = {"rl/critic_loss": float(loss_q.detach()), "rl/target_mean": float(target.mean())}
         if self.rl_steps % c.policy_delay == 0:
             self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not dQ/dweights
-            loss_pi = actor_loss(self.actor, self.critic, obs, z)
-            extra = self.actor_extra_loss(b, obs, act, z)
+            pi = self.actor(obs, z)
+            loss_pi = actor_loss(self.critic, obs, pi, z)
+            extra = self.actor_extra_loss(b, pi, act, torch.min(q1, q2).detach())
             if extra is not None:
                 loss_pi = loss_pi + extra
             self.actor_opt.zero_grad(set_to_none=True)
@@ -224,12 +226,14 @@ class CTD3Agent:
     # extension points for algorithms built on this one (MCAT adds self-imitation here)
     rl_extra_fields = ()  # replay fields the extra losses need, sampled with the TD3 batch (not a dataclass field)
 
-    def critic_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
-        """A term added to the critic loss (none for context-TD3)."""
+    def critic_extra_loss(self, b: dict[str, torch.Tensor], q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the critic loss, given the batch and the critics' Q_k(s, a) with their
+        graph (none for context-TD3)."""
         return None
 
-    def actor_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
-        """A term added to the actor loss (none for context-TD3)."""
+    def actor_extra_loss(self, b: dict[str, torch.Tensor], pi: torch.Tensor, act: torch.Tensor, q_min: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the actor loss, given the batch, pi(s) with its graph, the stored
+        actions and min_k Q_k(s, a) from the critic step (none for context-TD3)."""
         return None
 
     def train_step(self, replay: MultiTaskReplay) -> dict[str, float]:

@@ -127,24 +127,24 @@ class MCATAgent(CTD3Agent):
         """A C+F block, then the H block that follows it."""
         first = self.model_steps_done == 0
         metrics = super().update_models(replay, steps)
-        if replay.num_tasks > 1:
+        if self.cfg.policy_transfer and replay.num_tasks > 1:  # H serves policy transfer only
             metrics.update(self.update_translator(replay, self.cfg.translator_warmup_steps if first else self.cfg.translator_steps))
         return metrics
 
     # SIL terms, added by CTD3Agent.update_rl to its critic and actor losses
-    def critic_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
+    def critic_extra_loss(self, b: dict[str, torch.Tensor], q1, q2) -> torch.Tensor | None:
         c = self.cfg
         if not c.sil or c.sil_critic_weight == 0:
             return None
         ret, valid = b["mc_return"].reshape(-1), b["mc_valid"].reshape(-1)
-        return c.sil_critic_weight * sil_critic_loss(self.critic, obs, act, z, ret, valid)
+        return c.sil_critic_weight * sil_critic_loss(q1, q2, ret, valid)
 
-    def actor_extra_loss(self, b: dict[str, torch.Tensor], obs, act, z) -> torch.Tensor | None:
+    def actor_extra_loss(self, b: dict[str, torch.Tensor], pi, act, q_min) -> torch.Tensor | None:
         c = self.cfg
         if not c.sil or c.sil_actor_weight == 0:
             return None
         ret, valid = b["mc_return"].reshape(-1), b["mc_valid"].reshape(-1)
-        return c.sil_actor_weight * sil_actor_loss(self.actor, self.critic, obs, act, z, ret, valid, c.sil_weighting)
+        return c.sil_actor_weight * sil_actor_loss(pi, act, q_min, ret, valid, c.sil_weighting)
 
     rl_extra_fields = ("mc_return", "mc_valid")
 

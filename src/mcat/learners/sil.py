@@ -14,28 +14,31 @@ adaptation, the paper's appendix with the authors' form is not public):
   the loss in return units (hundreds on MuJoCo) and needs a much smaller weight.
 
 Transitions whose episode has not ended (no return yet, ``valid`` = 0) never contribute.
+
+Both losses take the network outputs TD3 computes anyway on the same batch (Q_k(s, a) in the
+critic step, pi(s) in the actor step), so SIL adds no forward or backward pass of its own. The
+actor term judges "did better" with the critic's values from the critic step of the same
+iteration (before that step's update).
 """
 
 from __future__ import annotations
 
 import torch
 
-from mcat.models import Actor, TwinCritic
 
-
-def sil_critic_loss(critic: TwinCritic, obs, act, z, mc_return, valid) -> torch.Tensor:
-    """Mean over the batch of sum_k 1/2 ((R - Q_k(s, a))_+)^2, counting only ``valid`` rows."""
-    q1, q2 = critic(obs, act, z)
+def sil_critic_loss(q1: torch.Tensor, q2: torch.Tensor, mc_return, valid) -> torch.Tensor:
+    """Mean over the batch of sum_k 1/2 ((R - Q_k(s, a))_+)^2, counting only ``valid`` rows;
+    ``q1``, ``q2``: the twin critics' values of the stored (s, a), with their graph."""
     gap = lambda q: (mc_return - q).clamp_min(0.0)  # noqa: E731
     per_row = 0.5 * (gap(q1) ** 2 + gap(q2) ** 2) * valid
     return per_row.sum() / valid.sum().clamp_min(1.0)
 
 
-def sil_actor_loss(actor: Actor, critic: TwinCritic, obs, act, z, mc_return, valid, weighting: str = "mask") -> torch.Tensor:
-    """Imitation of the stored action where its return beat the critic (mean over valid rows)."""
+def sil_actor_loss(pi: torch.Tensor, act, q_min, mc_return, valid, weighting: str = "mask") -> torch.Tensor:
+    """Imitation of the stored action ``act`` by ``pi`` = pi(s) (with its graph) where the return
+    beat ``q_min`` = min_k Q_k(s, a) (no gradient), as a mean over the valid rows."""
     with torch.no_grad():
-        q1, q2 = critic(obs, act, z)
-        advantage = (mc_return - torch.min(q1, q2)).clamp_min(0.0) * valid
+        advantage = (mc_return - q_min).clamp_min(0.0) * valid
         weight = advantage if weighting == "advantage" else (advantage > 0).float()
-    per_row = ((actor(obs, z) - act) ** 2).sum(-1) * weight
+    per_row = ((pi - act) ** 2).sum(-1) * weight
     return per_row.sum() / valid.sum().clamp_min(1.0)

@@ -36,13 +36,15 @@ def td3_target(
     return rew + gamma * (1.0 - done) * torch.min(q1, q2)
 
 
-def critic_loss(critic: TwinCritic, obs, act, z, target) -> torch.Tensor:
-    q1, q2 = critic(obs, act, z)
+def critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Both critics' squared TD errors; ``q1``, ``q2`` = Q_k(s, a) (kept by the caller for
+    extra terms on the same forward pass)."""
     return F.mse_loss(q1, target) + F.mse_loss(q2, target)
 
 
-def actor_loss(actor: Actor, critic: TwinCritic, obs, z) -> torch.Tensor:
-    return -critic.q1_only(obs, actor(obs, z), z).mean()
+def actor_loss(critic: TwinCritic, obs, pi: torch.Tensor, z) -> torch.Tensor:
+    """-Q_1(s, pi(s)), with ``pi`` = pi(s) computed by the caller."""
+    return -critic.q1_only(obs, pi, z).mean()
 
 
 @torch.no_grad()

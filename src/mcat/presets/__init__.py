@@ -5,6 +5,10 @@ Paper Table 2 (test reward at 2M steps, 3 seeds): Hopper size, HalfCheetah armat
 mass, Ant damping, Ant cripple. The paper states a delay of 500 steps for HalfCheetah (Tables 3
 and 4); its appendix, with the delays of the other environments, is not public, so Hopper and Ant
 use 500 too (our assumption, stated in each file's "note").
+
+Paper Table 3 (``table3-*``: MCAT with and without policy transfer at 1M steps, the same five
+families; add ``--no-pt`` for the second row) and Table 4 (``table4-halfcheetah-{armature,mass}-
+delay{200,350,500}``: the same comparison as the reward gets sparser).
 """
 
 from __future__ import annotations
