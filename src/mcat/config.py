@@ -65,6 +65,9 @@ class RunConfig:
     """Torch device for learning and acting."""
     threads: int | None = None
     """Torch CPU threads (default: torch's choice)."""
+    deterministic: bool = False
+    """torch.use_deterministic_algorithms(True), and CUBLAS_WORKSPACE_CONFIG=:4096:8 unless set: for
+    repeatable GPU runs (CPU runs repeat without it; see README, Determinism)."""
     agent: Any = field(default_factory=CTD3Config)
     """Hyper-parameters of the algorithm."""
 

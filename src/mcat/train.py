@@ -159,6 +159,9 @@ class Trainer:
             prepare_run_dir(self.out, cfg, overwrite)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+            torch.use_deterministic_algorithms(True)
         seed_everything(cfg.seed)
         family = get_family(cfg.family)
         self.collector = Collector(
