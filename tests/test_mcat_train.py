@@ -93,13 +93,18 @@ def test_transfer_log_totals_match_the_collected_episodes(easy_hard_run):
     assert {r["policy"] for r in transfer} == {"random", "own", "transfer"}
 
 
-def test_without_pt_no_translator_and_no_transfer_log(tmp_path):
+def test_without_pt_no_translator_and_no_transfer_log(tmp_path, easy_hard_run):
     cfg = run_config_from_dict({"family": "test-sparse-reach", "algo": "mcat", "steps": 1500, "learning_starts": 1000,
                                 "eval_every": 1000, "threads": 1, "agent": {**PT_AGENT, "policy_transfer": False}})
     trainer = Trainer(cfg, tmp_path / "nopt", log=quiet)
     trainer.run()
     assert trainer.agent.translator_steps_done == 0 and trainer.pt is None
     assert not (tmp_path / "nopt" / "transfer.csv").exists()
+    # plotted as its own group beside MCAT
+    from mcat.plot import plot_runs
+
+    counts = plot_runs([easy_hard_run, tmp_path / "nopt"], tmp_path / "curves.png")
+    assert set(counts) == {"mcat test-sparse-reach delay 1", "mcat w/o PT test-sparse-reach delay 1"}
 
 
 def test_mcat_resumes_with_its_transfer_state(tmp_path):

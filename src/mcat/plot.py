@@ -12,8 +12,15 @@ from mcat.runs import load_run_config, read_metrics
 
 
 def run_label(run_dir: Path) -> str:
+    """The group a run is plotted in: algo (with MCAT's ablations), family and delay."""
     cfg = load_run_config(run_dir)
-    return f"{cfg.algo} {cfg.family} delay {cfg.reward_delay}"
+    algo = cfg.algo
+    if algo == "mcat":
+        off = [name for name, on in (("PT", cfg.agent.policy_transfer), ("SIL", cfg.agent.sil)) if not on]
+        algo += "".join(f" w/o {name}" for name in off)
+    if getattr(cfg.agent, "contrastive_weight", 1.0) == 0:
+        algo += " w/o contrastive"
+    return f"{algo} {cfg.family} delay {cfg.reward_delay}"
 
 
 def curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -1,0 +1,82 @@
+"""Tables 3/4 from the runs in results/table34/runs: test (and train) return of MCAT and MCAT
+without policy transfer, mean ± standard error over seeds, the improvement of PT as the paper
+computes it ((with - without) / |without|), and learning-curve plots.
+
+    .venv/bin/python results/table34/table.py [--step N]
+
+Runs still in progress are included at their last evaluation (the table says which step), so
+rows are compared at the same step: the smallest last-evaluated step among the runs of a setting,
+or ``--step``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+NAME = re.compile(r"(?P<family>.+)-delay(?P<delay>\d+)-(?P<variant>mcat|nopt)-seed(?P<seed>\d+)$")
+PAPER = {  # Table 4 at 1M steps: MCAT w/o PT, MCAT (test reward); improvement as in the paper
+    ("halfcheetah-armature", 500): (579.1, 1776.8), ("halfcheetah-mass", 500): (-364.3, 67.1),
+}
+
+
+def evaluations(run: Path) -> dict[int, dict[str, float]]:
+    """step -> {split: mean return over the split's tasks}."""
+    per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    with open(run / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            per[int(row["step"])][row["split"]].append(float(row["return"]))
+    return {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in per.items()}
+
+
+def mean_se(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.1f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--step", type=int, help="compare at this env step (default: the last one all runs of a setting reached)")
+    args = p.parse_args()
+    runs = defaultdict(dict)  # (family, delay) -> {(variant, seed): evaluations}
+    for run in sorted((HERE / "runs").glob("*")):
+        m = NAME.match(run.name)
+        if m and (run / "metrics.csv").is_file():
+            ev = evaluations(run)
+            if ev:
+                runs[(m["family"], int(m["delay"]))][(m["variant"], int(m["seed"]))] = ev
+    print("| family | delay | step | seeds (PT / no PT) | test: MCAT w/o PT | test: MCAT | improvement | train: MCAT w/o PT | train: MCAT | paper (1M): w/o PT -> MCAT |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (family, delay), by in sorted(runs.items()):
+        step = args.step or min(max(ev) for ev in by.values())
+        vals = {v: {split: [ev[step][split] for (vv, _), ev in sorted(by.items()) if vv == v and step in ev] for split in ("test", "train")}
+                for v in ("mcat", "nopt")}
+        seeds = {v: [s for (vv, s), ev in sorted(by.items()) if vv == v and step in ev] for v in ("mcat", "nopt")}
+        if not vals["mcat"]["test"] or not vals["nopt"]["test"]:
+            continue
+        with_pt, without = np.mean(vals["mcat"]["test"]), np.mean(vals["nopt"]["test"])
+        paper = PAPER.get((family, delay))
+        paper_txt = f"{paper[0]} -> {paper[1]} ({100 * (paper[1] - paper[0]) / abs(paper[0]):+.1f}%)" if paper else "-"
+        print(f"| {family} | {delay} | {step:,} | {','.join(map(str, seeds['mcat']))} / {','.join(map(str, seeds['nopt']))} | "
+              f"{mean_se(vals['nopt']['test'])} | {mean_se(vals['mcat']['test'])} | {100 * (with_pt - without) / abs(without):+.1f}% | "
+              f"{mean_se(vals['nopt']['train'])} | {mean_se(vals['mcat']['train'])} | {paper_txt} |")
+    try:
+        from mcat.plot import plot_runs
+    except ImportError:
+        return
+    for family, delay in sorted(runs):
+        dirs = sorted((HERE / "runs").glob(f"{family}-delay{delay}-*-seed*"))
+        png = HERE / f"curves-{family}-delay{delay}.png"
+        plot_runs(dirs, png, title=f"{family}, delay {delay}: MCAT vs MCAT w/o PT")
+        print(f"wrote {png.relative_to(HERE.parent.parent)}")
+
+
+if __name__ == "__main__":
+    main()
