@@ -157,3 +157,4 @@ def test_zhang_et_al_baseline_recovers_equivalent_actions(toy_models):
     _check_recovers(lambda o, a: dcc.H(o, a), src, tgt, tol=0.08)
     _check_recovers(lambda o, a: dcc.P(o, a), tgt, src, tol=0.08)
     assert all(torch.equal(a, b) for a, b in zip(before, F.parameters()))
+    assert all(p.requires_grad for p in F.parameters())  # frozen during each step only

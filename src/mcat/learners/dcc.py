@@ -87,11 +87,14 @@ class DCCTranslator:
 
     def step(self, F: ForwardModel, src: tuple[torch.Tensor, ...], tgt: tuple[torch.Tensor, ...]) -> dict[str, float]:
         cfg = self.cfg
-        F.requires_grad_(False)
+        flags = [p.requires_grad for p in F.parameters()]
+        F.requires_grad_(False)  # F is fixed: gradients flow through it to H, not into it
         parts = self.losses(F, src, tgt)
         loss = cfg.dynamics_weight * parts["dynamics"] + cfg.cycle_weight * parts["cycle"] + cfg.adversarial_weight * parts["adversarial"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        for p, flag in zip(F.parameters(), flags):
+            p.requires_grad_(flag)
         self.opt.step()
         # discriminators: real pairs of each domain -> 1, translated pairs -> 0
         (s_x, a_x, _), (s_y, a_y, _) = src, tgt
