@@ -4,9 +4,9 @@ computes it ((with - without) / |without|), and learning-curve plots.
 
     .venv/bin/python results/table34/table.py [--step N]
 
-Runs still in progress are included at their last evaluation (the table says which step), so
-rows are compared at the same step: the smallest last-evaluated step among the runs of a setting,
-or ``--step``.
+Rows compare runs at one step: by default the largest evaluated step that at least one run with
+and one without PT have reached (runs still short of it are left out of that row; the seeds
+column says which are in), or ``--step``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--step", type=int, help="compare at this env step (default: the last one all runs of a setting reached)")
     args = p.parse_args()
     runs = defaultdict(dict)  # (family, delay) -> {(variant, seed): evaluations}
+    compared: dict[tuple[str, int], int] = {}  # the step each row compares at
     for run in sorted((HERE / "runs").glob("*")):
         m = NAME.match(run.name)
         if m and (run / "metrics.csv").is_file():
@@ -55,7 +56,12 @@ def main() -> None:
     print("| family | delay | step | seeds (PT / no PT) | test: MCAT w/o PT | test: MCAT | improvement | train: MCAT w/o PT | train: MCAT | paper (1M): w/o PT -> MCAT |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (family, delay), by in sorted(runs.items()):
-        step = args.step or min(max(ev) for ev in by.values())
+        reached = {v: set().union(*[set(ev) for (vv, _), ev in by.items() if vv == v]) for v in ("mcat", "nopt")}
+        common = reached["mcat"] & reached["nopt"]
+        if not common:
+            continue
+        step = args.step or max(common)
+        compared[(family, delay)] = step
         vals = {v: {split: [ev[step][split] for (vv, _), ev in sorted(by.items()) if vv == v and step in ev] for split in ("test", "train")}
                 for v in ("mcat", "nopt")}
         seeds = {v: [s for (vv, s), ev in sorted(by.items()) if vv == v and step in ev] for v in ("mcat", "nopt")}
@@ -71,8 +77,9 @@ def main() -> None:
         from mcat.plot import plot_runs
     except ImportError:
         return
-    for family, delay in sorted(runs):
-        dirs = sorted((HERE / "runs").glob(f"{family}-delay{delay}-*-seed*"))
+    for (family, delay), step in sorted(compared.items()):
+        # only runs that reached the compared step (the plot keeps the steps every seed has)
+        dirs = [d for d in sorted((HERE / "runs").glob(f"{family}-delay{delay}-*-seed*")) if step in evaluations(d)]
         png = HERE / f"curves-{family}-delay{delay}.png"
         plot_runs(dirs, png, title=f"{family}, delay {delay}: MCAT vs MCAT w/o PT")
         print(f"wrote {png.relative_to(HERE.parent.parent)}")
