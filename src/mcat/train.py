@@ -145,9 +145,10 @@ class Trainer:
     A checkpoint holds :meth:`state_dict`: ``agent`` (networks, optimisers, normalisers and
     counters, tensors), ``rng_torch`` (torch generators) and ``data`` (NumPy/Python: replay,
     collector with every environment's state, trainer counters and generator, Python and NumPy
-    generators, CSV lengths). An algorithm with more state (MCAT's policy-transfer statistics,
-    say) extends :meth:`state_dict` and :meth:`load_state_dict` in a subclass, adding its own
-    key under ``data`` (or a key of tensors at the top).
+    generators, CSV lengths) and, for MCAT with policy transfer, ``data["pt"]`` (the rule's
+    history and each slot's current choice). An algorithm with more state extends
+    :meth:`state_dict` and :meth:`load_state_dict` in a subclass, adding its own key under
+    ``data`` (or a key of tensors at the top).
     """
 
     def __init__(self, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print,
