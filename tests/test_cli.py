@@ -77,3 +77,21 @@ def test_console_script_is_installed():
     assert exe, "the `mcat` entry point is not installed next to this Python"
     result = subprocess.run([exe, "rollout", "ant-cripple", "--task", "9"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("mcat: error:")
+
+
+@pytest.mark.parametrize("command, module, cls", [("transfer", "mcat.experiments.transfer", "TransferConfig"),
+                                                  ("transfer-matrix", "mcat.experiments.transfer_matrix", "MatrixConfig")])
+def test_experiment_help_states_the_config_defaults(command, module, cls, capsys):
+    """The CLI writes these defaults without importing the configs (that would import torch for
+    every command); they must agree."""
+    import dataclasses
+    import importlib
+    import re
+
+    defaults = {f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split()).split("options:")[1]  # the flags' help, not the usage line
+    for flag in ("source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps", "batch_size", "objective", "eval_episodes"):
+        m = re.search(rf"--{flag.replace('_', '-')} \S+ .*?\(default (\S+?)\)", text)
+        assert m and m.group(1) == str(defaults[flag]), (flag, m and m.group(1), defaults[flag])

@@ -252,9 +252,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer import TransferConfig, run_transfer
 
-    values = {k: getattr(args, k) for k in (
-        "seed", "source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps", "batch_size",
-        "objective", "translator", "eval_episodes", "max_episode_steps", "threads") if getattr(args, k) is not None}
+    values = _experiment_values(args, ("translator",))
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
     out = Path(args.out) if args.out else Path("runs") / "transfer" / f"{args.family}-{args.source}-to-{args.target}-seed{cfg.seed}"
     run_transfer(cfg, out, Path(args.cache), overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
@@ -265,14 +263,41 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 def cmd_transfer_matrix(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer_matrix import MatrixConfig, run_matrix
 
-    values = {k: getattr(args, k) for k in (
-        "seed", "source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps", "batch_size",
-        "objective", "eval_episodes", "max_episode_steps", "threads") if getattr(args, k) is not None}
+    values = _experiment_values(args)
     cfg = MatrixConfig(family=args.family, tasks=list(args.tasks), **values)
     out = Path(args.out) if args.out else Path("runs") / "transfer-matrix" / f"{args.family}-seed{cfg.seed}"
     run_matrix(cfg, out, Path(args.cache), overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
     print(f"matrix written to {out / 'improvement.csv'} and {out / 'improvement.png'}")
     return 0
+
+
+# flags shared by `mcat transfer` and `mcat transfer-matrix`, each setting the config field of its name
+EXPERIMENT_FLAGS = ("seed", "source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps",
+                    "batch_size", "objective", "eval_episodes", "max_episode_steps", "threads")
+
+
+def _add_experiment_flags(p: argparse.ArgumentParser, source: str, episodes: str, **defaults) -> None:
+    """The shared flags; ``defaults`` are those of the command's config (TransferConfig or
+    MatrixConfig, not imported here: that would import torch for every command), for the help."""
+    d = {"dataset_noise": 0.3, "model_steps": 20_000, "translator_steps": 20_000, "batch_size": 256, "objective": "nll"} | defaults
+    p.add_argument("--cache", default="runs/cache", help="where source policies, datasets and models are cached (default runs/cache)")
+    p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--source-steps", type=int, help=f"{source} (default {d['source_steps']})")
+    p.add_argument("--dataset-size", type=int, help=f"transitions per task (default {d['dataset_size']})")
+    p.add_argument("--dataset-noise", type=float, help=f"action noise of the data-collecting policy (default {d['dataset_noise']})")
+    p.add_argument("--model-steps", type=int, help=f"forward-model steps (default {d['model_steps']})")
+    p.add_argument("--translator-steps", type=int, help=f"translator steps (default {d['translator_steps']})")
+    p.add_argument("--batch-size", type=int, help=f"transitions per task per step (default {d['batch_size']})")
+    p.add_argument("--objective", choices=("nll", "l1"), help=f"translator loss: nll (Eq. 3) or l1 (default {d['objective']})")
+    p.add_argument("--eval-episodes", type=int, help=f"{episodes} (default {d['eval_episodes']})")
+    p.add_argument("--max-episode-steps", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--quiet", action="store_true")
+
+
+def _experiment_values(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> dict:
+    return {k: getattr(args, k) for k in EXPERIMENT_FLAGS + extra if getattr(args, k) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,41 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="source task value")
     p.add_argument("--target", required=True, help="target task value")
     p.add_argument("--out", help="result directory (default runs/transfer/FAMILY-SRC-to-TGT-seedS)")
-    p.add_argument("--cache", default="runs/cache", help="where source policies, datasets and models are cached (default runs/cache)")
-    p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--source-steps", type=int, help="TD3 steps for the source policy (default 60000)")
-    p.add_argument("--dataset-size", type=int, help="transitions per task (default 100000)")
-    p.add_argument("--dataset-noise", type=float, help="action noise of the data-collecting policy (default 0.3)")
-    p.add_argument("--model-steps", type=int, help="forward-model steps (default 20000)")
-    p.add_argument("--translator-steps", type=int, help="translator steps (default 20000)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--objective", choices=("nll", "l1"), help="translator loss (default nll, Eq. 3)")
     p.add_argument("--translator", choices=("mcat", "dcc"), help="mcat (ours, default) or dcc (Zhang et al. 2020c baseline)")
-    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default 10)")
-    p.add_argument("--max-episode-steps", type=int)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--quiet", action="store_true")
+    _add_experiment_flags(p, source="TD3 steps for the source policy", episodes="episodes per evaluation",
+                          source_steps=60_000, dataset_size=100_000, eval_episodes=10)
     p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("transfer-matrix", help="one conditioned translator for every pair of tasks (paper Fig. 5)")
     p.add_argument("family")
     p.add_argument("--tasks", type=float, nargs="+", required=True, help="the tasks (at least two)")
     p.add_argument("--out", help="result directory (default runs/transfer-matrix/FAMILY-seedS)")
-    p.add_argument("--cache", default="runs/cache", help="cache of source policies, datasets and models (default runs/cache)")
-    p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--source-steps", type=int, help="ctd3 steps, all tasks together, for the source policy (default 300000)")
-    p.add_argument("--dataset-size", type=int, help="transitions per task (default 50000)")
-    p.add_argument("--dataset-noise", type=float, help="action noise of the data-collecting policy (default 0.3)")
-    p.add_argument("--model-steps", type=int, help="forward-model steps (default 20000)")
-    p.add_argument("--translator-steps", type=int, help="translator steps (default 20000)")
-    p.add_argument("--batch-size", type=int, help="transitions per task per step (default 256)")
-    p.add_argument("--objective", choices=("nll", "l1"), help="translator loss (default nll, Eq. 3)")
-    p.add_argument("--eval-episodes", type=int, help="episodes per policy and target (default 5)")
-    p.add_argument("--max-episode-steps", type=int)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--quiet", action="store_true")
+    _add_experiment_flags(p, source="ctd3 steps, all tasks together, for the source policy",
+                          episodes="episodes per policy and target", source_steps=300_000, dataset_size=50_000, eval_episodes=5)
     p.set_defaults(func=cmd_transfer_matrix)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run on its tasks or on given tasks")
