@@ -69,3 +69,16 @@ def test_bad_matrix_input(tasks, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "c").exists() and not (tmp_path / "o").exists()
+
+
+def test_step_progress_reports_every_tenth_with_eta():
+    from mcat.runs import StepProgress
+
+    lines = []
+    progress = StepProgress("H", 25, lines.append)
+    for step in range(1, 26):
+        progress.update(step, 0.5 if step == 10 else None)
+    # every 2 steps (a tenth of 25, rounded down) and the last one: 13 lines, percentages rising to 100
+    assert len(lines) == 13 and lines[-1].startswith("  H 25/25 (100%)")
+    assert [int(line.split("(")[1].split("%")[0]) for line in lines] == sorted(100 * s // 25 for s in (*range(2, 25, 2), 25))
+    assert "loss 0.5" in lines[4] and "loss" not in lines[3] and all("ETA " in line for line in lines)

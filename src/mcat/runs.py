@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import signal
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,29 @@ _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 # the rename of that checkpoint and its sidecar, "step:STEP" in the middle of the training
 # iteration that reaches STEP (see mcat.train).
 CRASH_HOOK = "MCAT_TEST_CRASH"
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class StepProgress:
+    """A progress line at every tenth of a fixed number of steps (for the long loops that have no
+    environment steps to report, such as training F or H on a fixed dataset)."""
+
+    def __init__(self, what: str, total: int, log) -> None:
+        self.what, self.total, self.log = what, total, log
+        self.start, self.every = time.perf_counter(), max(1, total // 10)
+
+    def update(self, done: int, loss: float | None = None) -> None:
+        """Call after ``done`` steps; ``loss`` (the last one) is printed when given."""
+        if done % self.every and done != self.total:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / done * (self.total - done)
+        tail = f" | loss {loss:.4g}" if loss is not None else ""
+        self.log(f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} | ETA {fmt_duration(eta)}")
 
 
 def crash_point(where: str, step: int) -> int | None:

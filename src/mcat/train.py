@@ -23,7 +23,7 @@ from mcat.policy_transfer import TRANSFER_COLUMNS, TRANSFER_SUMMARY_COLUMNS, Tra
 from mcat.replay import MultiTaskReplay
 from mcat.runs import (
     CHECKPOINT_FORMAT, CONFIG, CRASH_HOOK, EPISODES, METRICS, SUMMARY, TRANSFER, TRANSFER_SUMMARY, Checkpoint, CsvLog, crash_point,
-    discard_checkpoints_after, find_checkpoint, from_saved, kill_self, last_good_checkpoint, list_checkpoints,
+    discard_checkpoints_after, find_checkpoint, fmt_duration, from_saved, kill_self, last_good_checkpoint, list_checkpoints,
     load_run_config, prepare_run_dir, to_saveable, write_checkpoint, write_json,
 )
 from mcat.tasks import get_family
@@ -126,11 +126,6 @@ def summarize(cfg: RunConfig, step: int, train: dict[float, float], test: dict[f
         "test_return": float(np.mean(list(test.values()))) if test else None,
         "per_task": per_task,
     }
-
-
-def _fmt_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 class Trainer:
@@ -391,7 +386,7 @@ class Trainer:
         cfg, col, step = self.cfg, self.collector, self.env_steps
         recent = ", ".join(f"{self.train_tasks[t]:g}: {np.mean(col.recent_returns[t][-3:]):.0f}" for t in sorted(col.recent_returns))
         self.log(f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
-                 f"ETA {_fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}")
+                 f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}")
         for k, v in self.metrics.items():
             self.tb.add_scalar(k, v, step)
         self.tb.add_scalar("perf/steps_per_s", rate, step)

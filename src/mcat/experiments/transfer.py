@@ -36,7 +36,7 @@ from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
 from mcat.policies import TransferredPolicy
 from mcat.replay import MultiTaskReplay
-from mcat.runs import SUMMARY, atomic_torch_save, atomic_write_bytes, write_json
+from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
 
@@ -230,22 +230,26 @@ def train_translator(cfg: TransferConfig, data: dict, target_data: dict, model: 
         dcc = DCCTranslator(obs_dim, act_dim, max_action)
         sched = _lr_schedule(dcc.opt, cfg.translator_steps)
         log(f"training the Zhang et al. translator ({cfg.translator_steps:,} steps)")
-        for _ in range(cfg.translator_steps):
+        progress = StepProgress("H (Zhang et al.)", cfg.translator_steps, log)
+        for step in range(1, cfg.translator_steps + 1):
             dcc.step(model, _batches(data, cfg.batch_size, rng), _batches(target_data, cfg.batch_size, rng))
             sched.step()
+            progress.update(step)
         return dcc.H
     H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
     opt = torch.optim.Adam(H.parameters(), lr=3e-4)
     sched = _lr_schedule(opt, cfg.translator_steps)
     empty = torch.zeros(cfg.batch_size, 0)
     log(f"training the translator H ({cfg.translator_steps:,} steps, objective {cfg.objective})")
-    for _ in range(cfg.translator_steps):
+    progress = StepProgress("H", cfg.translator_steps, log)
+    for step in range(1, cfg.translator_steps + 1):
         obs, act, delta = _batches(data, cfg.batch_size, rng)
         loss = translator_loss(H, model, obs, act, delta, empty, empty, cfg.objective)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        progress.update(step, loss.item() if step % progress.every == 0 else None)
     return H
 
 

@@ -39,7 +39,7 @@ from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
 from mcat.policies import TransferredPolicy
 from mcat.replay import MultiTaskReplay
-from mcat.runs import SUMMARY, atomic_torch_save, atomic_write_bytes, write_json
+from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
 
@@ -169,13 +169,15 @@ def train_translator(cfg: MatrixConfig, data: dict, model: ForwardModel, max_act
     features = torch.as_tensor(data["features"])
     rows = torch.arange(T)[:, None]
     log(f"training the translator H on {T * (T - 1)} ordered pairs ({cfg.translator_steps:,} steps, objective {cfg.objective})")
-    for _ in range(cfg.translator_steps):
+    progress = StepProgress("H", cfg.translator_steps, log)
+    for step in range(1, cfg.translator_steps + 1):
         idx = torch.as_tensor(rng.integers(0, N, (T, cfg.batch_size)))
         loss = all_pairs_loss(H, model, obs[rows, idx], act[rows, idx], delta[rows, idx], features, cfg.objective)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        progress.update(step, loss.item() if step % progress.every == 0 else None)
     return H
 
 
