@@ -1,0 +1,38 @@
+"""Markdown tables of the Fig. 5 matrices in results/fig5/*/summary.json (used for README.md).
+
+    .venv/bin/python results/fig5/table.py
+"""
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def matrix_table(summary: dict) -> str:
+    tasks = summary["tasks"]
+    cell = {(p["source"], p["target"]): p for p in summary["pairs"]}
+    lines = ["| source \\ target | " + " | ".join(f"{t:g}" for t in tasks) + " |", "| --- " * (len(tasks) + 1) + "|"]
+    for s in tasks:
+        row = []
+        for t in tasks:
+            p = cell[(s, t)]
+            row.append(f"{p['improvement_pct']:+.0f}% ({p['source_on_target']:.0f} -> {p['transferred_on_target']:.0f})")
+        lines.append(f"| {s:g} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    for path in sorted(HERE.glob("*/summary.json")):
+        s = json.loads(path.read_text())
+        off = [p for p in s["pairs"] if p["source"] != p["target"]]
+        ratio = sum(p["transferred_on_target"] for p in off) / sum(p["source_on_target"] for p in off)
+        print(f"### {path.parent.name} (objective {s['objective']}, seed {s['seed']}, {s['wall_time_s'] / 60:.0f} min)\n")
+        print(matrix_table(s))
+        print(f"\nOff the diagonal: mean improvement {s['mean_improvement_off_diagonal_pct']:+.1f}%, positive on "
+              f"{s['positive_pairs_off_diagonal']}/{s['pairs_off_diagonal']} pairs, ratio of summed returns "
+              f"transferred / source {ratio:.2f}.\n")
+
+
+if __name__ == "__main__":
+    main()
