@@ -1,10 +1,16 @@
 """Markdown tables of the Fig. 5 matrices in results/fig5/*/summary.json (used for README.md).
 
-    .venv/bin/python results/fig5/table.py
+    .venv/bin/python results/fig5/table.py              # the tables
+    .venv/bin/python results/fig5/table.py --heatmaps   # also redraw each improvement.png from its results
 """
 
 import json
+import sys
 from pathlib import Path
+
+import numpy as np
+
+from mcat.experiments.transfer_matrix import MatrixConfig, heatmap, heatmap_title
 
 HERE = Path(__file__).parent
 
@@ -27,6 +33,12 @@ def main() -> None:
         s = json.loads(path.read_text())
         off = [p for p in s["pairs"] if p["source"] != p["target"]]
         ratio = sum(p["transferred_on_target"] for p in off) / sum(p["source_on_target"] for p in off)
+        if "--heatmaps" in sys.argv[1:]:
+            tasks = s["tasks"]
+            matrix = np.array([[next(p["improvement_pct"] for p in s["pairs"] if (p["source"], p["target"]) == (a, b))
+                                for b in tasks] for a in tasks])
+            cfg = MatrixConfig(**json.loads((path.parent / "config.json").read_text()))
+            heatmap(matrix, tasks, path.parent / "improvement.png", heatmap_title(cfg))
         print(f"### {path.parent.name} (objective {s['objective']}, seed {s['seed']}, {s['wall_time_s'] / 60:.0f} min)\n")
         print(matrix_table(s))
         print(f"\nOff the diagonal: mean improvement {s['mean_improvement_off_diagonal_pct']:+.1f}%, positive on "

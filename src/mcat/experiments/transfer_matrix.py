@@ -200,8 +200,8 @@ def heatmap(matrix: np.ndarray, tasks: list[float], path: Path, title: str) -> N
     ax.set_yticks(range(len(tasks)), labels)
     ax.set_xlabel("target task")
     ax.set_ylabel("source task")
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, f"{v:.0f}%", ha="center", va="center", fontsize=9)
+    for (i, j), v in np.ndenumerate(matrix):  # white on the dark cells, so every number stays readable
+        ax.text(j, i, f"{v:.0f}%", ha="center", va="center", fontsize=9, color="white" if abs(v) > 0.6 * bound else "black")
     fig.colorbar(im, ax=ax, label="improvement of transferred over source policy (%)")
     ax.set_title(title)
     fig.tight_layout()
@@ -209,6 +209,10 @@ def heatmap(matrix: np.ndarray, tasks: list[float], path: Path, title: str) -> N
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def heatmap_title(cfg: MatrixConfig) -> str:
+    return f"{cfg.family}, objective {cfg.objective}, source {cfg.source_steps:,} steps, seed {cfg.seed}"
 
 
 def run_matrix(cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
@@ -244,7 +248,7 @@ def run_matrix(cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = 
     _write_csv(out / "pairs.csv", list(rows[0]), [list(r.values()) for r in rows])
     _write_csv(out / "improvement.csv", ["source \\ target"] + [f"{v:g}" for v in tasks],
                [[f"{src:g}"] + [round(float(x), 2) for x in matrix[j]] for j, src in enumerate(tasks)])
-    heatmap(matrix, tasks, out / "improvement.png", f"{cfg.family}, seed {cfg.seed}")
+    heatmap(matrix, tasks, out / "improvement.png", heatmap_title(cfg))
     off_diagonal = matrix[~np.eye(len(tasks), dtype=bool)]
     summary = {
         "family": cfg.family, "tasks": tasks, "seed": cfg.seed, "objective": cfg.objective, "pairs": rows,
