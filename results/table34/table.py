@@ -73,6 +73,12 @@ def main() -> None:
         print(f"| {family} | {delay} | {step:,} | {','.join(map(str, seeds['mcat']))} / {','.join(map(str, seeds['nopt']))} | "
               f"{mean_se(vals['nopt']['test'])} | {mean_se(vals['mcat']['test'])} | {100 * (with_pt - without) / abs(without):+.1f}% | "
               f"{mean_se(vals['nopt']['train'])} | {mean_se(vals['mcat']['train'])} | {paper_txt} |")
+    print("\nPer seed at the compared step (test / train):\n")
+    for (family, delay), step in sorted(compared.items()):
+        for (variant, seed), ev in sorted(runs[(family, delay)].items()):
+            if step in ev:
+                name = "MCAT" if variant == "mcat" else "MCAT w/o PT"
+                print(f"- {family}, delay {delay}, {name}, seed {seed}: {ev[step]['test']:.1f} / {ev[step]['train']:.1f}")
     try:
         from mcat.plot import plot_runs
     except ImportError:
