@@ -43,7 +43,9 @@ def main() -> None:
         print(matrix_table(s))
         print(f"\nOff the diagonal: mean improvement {s['mean_improvement_off_diagonal_pct']:+.1f}%, positive on "
               f"{s['positive_pairs_off_diagonal']}/{s['pairs_off_diagonal']} pairs, ratio of summed returns "
-              f"transferred / source {ratio:.2f}.\n")
+              f"transferred / source {ratio:.2f}.")
+        se = sorted(p[k] for p in s["pairs"] for k in ("source_on_target_se", "transferred_on_target_se"))
+        print(f"Standard errors of the cells' returns: {se[0]:.1f}-{se[-1]:.1f}, median {se[len(se) // 2]:.1f}.\n")
 
 
 if __name__ == "__main__":
