@@ -15,9 +15,14 @@ from mcat.experiments.transfer_matrix import MatrixConfig, heatmap, heatmap_titl
 HERE = Path(__file__).parent
 
 
+def cells(summary: dict) -> dict:
+    """(source, target) -> that pair's row of the summary."""
+    return {(p["source"], p["target"]): p for p in summary["pairs"]}
+
+
 def matrix_table(summary: dict) -> str:
     tasks = summary["tasks"]
-    cell = {(p["source"], p["target"]): p for p in summary["pairs"]}
+    cell = cells(summary)
     lines = ["| source \\ target | " + " | ".join(f"{t:g}" for t in tasks) + " |", "| --- " * (len(tasks) + 1) + "|"]
     for s in tasks:
         row = []
@@ -35,8 +40,8 @@ def main() -> None:
         ratio = sum(p["transferred_on_target"] for p in off) / sum(p["source_on_target"] for p in off)
         if "--heatmaps" in sys.argv[1:]:
             tasks = s["tasks"]
-            matrix = np.array([[next(p["improvement_pct"] for p in s["pairs"] if (p["source"], p["target"]) == (a, b))
-                                for b in tasks] for a in tasks])
+            cell = cells(s)
+            matrix = np.array([[cell[(a, b)]["improvement_pct"] for b in tasks] for a in tasks])
             cfg = MatrixConfig(**json.loads((path.parent / "config.json").read_text()))
             heatmap(matrix, tasks, path.parent / "improvement.png", heatmap_title(cfg))
         print(f"### {path.parent.name} (objective {s['objective']}, seed {s['seed']}, {s['wall_time_s'] / 60:.0f} min)\n")

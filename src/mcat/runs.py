@@ -62,13 +62,14 @@ class StepProgress:
         self.what, self.total, self.log = what, total, log
         self.start, self.every = time.perf_counter(), max(1, total // 10)
 
-    def update(self, done: int, loss: float | None = None) -> None:
-        """Call after ``done`` steps; ``loss`` (the last one) is printed when given."""
+    def update(self, done: int, loss=None) -> None:
+        """Call after ``done`` steps; ``loss`` (the last one: a number or a 0-d tensor, read only on
+        the steps that print, so callers need not synchronise every step) is printed when given."""
         if done % self.every and done != self.total:
             return
         elapsed = time.perf_counter() - self.start
         eta = elapsed / done * (self.total - done)
-        tail = f" | loss {loss:.4g}" if loss is not None else ""
+        tail = f" | loss {float(loss):.4g}" if loss is not None else ""
         self.log(f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} | ETA {fmt_duration(eta)}")
 
 

@@ -249,7 +249,7 @@ def train_translator(cfg: TransferConfig, data: dict, target_data: dict, model: 
         loss.backward()
         opt.step()
         sched.step()
-        progress.update(step, loss.item() if step % progress.every == 0 else None)
+        progress.update(step, loss.detach())
     return H
 
 

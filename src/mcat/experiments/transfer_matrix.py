@@ -177,7 +177,7 @@ def train_translator(cfg: MatrixConfig, data: dict, model: ForwardModel, max_act
         loss.backward()
         opt.step()
         sched.step()
-        progress.update(step, loss.item() if step % progress.every == 0 else None)
+        progress.update(step, loss.detach())
     return H
 
 
