@@ -6,13 +6,16 @@
 # start this again).
 #   bash results/table34/run.sh halfcheetah-armature "500" "0 1 2"
 #   bash results/table34/run.sh halfcheetah-mass "500 350 200" "0 1 2"
+# VARIANTS="mcat" or "nopt" runs one variant only (default both), e.g. to give each of two
+# parallel jobs its own run directories.
 set -euo pipefail
 family=$1 delays=$2 seeds=$3
 steps=${STEPS:-300000}
+variants=${VARIANTS:-mcat nopt}
 mcat=${MCAT:-.venv/bin/mcat}
 for delay in $delays; do
   for seed in $seeds; do
-    for variant in mcat nopt; do
+    for variant in $variants; do
       out=results/table34/runs/$family-delay$delay-$variant-seed$seed
       [ -f "$out/summary.json" ] && continue
       if ls "$out"/checkpoints/step-*.json > /dev/null 2>&1; then
