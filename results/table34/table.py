@@ -46,6 +46,25 @@ def score(ev: dict[int, dict[str, float]], step: int, last: int) -> dict[str, fl
     return {split: float(np.mean([ev[s][split] for s in steps])) for split in ("test", "train")}
 
 
+def transfer_stats(runs: list[Path], step: int) -> list[str]:
+    """Who collected the MCAT runs' episodes up to ``step`` (transfer.csv), and the mean return of
+    the transferred and the task's own episodes in each third of that span, all seeds pooled."""
+    rows = []
+    for run in runs:
+        with open(run / "transfer.csv") as f:
+            rows += [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    if not rows:
+        return []
+    counts = {p: sum(r["policy"] == p for r in rows) for p in ("random", "own", "transfer")}
+    lines = [f"{len(rows)} episodes in {len(runs)} run(s): {counts['transfer']} by a transferred policy, "
+             f"{counts['own']} by the task's own, {counts['random']} random (warm-up)"]
+    for lo, hi in ((0, step // 3), (step // 3, 2 * step // 3), (2 * step // 3, step)):
+        part = {p: [float(r["return"]) for r in rows if r["policy"] == p and lo < int(r["step"]) <= hi] for p in ("own", "transfer")}
+        lines.append(f"steps {lo // 1000}k-{hi // 1000}k: transferred {np.mean(part['transfer']) if part['transfer'] else float('nan'):.1f} "
+                     f"({len(part['transfer'])} episodes), own {np.mean(part['own']) if part['own'] else float('nan'):.1f} ({len(part['own'])})")
+    return lines
+
+
 def mean_se(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
@@ -94,6 +113,12 @@ def main() -> None:
                 name = "MCAT" if variant == "mcat" else "MCAT w/o PT"
                 sc = score(ev, step, args.last)
                 print(f"- {family}, delay {delay}, {name}, seed {seed}: {sc['test']:.1f} / {sc['train']:.1f}")
+    print("\nPolicy transfer in the MCAT runs (transfer.csv):\n")
+    for (family, delay), step in sorted(compared.items()):
+        mcat_runs = [HERE / "runs" / f"{family}-delay{delay}-mcat-seed{seed}" for (v, seed), ev in sorted(runs[(family, delay)].items())
+                     if v == "mcat" and step in ev]
+        for line in transfer_stats([r for r in mcat_runs if (r / "transfer.csv").is_file()], step):
+            print(f"- {family}, delay {delay}: {line}")
     try:
         from mcat.plot import plot_runs
     except ImportError:
