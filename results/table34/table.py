@@ -95,9 +95,9 @@ def main() -> None:
             continue
         step = args.step or max(common)
         compared[(family, delay)] = step
-        vals = {v: {split: [score(ev, step, args.last)[split] for (vv, _), ev in sorted(by.items()) if vv == v and step in ev] for split in ("test", "train")}
-                for v in ("mcat", "nopt")}
-        seeds = {v: [s for (vv, s), ev in sorted(by.items()) if vv == v and step in ev] for v in ("mcat", "nopt")}
+        scores = {key: score(ev, step, args.last) for key, ev in sorted(by.items()) if step in ev}
+        vals = {v: {split: [sc[split] for (vv, _), sc in scores.items() if vv == v] for split in ("test", "train")} for v in ("mcat", "nopt")}
+        seeds = {v: [s for (vv, s) in scores if vv == v] for v in ("mcat", "nopt")}
         if not vals["mcat"]["test"] or not vals["nopt"]["test"]:
             continue
         with_pt, without = np.mean(vals["mcat"]["test"]), np.mean(vals["nopt"]["test"])
