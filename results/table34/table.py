@@ -9,6 +9,12 @@ and one without PT have reached (runs still short of it are left out of that row
 column says which are in), or ``--step``. ``--last K`` scores each run by the mean of its last K
 evaluations up to that step instead of the single one (less evaluation noise: 3 episodes per task
 per evaluation); the default K = 1 is the paper's "reward at N timesteps".
+
+The "Across delays" section puts each family's rows side by side with the paper's trend (PT helps
+more as the reward gets sparser) and adds two counts that a single breakout run cannot swing the
+way it swings a mean: in how many of the (MCAT run, MCAT w/o PT run) pairs MCAT's test return is
+higher, and at how many evaluations from ``--from-step`` on the MCAT seed mean is ahead. It also
+writes ``trend.png`` (improvement per delay, ours and the paper's).
 """
 
 from __future__ import annotations
@@ -65,6 +71,44 @@ def transfer_stats(runs: list[Path], step: int) -> list[str]:
     return lines
 
 
+def evaluations_ahead(by: dict, step: int, from_step: int) -> tuple[int, int]:
+    """(evaluations at which the MCAT seed mean of the test return is above the w/o-PT one, all
+    evaluations from ``from_step`` to ``step`` that every run of the row has)."""
+    evs = [ev for ev in by.values() if step in ev]
+    steps = sorted(set.intersection(*[set(ev) for ev in evs]))
+    steps = [s for s in steps if from_step <= s <= step]
+    mean = {v: [np.mean([ev[s]["test"] for (vv, _), ev in by.items() if vv == v and step in ev]) for s in steps] for v in ("mcat", "nopt")}
+    return sum(a > b for a, b in zip(mean["mcat"], mean["nopt"])), len(steps)
+
+
+def plot_trend(trend: dict, out: Path) -> None:
+    """Improvement of PT per delay, ours at 300k and the paper's at 1M, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(trend), figsize=(5 * len(trend), 3.6), squeeze=False)
+    for ax, (family, rows) in zip(axes[0], sorted(trend.items())):
+        rows = sorted(rows)
+        delays = [r[0] for r in rows]
+        ax.plot(delays, [r[1] for r in rows], "o-", label="ours (300k steps; see the table for seeds)")
+        paper = sorted((d, 100 * (b - a) / abs(a)) for (f, d), (a, b) in PAPER.items() if f == family)
+        ax.plot([d for d, _ in paper], [v for _, v in paper], "s--", label="paper Table 4 (1M steps, 3 seeds)")
+        for d, _, pairs, _, _ in rows:
+            ax.annotate(f"pairs {pairs}", (d, [r[1] for r in rows if r[0] == d][0]), textcoords="offset points", xytext=(4, 6), fontsize=7)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(sorted(set(delays) | {d for d, _ in paper}))
+        ax.set_title(family)
+        ax.set_xlabel("reward delay (steps)")
+        ax.set_ylabel("PT improvement on test tasks (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def mean_se(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
@@ -75,11 +119,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--step", type=int, help="compare at this env step (default: the last one all runs of a setting reached)")
     p.add_argument("--last", type=int, default=1, help="score a run by the mean of its last K evaluations up to the step (default 1)")
+    p.add_argument("--from-step", type=int, default=100_000, help="count evaluations from this step on in 'Across delays' (default 100000)")
     args = p.parse_args()
     if args.last < 1:
         p.error(f"--last must be at least 1, got {args.last}")
     runs = defaultdict(dict)  # (family, delay) -> {(variant, seed): evaluations}
     compared: dict[tuple[str, int], int] = {}  # the step each row compares at
+    trend: dict[str, list[tuple[int, float, str, str, float | None]]] = defaultdict(list)  # family -> rows
     for run in sorted((HERE / "runs").glob("*")):
         m = NAME.match(run.name)
         if m and (run / "metrics.csv").is_file():
@@ -106,6 +152,18 @@ def main() -> None:
         print(f"| {family} | {delay} | {step:,} | {','.join(map(str, seeds['mcat']))} / {','.join(map(str, seeds['nopt']))} | "
               f"{mean_se(vals['nopt']['test'])} | {mean_se(vals['mcat']['test'])} | {100 * (with_pt - without) / abs(without):+.1f}% | "
               f"{mean_se(vals['nopt']['train'])} | {mean_se(vals['mcat']['train'])} | {paper_txt} |")
+        pairs = [a > b for a in vals["mcat"]["test"] for b in vals["nopt"]["test"]]
+        ahead = evaluations_ahead(by, step, args.from_step)
+        trend[family].append((delay, 100 * (with_pt - without) / abs(without), f"{sum(pairs)}/{len(pairs)}",
+                              f"{ahead[0]}/{ahead[1]}", 100 * (paper[1] - paper[0]) / abs(paper[0]) if paper else None))
+    if trend:
+        print(f"\nAcross delays (test tasks; run pairs: MCAT run ahead of MCAT w/o PT run at the compared step; "
+              f"evaluations: seed means, from {args.from_step:,} steps on):\n")
+        print("| family | delay | improvement (ours) | run pairs with MCAT ahead | evaluations with MCAT ahead | paper improvement (1M) |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for family, rows in sorted(trend.items()):
+            for delay, imp, pairs, ahead, paper_imp in rows:
+                print(f"| {family} | {delay} | {imp:+.1f}% | {pairs} | {ahead} | {'-' if paper_imp is None else f'{paper_imp:+.1f}%'} |")
     print(f"\nPer seed at the compared step (test / train{'' if args.last == 1 else f', mean of the last {args.last} evaluations'}):\n")
     for (family, delay), step in sorted(compared.items()):
         for (variant, seed), ev in sorted(runs[(family, delay)].items()):
@@ -123,6 +181,9 @@ def main() -> None:
         from mcat.plot import plot_runs
     except ImportError:
         return
+    if trend:
+        plot_trend(trend, HERE / "trend.png")
+        print(f"wrote {(HERE / 'trend.png').relative_to(HERE.parent.parent)}")
     for (family, delay), step in sorted(compared.items()):
         # only runs that reached the compared step (the plot keeps the steps every seed has)
         dirs = [d for d in sorted((HERE / "runs").glob(f"{family}-delay{delay}-*-seed*")) if step in evaluations(d)]
