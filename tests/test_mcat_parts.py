@@ -121,15 +121,13 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
 
     from mcat.agents.mcat import MCATAgent, MCATConfig
     from test_models import collect_random
-    from test_translator import GAINS, _check_recovers
+    from test_translator import CF_STEPS, GAINS, _check_recovers
 
     torch.manual_seed(0)
     replay, o, a = collect_random("point-gain", GAINS, 800)
     agent = MCATAgent(o, a, MCATConfig(model_batch_size=64, translator_warmup_steps=1000, translator_batch_size=64,
                                        batch_size=64, translator_lr=1e-3, translator_objective="nll"))
-    # the warm-up: 800 C+F steps, then 1000 H steps (after 400 C+F steps H's worst median error was
-    # 0.06 with two torch threads and 0.015 with one: C+F too borderline; 800 gives 0.010-0.012)
-    agent.update_models(replay, 800)
+    agent.update_models(replay, CF_STEPS)  # the warm-up: CF_STEPS C+F steps, then 1000 H steps
     assert agent.translator_steps_done == 1000 and agent.features.shape == (3, agent.cfg.z_dim)
     for src in range(3):
         for tgt in range(3):
