@@ -29,7 +29,14 @@ from mcat.train import build_agent, load_run_agent, run_tasks
 
 
 def collect(agent, cfg, tasks, steps, seed) -> MultiTaskReplay:
-    col = Collector(get_family(cfg.family), tasks, cfg.agent.history, seed=seed, style=cfg.style, max_episode_steps=cfg.max_episode_steps)
+    col = Collector(
+        get_family(cfg.family),
+        tasks,
+        cfg.agent.history,
+        seed=seed,
+        style=cfg.style,
+        max_episode_steps=cfg.max_episode_steps,
+    )
     replay = MultiTaskReplay(len(tasks), col.obs_dim, col.act_dim, steps + 2, seed=seed)
     rng = np.random.default_rng(seed)
 
@@ -45,7 +52,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("run_dir", type=Path)
     p.add_argument("--steps", type=int, default=2000, help="env steps per task in each of A and B")
-    p.add_argument("--model-steps", type=int, default=2000, help="training steps of the context-free model")
+    p.add_argument(
+        "--model-steps", type=int, default=2000, help="training steps of the context-free model"
+    )
     args = p.parse_args()
     cfg, agent, _ = load_run_agent(args.run_dir, policy_only=False)
     tasks, _ = run_tasks(cfg)
@@ -56,8 +65,15 @@ def main() -> None:
     acc = context_accuracy(agent.encoder, held, segments=1000)
     nll_ctx = forward_nll(agent.forward_model, agent.encoder, held, future=cfg.agent.future)
     baseline = train_context_free_model(
-        fit, obs_dim, act_dim, args.model_steps, batch_size=cfg.agent.model_batch_size, future=cfg.agent.future,
-        hidden=cfg.agent.model_hidden, layers=cfg.agent.model_layers, lr=cfg.agent.model_lr,
+        fit,
+        obs_dim,
+        act_dim,
+        args.model_steps,
+        batch_size=cfg.agent.model_batch_size,
+        future=cfg.agent.future,
+        hidden=cfg.agent.model_hidden,
+        layers=cfg.agent.model_layers,
+        lr=cfg.agent.model_lr,
     )
     nll_free = forward_nll(baseline, None, held, future=cfg.agent.future)
     torch.manual_seed(0)
@@ -66,10 +82,14 @@ def main() -> None:
     nll_fresh = forward_nll(fresh.forward_model, fresh.encoder, held, future=cfg.agent.future)
     acc_fresh = context_accuracy(fresh.encoder, held, segments=1000)
     print(f"run {args.run_dir}: {cfg.family}, {len(tasks)} training tasks {tasks}")
-    print(f"nearest-centroid task accuracy on held-out segments: {acc:.3f} (chance {1 / len(tasks):.3f})")
+    print(
+        f"nearest-centroid task accuracy on held-out segments: {acc:.3f} (chance {1 / len(tasks):.3f})"
+    )
     print(f"  same with a fresh C+F trained on A: {acc_fresh:.3f}")
-    print(f"forward-model NLL on held-out data (lower is better): run's C+F {nll_ctx:.3f}; "
-          f"fresh C+F on A {nll_fresh:.3f}; context-free F on A {nll_free:.3f}")
+    print(
+        f"forward-model NLL on held-out data (lower is better): run's C+F {nll_ctx:.3f}; "
+        f"fresh C+F on A {nll_fresh:.3f}; context-free F on A {nll_free:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ class Probe(Trainer):
         before = self.env_steps // self.every
         super().iterate()
         if self.env_steps // self.every != before:
-            self.samples.append((self.env_steps, rss_bytes(), bool(self.replay.size.min() == self.replay.capacity)))
+            self.samples.append(
+                (self.env_steps, rss_bytes(), bool(self.replay.size.min() == self.replay.capacity))
+            )
 
 
 def main() -> None:
@@ -52,10 +54,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/memory_flat"))
     args = p.parse_args()
-    cfg = run_config_from_dict({
-        "family": args.family, "steps": args.steps, "replay_capacity": args.capacity, "threads": args.threads,
-        "learning_starts": 5000, "eval_every": 20_000, "checkpoint_every": 20_000, "log_interval": 60.0,
-    })
+    cfg = run_config_from_dict(
+        {
+            "family": args.family,
+            "steps": args.steps,
+            "replay_capacity": args.capacity,
+            "threads": args.threads,
+            "learning_starts": 5000,
+            "eval_every": 20_000,
+            "checkpoint_every": 20_000,
+            "log_interval": 60.0,
+        }
+    )
     Probe.every = args.every
     trainer = Probe(cfg, args.out, overwrite=True)
     trainer.samples = []
@@ -71,12 +81,18 @@ def main() -> None:
     after, after_steps = rss[i:], steps[i:]
     slope = np.polyfit(after_steps, after, 1)[0] * 10_000 if len(after) > 1 else 0.0
     mb = 1 / 2**20
-    print(f"{args.family}: {cfg.steps:,} env steps in {wall:.0f} s, replay {trainer.replay.num_tasks} x {trainer.replay.capacity:,} "
-          f"transitions ({trainer.replay.nbytes * mb:.1f} MiB), RSS sampled every {args.every:,} steps")
+    print(
+        f"{args.family}: {cfg.steps:,} env steps in {wall:.0f} s, replay {trainer.replay.num_tasks} x {trainer.replay.capacity:,} "
+        f"transitions ({trainer.replay.nbytes * mb:.1f} MiB), RSS sampled every {args.every:,} steps"
+    )
     print(f"  buffers full at step {steps[i]:,}: RSS {rss[i] * mb:.1f} MiB")
-    print(f"  after that ({len(after)} samples to step {steps[-1]:,}): min {after.min() * mb:.1f}, max {after.max() * mb:.1f}, "
-          f"last {after[-1] * mb:.1f} MiB; slope {slope * mb:+.2f} MiB per 10,000 steps")
-    print(f"  peak RSS of the process (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
+    print(
+        f"  after that ({len(after)} samples to step {steps[-1]:,}): min {after.min() * mb:.1f}, max {after.max() * mb:.1f}, "
+        f"last {after[-1] * mb:.1f} MiB; slope {slope * mb:+.2f} MiB per 10,000 steps"
+    )
+    print(
+        f"  peak RSS of the process (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"
+    )
     print("  samples (step: MiB): " + ", ".join(f"{s}: {r * mb:.0f}" for s, r in zip(steps, rss)))
 
 

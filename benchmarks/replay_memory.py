@@ -46,16 +46,29 @@ def main() -> None:
     for i in range(args.capacity - 1):
         nxt = chunk[i % 1024]
         end = (i + 1) % args.episode == 0
-        replay.add(obs, rng.uniform(-1, 1, (T, args.act)), rng.normal(size=T), nxt, np.zeros(T, bool), np.full(T, end))
+        replay.add(
+            obs,
+            rng.uniform(-1, 1, (T, args.act)),
+            rng.normal(size=T),
+            nxt,
+            np.zeros(T, bool),
+            np.full(T, end),
+        )
         obs = nxt
     fill_s = time.perf_counter() - t0
     after = rss_bytes()
     stored = len(replay)
     raw = replay.raw_transition_bytes()
-    print(f"tasks {T}, transitions stored {stored:,} ({args.capacity:,} slots per task), obs {args.obs}, act {args.act}")
+    print(
+        f"tasks {T}, transitions stored {stored:,} ({args.capacity:,} slots per task), obs {args.obs}, act {args.act}"
+    )
     print(f"raw (s, a, r, s', done): {raw} B/transition")
-    print(f"arrays: {replay.bytes_per_transition():.1f} B/transition = {replay.bytes_per_transition() / raw:.3f} x raw")
-    print(f"resident memory growth: {(after - before) / stored:.1f} B/transition = {(after - before) / stored / raw:.3f} x raw")
+    print(
+        f"arrays: {replay.bytes_per_transition():.1f} B/transition = {replay.bytes_per_transition() / raw:.3f} x raw"
+    )
+    print(
+        f"resident memory growth: {(after - before) / stored:.1f} B/transition = {(after - before) / stored / raw:.3f} x raw"
+    )
     print(f"fill: {stored / fill_s:,.0f} transitions/s ({T} tasks per add call)")
     for K, M in ((10, 10), (10, 0), (0, 0)):
         replay.sample(args.batch, context=K, future=M)  # warm-up

@@ -37,8 +37,17 @@ def run_ctd3(seed: int, steps: int, eval_every: int, episodes: int, threads: int
     from mcat.train import train
 
     cfg = RunConfig(
-        family=FAMILY, steps=steps, seed=seed, train_tasks=[TASK], test_tasks=[], learning_starts=10_000,
-        eval_every=eval_every, eval_episodes=episodes, threads=threads, checkpoint_every=steps, agent=CTD3Config(),
+        family=FAMILY,
+        steps=steps,
+        seed=seed,
+        train_tasks=[TASK],
+        test_tasks=[],
+        learning_starts=10_000,
+        eval_every=eval_every,
+        eval_episodes=episodes,
+        threads=threads,
+        checkpoint_every=steps,
+        agent=CTD3Config(),
     )
     run_dir = OUT / "runs" / f"ctd3-seed{seed}"
     t0 = time.perf_counter()
@@ -56,17 +65,33 @@ def run_sb3(seed: int, steps: int, eval_every: int, episodes: int, threads: int)
     family = get_family(FAMILY)
     env = family.make_env(TASK, seed=seed)
     model = TD3(
-        "MlpPolicy", env, learning_rate=3e-4, buffer_size=steps, learning_starts=10_000, batch_size=256, tau=0.005,
-        gamma=0.99, train_freq=1, gradient_steps=1, policy_delay=2, target_policy_noise=0.2, target_noise_clip=0.5,
-        action_noise=NormalActionNoise(np.zeros(6), 0.1 * np.ones(6)), policy_kwargs={"net_arch": [256, 256]},
-        seed=seed, verbose=0, device="cpu",
+        "MlpPolicy",
+        env,
+        learning_rate=3e-4,
+        buffer_size=steps,
+        learning_starts=10_000,
+        batch_size=256,
+        tau=0.005,
+        gamma=0.99,
+        train_freq=1,
+        gradient_steps=1,
+        policy_delay=2,
+        target_policy_noise=0.2,
+        target_noise_clip=0.5,
+        action_noise=NormalActionNoise(np.zeros(6), 0.1 * np.ones(6)),
+        policy_kwargs={"net_arch": [256, 256]},
+        seed=seed,
+        verbose=0,
+        device="cpu",
     )
     act = lambda obs, z: model.predict(obs, deterministic=True)[0]  # noqa: E731
     curve, t0, eval_s = [], time.perf_counter(), 0.0
     while model.num_timesteps < steps:
         model.learn(eval_every, reset_num_timesteps=False)
         e0 = time.perf_counter()
-        ret = evaluate(family, [TASK], lambda *a: None, act, history=1, episodes=episodes, seed=seed)[TASK]
+        ret = evaluate(
+            family, [TASK], lambda *a: None, act, history=1, episodes=episodes, seed=seed
+        )[TASK]
         eval_s += time.perf_counter() - e0
         curve.append([int(model.num_timesteps), ret])
         print(f"sb3 seed {seed}: {model.num_timesteps} steps, return {ret:.1f}", flush=True)
@@ -80,7 +105,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         return
     fn = run_ctd3 if args.algo == "ctd3" else run_sb3
     result = fn(args.seed, args.steps, args.eval_every, args.episodes, args.threads)
-    result.update(algo=args.algo, seed=args.seed, steps=args.steps, final_return=result["curve"][-1][1], threads=args.threads)
+    result.update(
+        algo=args.algo,
+        seed=args.seed,
+        steps=args.steps,
+        final_return=result["curve"][-1][1],
+        threads=args.threads,
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}: final return {result['final_return']:.1f}, {result['wall_s']:.0f} s")
@@ -88,15 +119,23 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     results = [json.loads(p.read_text()) for p in sorted(OUT.glob("*-seed*.json"))]
-    lines = ["| algo | seeds | " + " | ".join(f"{s // 1000}k" for s, _ in results[0]["curve"]) + " | wall (s) |",
-             "| --- | --- | " + " | ".join("---" for _ in results[0]["curve"]) + " | --- |"]
+    lines = [
+        "| algo | seeds | "
+        + " | ".join(f"{s // 1000}k" for s, _ in results[0]["curve"])
+        + " | wall (s) |",
+        "| --- | --- | " + " | ".join("---" for _ in results[0]["curve"]) + " | --- |",
+    ]
     for algo in ("ctd3", "sb3"):
         runs = [r for r in results if r["algo"] == algo]
         if not runs:
             continue
         values = np.array([[v for _, v in r["curve"]] for r in runs])
         cells = [f"{m:.0f} ± {s:.0f}" for m, s in zip(values.mean(0), values.std(0))]
-        lines.append(f"| {algo} | {len(runs)} | " + " | ".join(cells) + f" | {np.mean([r['wall_s'] for r in runs]):.0f} |")
+        lines.append(
+            f"| {algo} | {len(runs)} | "
+            + " | ".join(cells)
+            + f" | {np.mean([r['wall_s'] for r in runs]):.0f} |"
+        )
         finals = ", ".join(f"{r['final_return']:.0f}" for r in runs)
         print(f"{algo}: final returns per seed: {finals}")
     print("\n".join(lines))

@@ -42,9 +42,20 @@ def time_sb3(steps: int, device: str = "cpu") -> float:
     from stable_baselines3.common.noise import NormalActionNoise
 
     env = get_family("halfcheetah-armature").make_env(0.1, seed=0)
-    model = TD3("MlpPolicy", env, learning_rate=3e-4, learning_starts=WARMUP, batch_size=256, train_freq=1, gradient_steps=1,
-                action_noise=NormalActionNoise(np.zeros(6), 0.1 * np.ones(6)), policy_kwargs={"net_arch": [256, 256]},
-                seed=0, device=device, verbose=0)
+    model = TD3(
+        "MlpPolicy",
+        env,
+        learning_rate=3e-4,
+        learning_starts=WARMUP,
+        batch_size=256,
+        train_freq=1,
+        gradient_steps=1,
+        action_noise=NormalActionNoise(np.zeros(6), 0.1 * np.ones(6)),
+        policy_kwargs={"net_arch": [256, 256]},
+        seed=0,
+        device=device,
+        verbose=0,
+    )
     model.learn(WARMUP)
     t0 = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
@@ -73,19 +84,37 @@ class Timers:
         setattr(obj, name, timed)
 
 
-def time_ctd3(steps: int, train_tasks: list[float] | None, agent=None, device: str = "cpu",
-              breakdown: dict | None = None) -> float:
+def time_ctd3(
+    steps: int,
+    train_tasks: list[float] | None,
+    agent=None,
+    device: str = "cpu",
+    breakdown: dict | None = None,
+) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         algo = "mcat" if isinstance(agent, MCATConfig) else "ctd3"
-        cfg = RunConfig(family="halfcheetah-armature", algo=algo, steps=WARMUP + steps + 10, train_tasks=train_tasks, test_tasks=[],
-                        learning_starts=WARMUP, eval_every=10**9, checkpoint_every=10**9, device=device,
-                        agent=agent or CTD3Config())
+        cfg = RunConfig(
+            family="halfcheetah-armature",
+            algo=algo,
+            steps=WARMUP + steps + 10,
+            train_tasks=train_tasks,
+            test_tasks=[],
+            learning_starts=WARMUP,
+            eval_every=10**9,
+            checkpoint_every=10**9,
+            device=device,
+            agent=agent or CTD3Config(),
+        )
         trainer = Trainer(cfg, tmp, log=lambda m: None)
         while trainer.env_steps < WARMUP:
             trainer.iterate()
-        trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)  # the one-off warm-up(s), not timed
+        trainer.agent.update_models(
+            trainer.replay, cfg.agent.model_warmup_steps
+        )  # the one-off warm-up(s), not timed
         if trainer.pt is not None:
-            trainer.pt.slot_source[[1, 2]] = 0  # tasks 0.2 and 0.3 act with task 0.1's transferred policy
+            trainer.pt.slot_source[[1, 2]] = (
+                0  # tasks 0.2 and 0.3 act with task 0.1's transferred policy
+            )
         timers = Timers(device)
         if breakdown is not None:
             timers.wrap(trainer, "policy", "acting")
@@ -104,8 +133,13 @@ def time_ctd3(steps: int, train_tasks: list[float] | None, agent=None, device: s
         trainer.close()
         if breakdown is not None:
             t = timers.seconds
-            parts = {"acting": t["acting"], "environments and replay": t["collect"] - t["acting"], "TD3 + SIL": t["TD3 + SIL"],
-                     "C+F blocks": t["C+F and H"] - t.get("H", 0.0), "H blocks": t.get("H", 0.0)}
+            parts = {
+                "acting": t["acting"],
+                "environments and replay": t["collect"] - t["acting"],
+                "TD3 + SIL": t["TD3 + SIL"],
+                "C+F blocks": t["C+F and H"] - t.get("H", 0.0),
+                "H blocks": t.get("H", 0.0),
+            }
             parts["rest (loop, logs)"] = total - sum(parts.values())
             breakdown.update({k: v / total for k, v in parts.items()})
         return rate
@@ -116,7 +150,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="torch device of every learner (cpu, cuda)")
-    p.add_argument("--only", choices=("all", "mcat"), default="all", help="mcat: SB3 and the 5-task runs only")
+    p.add_argument(
+        "--only", choices=("all", "mcat"), default="all", help="mcat: SB3 and the 5-task runs only"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -124,15 +160,26 @@ def main() -> None:
     print(f"SB3 TD3, HalfCheetah, 1 task:                 {sb3:7.1f} env steps/s")
     if args.only == "all":
         one = time_ctd3(args.steps, [0.1], device=dev)
-        print(f"mcat ctd3, 1 task:                             {one:7.1f} env steps/s  ({one / sb3:.2f} x SB3)")
+        print(
+            f"mcat ctd3, 1 task:                             {one:7.1f} env steps/s  ({one / sb3:.2f} x SB3)"
+        )
     five = time_ctd3(args.steps, None, device=dev)
-    print(f"mcat ctd3, 5 tasks (halfcheetah-armature):     {five:7.1f} env steps/s  ({five / sb3:.2f} x SB3)")
+    print(
+        f"mcat ctd3, 5 tasks (halfcheetah-armature):     {five:7.1f} env steps/s  ({five / sb3:.2f} x SB3)"
+    )
     nopt = time_ctd3(args.steps, None, MCATConfig(policy_transfer=False), device=dev)
-    print(f"MCAT without PT (ctd3 + SIL), 5 tasks:         {nopt:7.1f} env steps/s  ({nopt / sb3:.2f} x SB3)")
+    print(
+        f"MCAT without PT (ctd3 + SIL), 5 tasks:         {nopt:7.1f} env steps/s  ({nopt / sb3:.2f} x SB3)"
+    )
     parts: dict[str, float] = {}
     full = time_ctd3(args.steps, None, MCATConfig(), device=dev, breakdown=parts)
-    print(f"MCAT (SIL + H + PT, 2 of 5 tasks transferred): {full:7.1f} env steps/s  ({full / sb3:.2f} x SB3)")
-    print("  where the full MCAT run's time goes: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items()))
+    print(
+        f"MCAT (SIL + H + PT, 2 of 5 tasks transferred): {full:7.1f} env steps/s  ({full / sb3:.2f} x SB3)"
+    )
+    print(
+        "  where the full MCAT run's time goes: "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
+    )
     gpu = f", {torch.cuda.get_device_name()}" if dev.startswith("cuda") else ""
     print(f"torch {torch.__version__}, {args.threads} threads, device {dev}{gpu}")
 

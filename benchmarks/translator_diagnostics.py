@@ -23,7 +23,9 @@ from mcat.models.translator import ActionTranslator
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("results", nargs="+", type=Path, help="transfer result dirs holding translator.pt")
+    p.add_argument(
+        "results", nargs="+", type=Path, help="transfer result dirs holding translator.pt"
+    )
     p.add_argument("--cache", type=Path, default=Path("runs/cache"))
     p.add_argument("--family", required=True)
     p.add_argument("--source", type=float, required=True)
@@ -35,7 +37,11 @@ def main() -> None:
         m = json.loads(meta.read_text())
         if m["family"] == args.family:
             datasets[m["task"]] = dict(np.load(meta.parent / "data.npz"))
-    model_dir = next(d.parent for d in args.cache.glob("model/*/meta.json") if json.loads(d.read_text())["family"] == args.family)
+    model_dir = next(
+        d.parent
+        for d in args.cache.glob("model/*/meta.json")
+        if json.loads(d.read_text())["family"] == args.family
+    )
     src, tgt = datasets[args.source], datasets[args.target]
     obs_dim, act_dim = src["obs"].shape[1], src["act"].shape[1]
     F = ForwardModel(obs_dim, act_dim, 0)
@@ -49,17 +55,23 @@ def main() -> None:
 
     with torch.no_grad():
         o, a, dl = batch(tgt)
-        print(f"F on target data:          nll {F.nll(o, a, empty, dl):9.3f}  l1 {F.mean_distance(o, a, empty, dl).mean():.3f}")
+        print(
+            f"F on target data:          nll {F.nll(o, a, empty, dl):9.3f}  l1 {F.mean_distance(o, a, empty, dl).mean():.3f}"
+        )
         o, a, dl = batch(src)
-        print(f"identity on source data:   nll {F.nll(o, a, empty, dl):9.3f}  l1 {F.mean_distance(o, a, empty, dl).mean():.3f}  "
-              f"mean logvar {F(o, a, empty)[1].mean():.2f}")
+        print(
+            f"identity on source data:   nll {F.nll(o, a, empty, dl):9.3f}  l1 {F.mean_distance(o, a, empty, dl).mean():.3f}  "
+            f"mean logvar {F(o, a, empty)[1].mean():.2f}"
+        )
         for result in args.results:
             H = ActionTranslator(obs_dim, act_dim, conditioned=False)
             H.load_state_dict(torch.load(result / "translator.pt", weights_only=True))
             at = H(o, a)
-            print(f"H of {result.name}: nll {F.nll(o, at, empty, dl):9.3f}  l1 {F.mean_distance(o, at, empty, dl).mean():.3f}  "
-                  f"mean logvar {F(o, at, empty)[1].mean():.2f}  mean |a_tgt - a_src| {(at - a).abs().mean():.3f}  "
-                  f"mean |a_tgt| {at.abs().mean():.3f}")
+            print(
+                f"H of {result.name}: nll {F.nll(o, at, empty, dl):9.3f}  l1 {F.mean_distance(o, at, empty, dl).mean():.3f}  "
+                f"mean logvar {F(o, at, empty)[1].mean():.2f}  mean |a_tgt - a_src| {(at - a).abs().mean():.3f}  "
+                f"mean |a_tgt| {at.abs().mean():.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,21 @@ def test_families_json(capsys):
 
 
 def test_rollout_reports_delayed_payouts(capsys):
-    assert main(["rollout", "halfcheetah-armature", "--task", "0.5", "--reward-delay", "400", "--episodes", "2"]) == 0
+    assert (
+        main(
+            [
+                "rollout",
+                "halfcheetah-armature",
+                "--task",
+                "0.5",
+                "--reward-delay",
+                "400",
+                "--episodes",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("1000 steps, 3 reward payouts") == 2  # at 400, 800 and 1000
 
@@ -75,12 +89,19 @@ def test_argument_errors_are_one_line(capsys):
 def test_console_script_is_installed():
     exe = shutil.which("mcat", path=str(Path(sys.executable).parent))
     assert exe, "the `mcat` entry point is not installed next to this Python"
-    result = subprocess.run([exe, "rollout", "ant-cripple", "--task", "9"], capture_output=True, text=True)
+    result = subprocess.run(
+        [exe, "rollout", "ant-cripple", "--task", "9"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and result.stderr.startswith("mcat: error:")
 
 
-@pytest.mark.parametrize("command, module, cls", [("transfer", "mcat.experiments.transfer", "TransferConfig"),
-                                                  ("transfer-matrix", "mcat.experiments.transfer_matrix", "MatrixConfig")])
+@pytest.mark.parametrize(
+    "command, module, cls",
+    [
+        ("transfer", "mcat.experiments.transfer", "TransferConfig"),
+        ("transfer-matrix", "mcat.experiments.transfer_matrix", "MatrixConfig"),
+    ],
+)
 def test_experiment_help_states_the_config_defaults(command, module, cls, capsys):
     """The CLI writes these defaults without importing the configs (that would import torch for
     every command); they must agree."""
@@ -88,10 +109,23 @@ def test_experiment_help_states_the_config_defaults(command, module, cls, capsys
     import importlib
     import re
 
-    defaults = {f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), cls))
+    }
     with pytest.raises(SystemExit):
         main([command, "--help"])
-    text = " ".join(capsys.readouterr().out.split()).split("options:")[1]  # the flags' help, not the usage line
-    for flag in ("source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps", "batch_size", "objective", "eval_episodes"):
+    text = " ".join(capsys.readouterr().out.split()).split("options:")[
+        1
+    ]  # the flags' help, not the usage line
+    for flag in (
+        "source_steps",
+        "dataset_size",
+        "dataset_noise",
+        "model_steps",
+        "translator_steps",
+        "batch_size",
+        "objective",
+        "eval_episodes",
+    ):
         m = re.search(rf"--{flag.replace('_', '-')} \S+ .*?\(default (\S+?)\)", text)
         assert m and m.group(1) == str(defaults[flag]), (flag, m and m.group(1), defaults[flag])

@@ -28,7 +28,9 @@ def test_toy_delay_pays_dense_total_at_multiples_and_at_the_end(delay):
     env = get_family("point-gain").make_env(1.0, reward_delay=delay, seed=0)
     rewards, dense, _ = _run_episode(env, np.random.default_rng(0))
     assert len(rewards) == 50
-    assert np.flatnonzero(rewards).tolist() == _expected_payouts(50, delay)  # toy rewards are never 0
+    assert np.flatnonzero(rewards).tolist() == _expected_payouts(
+        50, delay
+    )  # toy rewards are never 0
     assert rewards.sum() == pytest.approx(dense.sum(), rel=1e-12)
     # each payout is the sum of the dense rewards since the previous one
     edges = [-1, *_expected_payouts(50, delay)]
@@ -62,7 +64,9 @@ def test_pending_reward_does_not_leak_into_next_episode():
 
 
 def test_delay_one_is_the_dense_reward():
-    env = get_family("halfcheetah-mass").make_env(1.0, reward_delay=1, seed=0, max_episode_steps=100)
+    env = get_family("halfcheetah-mass").make_env(
+        1.0, reward_delay=1, seed=0, max_episode_steps=100
+    )
     rewards, dense, _ = _run_episode(env, np.random.default_rng(0))
     np.testing.assert_array_equal(rewards, dense)
 

@@ -38,7 +38,7 @@ def test_sil_losses_are_positive_where_returns_are_above_and_only_those_rows_cou
     ret[:2] = torch.max(q1, q2)[:2] + 2.0  # two transitions did better than the critic thinks
     valid = torch.ones(len(obs))
     critic_loss = sil_critic_loss(*critic(obs, act, z), ret, valid)
-    expected = 0.5 * (((ret - q1).clamp_min(0) ** 2 + (ret - q2).clamp_min(0) ** 2)).sum() / len(obs)
+    expected = 0.5 * ((ret - q1).clamp_min(0) ** 2 + (ret - q2).clamp_min(0) ** 2).sum() / len(obs)
     assert critic_loss.item() > 0 and critic_loss.item() == pytest.approx(expected.item(), rel=1e-5)
     # the actor is pulled towards the stored actions of those two rows only
     actor_loss = sil_actor_loss(actor(obs, z), act, torch.min(q1, q2), ret, valid)
@@ -125,8 +125,18 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
 
     torch.manual_seed(0)
     replay, o, a = collect_random("point-gain", GAINS, 800)
-    agent = MCATAgent(o, a, MCATConfig(model_batch_size=64, translator_warmup_steps=1000, translator_batch_size=64,
-                                       batch_size=64, translator_lr=1e-3, translator_objective="nll"))
+    agent = MCATAgent(
+        o,
+        a,
+        MCATConfig(
+            model_batch_size=64,
+            translator_warmup_steps=1000,
+            translator_batch_size=64,
+            batch_size=64,
+            translator_lr=1e-3,
+            translator_objective="nll",
+        ),
+    )
     agent.update_models(replay, CF_STEPS)  # the warm-up: CF_STEPS C+F steps, then 1000 H steps
     assert agent.translator_steps_done == 1000 and agent.features.shape == (3, agent.cfg.z_dim)
     for src in range(3):
@@ -149,4 +159,7 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
     assert agent.critic_extra_loss(b, q1, q2).item() > 0
     assert agent.actor_extra_loss(b, act + 0.5, act, torch.min(q1, q2).detach()).item() > 0
     agent.cfg.sil = False
-    assert agent.critic_extra_loss(b, q1, q2) is None and agent.actor_extra_loss(b, act + 0.5, act, q1) is None
+    assert (
+        agent.critic_extra_loss(b, q1, q2) is None
+        and agent.actor_extra_loss(b, act + 0.5, act, q1) is None
+    )

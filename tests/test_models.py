@@ -56,7 +56,19 @@ def test_td3_target_by_hand():
     rew = torch.tensor([1.0, 1.0, 0.5])
     done = torch.tensor([0.0, 1.0, 0.0])
     noise = torch.tensor([[0.7], [0.7], [-0.2]])
-    y = td3_target(critic, actor, obs, z, rew, done, gamma=0.9, policy_noise=0.2, noise_clip=0.5, max_action=1.0, noise=noise)
+    y = td3_target(
+        critic,
+        actor,
+        obs,
+        z,
+        rew,
+        done,
+        gamma=0.9,
+        policy_noise=0.2,
+        noise_clip=0.5,
+        max_action=1.0,
+        noise=noise,
+    )
     # sample 0: a = clip(0.9 + clip(0.7, 0.5)) = 1.0 -> min(3.0, 2.5) = 2.5 -> 1 + 0.9 * 2.5
     # sample 1: terminal -> r; sample 2: a = 0.7 -> min(2.4, 2.2) -> 0.5 + 0.9 * 2.2
     np.testing.assert_allclose(y.numpy(), [3.25, 1.0, 2.48], rtol=1e-6)
@@ -66,7 +78,9 @@ def test_soft_update_moves_targets_by_tau():
     a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     before = b.weight.detach().clone()
     soft_update(b, a, 0.25)
-    np.testing.assert_allclose(b.weight.detach().numpy(), (0.75 * before + 0.25 * a.weight.detach()).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        b.weight.detach().numpy(), (0.75 * before + 0.25 * a.weight.detach()).numpy(), rtol=1e-6
+    )
 
 
 def _train_dynamics(replay, obs_dim, act_dim, steps, seed=0, **cfg):
@@ -107,7 +121,9 @@ def test_contrastive_loss_pulls_same_task_contexts_together():
 def test_context_on_halfcheetah_armature_is_informative():
     """Real environment, short budget: contexts of 3 armatures are told apart above chance."""
     fam = get_family("halfcheetah-armature")
-    replay, o, a = collect_random("halfcheetah-armature", (0.1, 0.3, 0.5), 1500, max_episode_steps=250)
+    replay, o, a = collect_random(
+        "halfcheetah-armature", (0.1, 0.3, 0.5), 1500, max_episode_steps=250
+    )
     agent = _train_dynamics(replay, o, a, steps=150)
     acc = context_accuracy(agent.encoder, replay, segments=256)
     assert acc > 0.6, acc  # chance: 1/3
@@ -119,7 +135,15 @@ def test_collector_with_fewer_envs_visits_every_task(schedule):
     from mcat.collect import Collector
 
     fam = get_family("point-gain")
-    col = Collector(fam, fam.train_tasks, history=3, seed=0, envs_per_round=2, schedule=schedule, max_episode_steps=10)
+    col = Collector(
+        fam,
+        fam.train_tasks,
+        history=3,
+        seed=0,
+        envs_per_round=2,
+        schedule=schedule,
+        max_episode_steps=10,
+    )
     replay = MultiTaskReplay(5, 2, 2, capacity=200)
     seen = []
     for _ in range(60):  # 12 episodes per env
@@ -143,12 +167,16 @@ def test_context_history_matches_replay_windows():
     rng = np.random.default_rng(0)
     snapshots = []
     for _ in range(20):
-        snapshots.append((col.ctx.delta.copy(), col.ctx.act.copy(), col.ctx.mask.copy(), replay.ptr.copy()))
+        snapshots.append(
+            (col.ctx.delta.copy(), col.ctx.act.copy(), col.ctx.mask.copy(), replay.ptr.copy())
+        )
         col.step(replay, lambda obs, c: rng.uniform(-1, 1, (c.n, 2)))
     for delta, act, mask, ptr in snapshots:
         for task in range(2):
             # the slot written right after the snapshot holds the step the context was for
-            batch = replay.sample(1, context=4, tasks=[task], rng=_FixedSlot(ptr[task], replay.size[task]))
+            batch = replay.sample(
+                1, context=4, tasks=[task], rng=_FixedSlot(ptr[task], replay.size[task])
+            )
             np.testing.assert_allclose(batch.ctx_delta[0, 0], delta[task], atol=1e-6)
             np.testing.assert_allclose(batch.ctx_act[0, 0], act[task], atol=1e-6)
             np.testing.assert_array_equal(batch.ctx_mask[0, 0], mask[task])

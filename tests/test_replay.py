@@ -14,7 +14,9 @@ class ReferenceLog:
     """Every transition ever written, per task, in write order (the slow, obvious model)."""
 
     def __init__(self, num_tasks):
-        self.rows = [[] for _ in range(num_tasks)]  # (episode, obs, act, rew, next_obs, term, ended)
+        self.rows = [
+            [] for _ in range(num_tasks)
+        ]  # (episode, obs, act, rew, next_obs, term, ended)
         self.episode = [0] * num_tasks
 
     def add(self, task, obs, act, rew, next_obs, term, trunc):
@@ -50,11 +52,18 @@ class ReferenceLog:
             for v in range(end, w - 1, -1):
                 ret = rows[v][3] + gamma * ret
         return dict(
-            obs=rows[w][1], rew=rows[w][3], done=float(rows[w][5]), mc_return=ret, mc_valid=float(ended),
-            ctx_delta=np.array([c[1] for c in ctx]), ctx_act=np.array([c[2] for c in ctx]),
+            obs=rows[w][1],
+            rew=rows[w][3],
+            done=float(rows[w][5]),
+            mc_return=ret,
+            mc_valid=float(ended),
+            ctx_delta=np.array([c[1] for c in ctx]),
+            ctx_act=np.array([c[2] for c in ctx]),
             ctx_mask=np.array([c[3] for c in ctx]),
-            fut_obs=np.array([f[0] for f in fut]), fut_delta=np.array([f[1] for f in fut]),
-            fut_act=np.array([f[2] for f in fut]), fut_mask=np.array([f[3] for f in fut]),
+            fut_obs=np.array([f[0] for f in fut]),
+            fut_delta=np.array([f[1] for f in fut]),
+            fut_act=np.array([f[2] for f in fut]),
+            fut_mask=np.array([f[3] for f in fut]),
         )
 
 
@@ -135,9 +144,13 @@ def test_windows_never_cross_episode_boundaries():
     for window, mask, offsets in ((batch.fut_obs, batch.fut_mask, np.arange(6)),):
         same = np.floor(window[..., 0] / 1000) == ep[..., None]
         assert np.all(same[mask == 1])
-        np.testing.assert_array_equal(window[..., 0][mask == 1], (step[..., None] + offsets + ep[..., None] * 1000)[mask == 1])
+        np.testing.assert_array_equal(
+            window[..., 0][mask == 1], (step[..., None] + offsets + ep[..., None] * 1000)[mask == 1]
+        )
     # context: the k-th previous step exists exactly when the sampled step is at least k into its episode
-    np.testing.assert_array_equal(batch.ctx_mask, (step[..., None] >= np.arange(6, 0, -1)).astype(np.float32))
+    np.testing.assert_array_equal(
+        batch.ctx_mask, (step[..., None] >= np.arange(6, 0, -1)).astype(np.float32)
+    )
     np.testing.assert_array_equal(batch.ctx_act[batch.ctx_mask == 0], 0.0)
     # future: exists while the episode goes on (and has been written)
     assert batch.fut_mask[..., 0].all()
@@ -147,7 +160,9 @@ def test_real_env_windows_chain_states():
     """On HalfCheetah data, windows are consecutive steps: s_{t+1} = s_t + delta_t inside an episode."""
     fam = get_family("halfcheetah-armature")
     tasks = fam.train_tasks[:2]
-    envs = [fam.make_env(v, reward_delay=50, seed=i, max_episode_steps=120) for i, v in enumerate(tasks)]
+    envs = [
+        fam.make_env(v, reward_delay=50, seed=i, max_episode_steps=120) for i, v in enumerate(tasks)
+    ]
     obs = np.stack([e.reset()[0] for e in envs])
     replay = MultiTaskReplay(2, 17, 6, capacity=500, seed=0)
     rng = np.random.default_rng(0)

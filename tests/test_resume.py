@@ -23,15 +23,64 @@ from mcat.tasks.wrappers import env_state, set_env_state
 from mcat.train import Trainer
 from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
-SMALL = ["--batch-size", "32", "--threads", "1", "--set", "agent.model_warmup_steps=20", "--set", "agent.model_steps=5",
-         "--set", "agent.model_every=50", "--set", "agent.hidden=[64,64]", "--quiet"]
+SMALL = [
+    "--batch-size",
+    "32",
+    "--threads",
+    "1",
+    "--set",
+    "agent.model_warmup_steps=20",
+    "--set",
+    "agent.model_steps=5",
+    "--set",
+    "agent.model_every=50",
+    "--set",
+    "agent.hidden=[64,64]",
+    "--quiet",
+]
 # 5 point-gain tasks in lockstep, 50-step episodes: an episode ends every 250 env steps, so
 # checkpoints at 300, 600, ... are all mid-episode
-TOY = ["point-gain", "--steps", "1500", "--learning-starts", "200", "--eval-every", "250", "--checkpoint-every", "300", *SMALL]
+TOY = [
+    "point-gain",
+    "--steps",
+    "1500",
+    "--learning-starts",
+    "200",
+    "--eval-every",
+    "250",
+    "--checkpoint-every",
+    "300",
+    *SMALL,
+]
 # real MuJoCo: 3 tasks, 2 environments at a time, next task drawn at random, delayed reward
-CHEETAH = ["halfcheetah-armature", "--steps", "700", "--seed", "3", "--reward-delay", "30", "--train-tasks", "0.1", "0.5", "0.3",
-           "--test-tasks", "0.2", "--max-episode-steps", "100", "--learning-starts", "200", "--eval-every", "300",
-           "--checkpoint-every", "250", "--envs-per-round", "2", "--schedule", "sample", *SMALL]
+CHEETAH = [
+    "halfcheetah-armature",
+    "--steps",
+    "700",
+    "--seed",
+    "3",
+    "--reward-delay",
+    "30",
+    "--train-tasks",
+    "0.1",
+    "0.5",
+    "0.3",
+    "--test-tasks",
+    "0.2",
+    "--max-episode-steps",
+    "100",
+    "--learning-starts",
+    "200",
+    "--eval-every",
+    "300",
+    "--checkpoint-every",
+    "250",
+    "--envs-per-round",
+    "2",
+    "--schedule",
+    "sample",
+    *SMALL,
+]
 
 
 def mcat(argv, crash=None, check=True, **kwargs):
@@ -39,9 +88,15 @@ def mcat(argv, crash=None, check=True, **kwargs):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
     if crash:
         env["MCAT_TEST_CRASH"] = crash
-    result = subprocess.run([sys.executable, "-m", "mcat.cli", *argv], env=env, capture_output=True, text=True, **kwargs)
+    result = subprocess.run(
+        [sys.executable, "-m", "mcat.cli", *argv], env=env, capture_output=True, text=True, **kwargs
+    )
     if check:
-        assert result.returncode == (-signal.SIGKILL if crash else 0), (crash, result.returncode, result.stderr[-2000:])
+        assert result.returncode == (-signal.SIGKILL if crash else 0), (
+            crash,
+            result.returncode,
+            result.stderr[-2000:],
+        )
     return result
 
 
@@ -76,8 +131,12 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
     assert find_checkpoint(run).step == 600
     # 4. SIGKILL from outside at an arbitrary moment after resuming
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
-    proc = subprocess.Popen([sys.executable, "-m", "mcat.cli", *resume[:-1], str(run)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcat.cli", *resume[:-1], str(run)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(2.5 + random.random())  # start-up takes ~2 s; the rest of the run ~2 s
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -85,21 +144,30 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
     result = mcat(resume)
     assert "run written to" in result.stdout
     assert logs(run) == logs(toy_reference)
-    assert len(complete(run)) == 2 and not list((run / "checkpoints").glob("*.tmp"))  # the last two are kept
-    summary, reference = (json.loads((d / "summary.json").read_text()) for d in (run, toy_reference))
+    assert len(complete(run)) == 2 and not list(
+        (run / "checkpoints").glob("*.tmp")
+    )  # the last two are kept
+    summary, reference = (
+        json.loads((d / "summary.json").read_text()) for d in (run, toy_reference)
+    )
     assert summary["per_task"] == reference["per_task"]
 
 
 def test_halfcheetah_killed_mid_episode_resumes_identically(tmp_path):
     reference, run = tmp_path / "ref", tmp_path / "killed"
     mcat(["train", *CHEETAH, "--out", str(reference)])
-    mcat(["train", *CHEETAH, "--out", str(run)], crash="step:430")  # 2 envs, 100-step episodes: mid-episode
+    mcat(
+        ["train", *CHEETAH, "--out", str(run)], crash="step:430"
+    )  # 2 envs, 100-step episodes: mid-episode
     assert complete(run) == [250]
     mcat(["train", "--resume", str(run)])
     assert logs(run) == logs(reference)
 
 
-@pytest.mark.parametrize("family, task", [("halfcheetah-armature", 0.3), ("hopper-size", 0.04), ("ant-cripple", 1), ("point-gain", 0.5)])
+@pytest.mark.parametrize(
+    "family, task",
+    [("halfcheetah-armature", 0.3), ("hopper-size", 0.04), ("ant-cripple", 1), ("point-gain", 0.5)],
+)
 def test_environment_state_continues_bit_for_bit(family, task):
     """A fresh env given a saved mid-episode state (through a tensors-only file) steps exactly
     like the original, across its time limit and the resets after it (Ant's reward reads body
@@ -131,9 +199,18 @@ def test_same_seed_same_metrics_in_process(tmp_path):
 
 
 def test_same_seed_same_metrics_halfcheetah(tmp_path):
-    cfg = dict(family="halfcheetah-armature", steps=400, reward_delay=20, train_tasks=[0.1, 0.5], test_tasks=[0.3],
-               max_episode_steps=100, learning_starts=150, eval_every=200, threads=1,
-               agent={**TOY_AGENT, "model_warmup_steps": 10})
+    cfg = dict(
+        family="halfcheetah-armature",
+        steps=400,
+        reward_delay=20,
+        train_tasks=[0.1, 0.5],
+        test_tasks=[0.3],
+        max_episode_steps=100,
+        learning_starts=150,
+        eval_every=200,
+        threads=1,
+        agent={**TOY_AGENT, "model_warmup_steps": 10},
+    )
     for name in "ab":
         Trainer(run_config_from_dict(cfg), tmp_path / name, log=quiet).run()
     assert logs(tmp_path / "a") == logs(tmp_path / "b")
@@ -143,13 +220,17 @@ def test_start_or_resume_continues_an_unfinished_run(tmp_path):
     reference, run = tmp_path / "ref", tmp_path / "run"
     Trainer(toy_config(), reference, log=quiet).run()
     assert Trainer(toy_config(), run, log=quiet).run(stop_at=400) is None
-    trainer = Trainer.start_or_resume(toy_config(threads=2), run, log=quiet)  # another thread count is no other run
+    trainer = Trainer.start_or_resume(
+        toy_config(threads=2), run, log=quiet
+    )  # another thread count is no other run
     assert trainer.checkpoint_step == 400 and trainer.env_steps == 400 and trainer.cfg.threads == 1
     trainer.run()
     assert logs(run) == logs(reference)
     # a finished run resumes to its end at once; another config starts afresh
-    assert Trainer.start_or_resume(toy_config(), run, log=quiet).run()["per_task"] == \
-        json.loads((reference / "summary.json").read_text())["per_task"]
+    assert (
+        Trainer.start_or_resume(toy_config(), run, log=quiet).run()["per_task"]
+        == json.loads((reference / "summary.json").read_text())["per_task"]
+    )
     fresh = Trainer.start_or_resume(toy_config(seed=5), run, log=quiet)
     assert fresh.env_steps == 0 and not list_checkpoints(run)
     fresh.close()
@@ -157,8 +238,21 @@ def test_start_or_resume_continues_an_unfinished_run(tmp_path):
 
 def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):
     full, lean = tmp_path / "full", tmp_path / "lean"
-    argv = ["train", "point-gain", "--steps", "600", "--learning-starts", "200", "--eval-every", "300",
-            "--checkpoint-every", "300", "--replay-capacity", "2000", *SMALL[:-1]]
+    argv = [
+        "train",
+        "point-gain",
+        "--steps",
+        "600",
+        "--learning-starts",
+        "200",
+        "--eval-every",
+        "300",
+        "--checkpoint-every",
+        "300",
+        "--replay-capacity",
+        "2000",
+        *SMALL[:-1],
+    ]
     assert main([*argv, "--out", str(full)]) == 0
     assert "MB (replay included)" in capsys.readouterr().out
     Trainer(toy_config(checkpoint_replay=False), lean, log=quiet).run(stop_at=400)
@@ -167,7 +261,10 @@ def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):
     assert len(trainer.replay) == 0 and trainer.refill_until > 400  # refills before learning again
     trainer.run()
     assert "MB (replay left out)" in capsys.readouterr().out
-    sizes = [(d / "checkpoints" / name).stat().st_size for d, name in ((full, "step-000000600.pt"), (lean, "step-000001000.pt"))]
+    sizes = [
+        (d / "checkpoints" / name).stat().st_size
+        for d, name in ((full, "step-000000600.pt"), (lean, "step-000001000.pt"))
+    ]
     assert sizes[1] < sizes[0]
 
 

@@ -70,12 +70,18 @@ def _torch_zip(obj) -> bytes:
 def test_malicious_checkpoint_is_refused_and_runs_nothing(run, tmp_path, capsys, kind):
     marker = tmp_path / "pwned"
     evil = Payload(marker)
-    data = pickle.dumps({"agent": evil}) if kind == "pickle" else _torch_zip({"agent": evil, "meta": {}})
+    data = (
+        pickle.dumps({"agent": evil})
+        if kind == "pickle"
+        else _torch_zip({"agent": evil, "meta": {}})
+    )
     _plant(run / "checkpoints" / "step-000000400.pt", data)
     for argv in (["train", "--resume", str(run)], ["eval", str(run)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert "refusing to load" in err and "step-000000400.pt" in err and err.count("\n") == 1, err
+        assert "refusing to load" in err and "step-000000400.pt" in err and err.count("\n") == 1, (
+            err
+        )
     with pytest.raises(MCATError, match="not a tensors-only checkpoint"):
         load_checkpoint_file(run / "checkpoints" / "step-000000400.pt")
     assert not marker.exists()
@@ -106,7 +112,10 @@ def test_truncated_checkpoints(run, finished, capsys):
     newest.write_bytes(newest.read_bytes()[:5000])
     trainer = Trainer.resume(run, log=print)  # falls back to the older complete checkpoint
     assert trainer.env_steps == 200
-    assert "passed over step-000000400.pt: truncated or overwritten (5000 of" in capsys.readouterr().out
+    assert (
+        "passed over step-000000400.pt: truncated or overwritten (5000 of"
+        in capsys.readouterr().out
+    )
     trainer.run()
     assert (run / "metrics.csv").read_bytes() == (finished / "metrics.csv").read_bytes()
     for _, path in list_checkpoints(run):
@@ -118,26 +127,38 @@ def test_truncated_checkpoints(run, finished, capsys):
 
 def test_checkpoint_of_another_algo_family_or_config(run, tmp_path, capsys):
     other = tmp_path / "td3"
-    Trainer(_config(algo="td3", agent={"batch_size": 32, "hidden": [64, 64]}), other, log=quiet).run(stop_at=200)
+    Trainer(
+        _config(algo="td3", agent={"batch_size": 32, "hidden": [64, 64]}), other, log=quiet
+    ).run(stop_at=200)
     shutil.rmtree(run / "checkpoints")
     shutil.copytree(other / "checkpoints", run / "checkpoints")
     for argv in (["train", "--resume", str(run)], ["eval", str(run)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert "is from a td3 run on point-gain, not this run's ctd3 on point-gain" in err and err.count("\n") == 1
+        assert (
+            "is from a td3 run on point-gain, not this run's ctd3 on point-gain" in err
+            and err.count("\n") == 1
+        )
     config = json.loads((other / "config.json").read_text())
     config["agent"]["batch_size"] = 64
     (other / "config.json").write_text(json.dumps(config))
     assert main(["train", "--resume", str(other)]) == 2
-    assert "written with another config: agent.batch_size is 32 there and 64 in config.json" in capsys.readouterr().err
+    assert (
+        "written with another config: agent.batch_size is 32 there and 64 in config.json"
+        in capsys.readouterr().err
+    )
 
 
-def test_nan_in_a_loss_stops_the_run_with_a_resumable_checkpoint(run, finished, monkeypatch, capsys):
+def test_nan_in_a_loss_stops_the_run_with_a_resumable_checkpoint(
+    run, finished, monkeypatch, capsys
+):
     monkeypatch.setenv("MCAT_TEST_NAN_LOSS", "450")
     with pytest.raises(MCATError) as info:
         Trainer.resume(run, log=quiet).run()
     message = str(info.value)
-    assert message.startswith("non-finite loss rl/critic_loss = nan") and "at env step 450" in message
+    assert (
+        message.startswith("non-finite loss rl/critic_loss = nan") and "at env step 450" in message
+    )
     assert "step-000000400.pt is kept" in message
     assert [s for s, _ in list_checkpoints(run)] == [400, 200]  # nothing written after the fault
     monkeypatch.delenv("MCAT_TEST_NAN_LOSS")
@@ -151,10 +172,15 @@ def test_nan_parameter_is_caught_before_a_checkpoint(tmp_path):
     trainer.agent.actor.net[0].bias.data[3] = float("inf")
     while trainer.env_steps < 250:
         trainer.collector.step(trainer.replay, lambda obs, col: np.zeros((col.n, col.act_dim)))
-    with pytest.raises(MCATError, match=r"non-finite parameter actor\.net\.0\.bias at env step 250; stopped without writing"):
+    with pytest.raises(
+        MCATError,
+        match=r"non-finite parameter actor\.net\.0\.bias at env step 250; stopped without writing",
+    ):
         trainer.checkpoint()
     assert [s for s, _ in list_checkpoints(tmp_path / "p")] == [200]
-    with pytest.raises(MCATError, match=r"non-finite action from the policy on task 0.5 at env step 255"):
+    with pytest.raises(
+        MCATError, match=r"non-finite action from the policy on task 0.5 at env step 255"
+    ):
         trainer.collector.step(trainer.replay, trainer.policy)
 
 
@@ -169,7 +195,10 @@ def test_nan_observation_names_task_and_step(tmp_path, monkeypatch):
         return (obs, *rest)
 
     monkeypatch.setattr(PointGainEnv, "step", broken)
-    with pytest.raises(MCATError, match=r"non-finite observation from task 1.5 at env step 350 \(the environment diverged\)"):
+    with pytest.raises(
+        MCATError,
+        match=r"non-finite observation from task 1.5 at env step 350 \(the environment diverged\)",
+    ):
         Trainer(_config(), tmp_path / "o", log=quiet).run()
 
 
@@ -186,7 +215,9 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(run, finished, monkeypa
     with pytest.raises(MCATError) as info:
         Trainer.resume(run, log=quiet).run()
     assert f"cannot write checkpoint {run / 'checkpoints' / 'step-000000600.pt'}" in str(info.value)
-    assert __import__("os").strerror(code) in str(info.value) and "step-000000400.pt is kept" in str(info.value)
+    assert __import__("os").strerror(code) in str(
+        info.value
+    ) and "step-000000400.pt is kept" in str(info.value)
     assert not list((run / "checkpoints").glob("*.tmp"))
     monkeypatch.undo()
     assert find_checkpoint(run).step == 400
@@ -206,8 +237,14 @@ def test_unwritable_output_directory(tmp_path, capsys):
     "config, message",
     [
         ({"family": "point-gain", "stepz": 10}, "unknown config key(s) stepz"),
-        ({"family": "point-gain", "steps": "many"}, "config key 'steps': expected an integer, got 'many'"),
-        ({"family": "point-gain", "checkpoint_replay": "no"}, "config key 'checkpoint_replay': expected bool"),
+        (
+            {"family": "point-gain", "steps": "many"},
+            "config key 'steps': expected an integer, got 'many'",
+        ),
+        (
+            {"family": "point-gain", "checkpoint_replay": "no"},
+            "config key 'checkpoint_replay': expected bool",
+        ),
         ({"family": "point-gain", "steps": -5}, "steps must be >= 1, got -5"),
         ({"family": "point-gain", "reward_delay": 0}, "reward delay must be >= 1 step, got 0"),
     ],

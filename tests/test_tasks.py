@@ -69,7 +69,9 @@ def test_every_task_of_a_family_has_its_own_dynamics(name):
     for i in range(len(envs)):
         for j in range(i + 1, len(envs)):
             gap = np.abs(next_obs[i] - next_obs[j]).max()
-            assert gap > 1e-4, f"{name}: tasks {fam.all_tasks[i]} and {fam.all_tasks[j]} step alike ({gap})"
+            assert gap > 1e-4, (
+                f"{name}: tasks {fam.all_tasks[i]} and {fam.all_tasks[j]} step alike ({gap})"
+            )
 
 
 def test_crippled_leg_actions_have_no_effect():

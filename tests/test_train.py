@@ -10,7 +10,15 @@ from mcat.cli import main
 from mcat.config import run_config_from_dict
 from mcat.runs import load_checkpoint, read_metrics
 
-FAST = ["--set", "agent.model_warmup_steps=20", "--set", "agent.model_steps=5", "--set", "agent.model_every=50", "--quiet"]
+FAST = [
+    "--set",
+    "agent.model_warmup_steps=20",
+    "--set",
+    "agent.model_steps=5",
+    "--set",
+    "agent.model_every=50",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +26,32 @@ def halfcheetah_run(tmp_path_factory):
     """A short run on the real HalfCheetah armature tasks (2 train, 1 test)."""
     out = tmp_path_factory.mktemp("runs") / "hc"
     argv = [
-        "train", "halfcheetah-armature", "--algo", "ctd3", "--steps", "600", "--seed", "3", "--reward-delay", "50",
-        "--out", str(out), "--train-tasks", "0.1", "0.5", "--test-tasks", "0.3", "--max-episode-steps", "100",
-        "--learning-starts", "200", "--eval-every", "300", "--batch-size", "32", *FAST,
+        "train",
+        "halfcheetah-armature",
+        "--algo",
+        "ctd3",
+        "--steps",
+        "600",
+        "--seed",
+        "3",
+        "--reward-delay",
+        "50",
+        "--out",
+        str(out),
+        "--train-tasks",
+        "0.1",
+        "0.5",
+        "--test-tasks",
+        "0.3",
+        "--max-episode-steps",
+        "100",
+        "--learning-starts",
+        "200",
+        "--eval-every",
+        "300",
+        "--batch-size",
+        "32",
+        *FAST,
     ]
     assert main(argv) == 0
     return out
@@ -30,15 +61,27 @@ def test_train_writes_every_file(halfcheetah_run):
     out = halfcheetah_run
     config = json.loads((out / "config.json").read_text())
     cfg = run_config_from_dict(config)  # the written config is complete and valid
-    assert (cfg.family, cfg.steps, cfg.seed, cfg.reward_delay, cfg.agent.batch_size) == ("halfcheetah-armature", 600, 3, 50, 32)
+    assert (cfg.family, cfg.steps, cfg.seed, cfg.reward_delay, cfg.agent.batch_size) == (
+        "halfcheetah-armature",
+        600,
+        3,
+        50,
+        32,
+    )
     assert config["agent"]["history"] == 10 and config["agent"]["z_dim"] == 10
     rows = read_metrics(out)
     assert sorted({r["step"] for r in rows}) == [300, 600]
-    assert {(r["task"], r["split"]) for r in rows} == {(0.1, "train"), (0.5, "train"), (0.3, "test")}
+    assert {(r["task"], r["split"]) for r in rows} == {
+        (0.1, "train"),
+        (0.5, "train"),
+        (0.3, "test"),
+    }
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert load_checkpoint(out)["env_steps"] == 600
     episodes = (out / "episodes.csv").read_text().splitlines()
-    assert episodes[0] == "step,task,return,length" and len(episodes) == 1 + 6  # 3 episodes of 100 steps per task
+    assert (
+        episodes[0] == "step,task,return,length" and len(episodes) == 1 + 6
+    )  # 3 episodes of 100 steps per task
     summary = json.loads((out / "summary.json").read_text())
     for key in ("algo", "family", "steps", "seed", "train_return", "test_return", "per_task"):
         assert key in summary
@@ -59,22 +102,68 @@ def test_eval_reproduces_the_final_evaluation(halfcheetah_run, capsys):
 
 def test_plot_groups_seeds(halfcheetah_run, tmp_path, capsys):
     second = tmp_path / "seed4"
-    assert main([
-        "train", "halfcheetah-armature", "--steps", "600", "--seed", "4", "--reward-delay", "50", "--out", str(second),
-        "--train-tasks", "0.1", "0.5", "--test-tasks", "0.3", "--max-episode-steps", "100", "--learning-starts", "200",
-        "--eval-every", "300", "--batch-size", "32", *FAST,
-    ]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "halfcheetah-armature",
+                "--steps",
+                "600",
+                "--seed",
+                "4",
+                "--reward-delay",
+                "50",
+                "--out",
+                str(second),
+                "--train-tasks",
+                "0.1",
+                "0.5",
+                "--test-tasks",
+                "0.3",
+                "--max-episode-steps",
+                "100",
+                "--learning-starts",
+                "200",
+                "--eval-every",
+                "300",
+                "--batch-size",
+                "32",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     png = tmp_path / "curves.png"
     capsys.readouterr()
     assert main(["plot", str(halfcheetah_run), str(second), "-o", str(png)]) == 0
-    assert "ctd3 halfcheetah-armature delay 50: train 2 seed(s), test 2 seed(s)" in capsys.readouterr().out
+    assert (
+        "ctd3 halfcheetah-armature delay 50: train 2 seed(s), test 2 seed(s)"
+        in capsys.readouterr().out
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_ctd3_learns_the_toy_family(tmp_path):
     """5 point-gain tasks: from a random-like policy (about -66) to close to the goal."""
     out = tmp_path / "pg"
-    assert main(["train", "point-gain", "--steps", "5000", "--learning-starts", "1000", "--eval-every", "1000", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "point-gain",
+                "--steps",
+                "5000",
+                "--learning-starts",
+                "1000",
+                "--eval-every",
+                "1000",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = read_metrics(out)
     first = np.mean([r["return"] for r in rows if r["step"] == 1000 and r["split"] == "train"])
     summary = json.loads((out / "summary.json").read_text())
@@ -132,17 +221,39 @@ def test_presets_are_valid_configs():
     from mcat.presets import list_presets, load_preset
 
     names = list_presets()
-    assert [len([n for n in names if n.startswith(t)]) for t in ("table2-", "table3-", "table4-")] == [5, 5, 6]
+    assert [
+        len([n for n in names if n.startswith(t)]) for t in ("table2-", "table3-", "table4-")
+    ] == [5, 5, 6]
     for name in names:
         cfg = run_config_from_dict(load_preset(name))
         cfg.validate()
-        assert cfg.algo == "mcat" and cfg.agent.policy_transfer  # the tables' MCAT rows; --no-pt gives the ablation
+        assert (
+            cfg.algo == "mcat" and cfg.agent.policy_transfer
+        )  # the tables' MCAT rows; --no-pt gives the ablation
 
 
 def test_td3_algo_has_no_context_and_trains(tmp_path):
     out = tmp_path / "td3"
-    assert main(["train", "point-gain", "--algo", "td3", "--steps", "400", "--learning-starts", "200",
-                 "--eval-every", "400", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "point-gain",
+                "--algo",
+                "td3",
+                "--steps",
+                "400",
+                "--learning-starts",
+                "200",
+                "--eval-every",
+                "400",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     state = load_checkpoint(out)["agent"]
     assert "encoder" not in state and "forward_model" not in state
     assert state["actor"]["net.0.weight"].shape[1] == 2  # the actor sees the state only

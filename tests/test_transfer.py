@@ -7,12 +7,33 @@ import pytest
 
 from mcat.cli import main
 
-TOY = ["--source-steps", "3000", "--dataset-size", "2000", "--model-steps", "500", "--translator-steps", "800"]
+TOY = [
+    "--source-steps",
+    "3000",
+    "--dataset-size",
+    "2000",
+    "--model-steps",
+    "500",
+    "--translator-steps",
+    "800",
+]
 
 
 def test_toy_transfer_end_to_end_and_cache_reuse(tmp_path, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", "--out", str(out), "--cache", str(cache), *TOY]
+    argv = [
+        "transfer",
+        "point-gain",
+        "--source",
+        "0.75",
+        "--target",
+        "1.5",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        *TOY,
+    ]
     assert main(argv) == 0
     first = json.loads((out / "summary.json").read_text())
     for key in ("source_on_source", "source_on_target", "transferred_on_target"):
@@ -20,7 +41,9 @@ def test_toy_transfer_end_to_end_and_cache_reuse(tmp_path, capsys):
         assert first[key]["mean"] == pytest.approx(np.mean(first[key]["episodes"]))
     gap = abs(first["source_on_target"]["mean"] - first["source_on_source"]["mean"])
     assert gap > 10  # the source policy suffers from the new dynamics ...
-    assert abs(first["transferred_on_target"]["mean"] - first["source_on_source"]["mean"]) < 0.1 * gap  # ... H undoes it
+    assert (
+        abs(first["transferred_on_target"]["mean"] - first["source_on_source"]["mean"]) < 0.1 * gap
+    )  # ... H undoes it
     capsys.readouterr()
     assert main([*argv, "--overwrite"]) == 0
     log = capsys.readouterr().out
@@ -32,12 +55,42 @@ def test_toy_transfer_end_to_end_and_cache_reuse(tmp_path, capsys):
 
 def test_halfcheetah_transfer_runs_on_the_real_environment(tmp_path):
     out = tmp_path / "hc"
-    assert main(["transfer", "halfcheetah-armature", "--source", "0.1", "--target", "0.5", "--out", str(out),
-                 "--cache", str(tmp_path / "cache"), "--source-steps", "400", "--dataset-size", "300", "--model-steps", "20",
-                 "--translator-steps", "20", "--eval-episodes", "2", "--max-episode-steps", "100", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "halfcheetah-armature",
+                "--source",
+                "0.1",
+                "--target",
+                "0.5",
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--source-steps",
+                "400",
+                "--dataset-size",
+                "300",
+                "--model-steps",
+                "20",
+                "--translator-steps",
+                "20",
+                "--eval-episodes",
+                "2",
+                "--max-episode-steps",
+                "100",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["source"] == 0.1 and summary["target"] == 0.5
-    assert all(len(summary[k]["episodes"]) == 2 for k in ("source_on_source", "source_on_target", "transferred_on_target"))
+    assert all(
+        len(summary[k]["episodes"]) == 2
+        for k in ("source_on_source", "source_on_target", "transferred_on_target")
+    )
     assert (out / "translator.pt").exists()
 
 
@@ -50,7 +103,20 @@ def test_halfcheetah_transfer_runs_on_the_real_environment(tmp_path):
     ],
 )
 def test_bad_transfer_input(extra, message, tmp_path, capsys):
-    assert main(["transfer", "point-gain", *extra, "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "transfer",
+                "point-gain",
+                *extra,
+                "--out",
+                str(tmp_path / "o"),
+                "--cache",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "c").exists()
@@ -58,11 +124,26 @@ def test_bad_transfer_input(extra, message, tmp_path, capsys):
 
 def test_a_cache_made_with_other_settings_is_refused_and_kept(tmp_path, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", "--out", str(out), "--cache", str(cache), *TOY, "--quiet"]
+    argv = [
+        "transfer",
+        "point-gain",
+        "--source",
+        "0.75",
+        "--target",
+        "1.5",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        *TOY,
+        "--quiet",
+    ]
     assert main(argv) == 0
     meta = sorted((cache / "data").glob("*/meta.json"))[0]
     tampered = json.loads(meta.read_text())
-    tampered["family"] = "halfcheetah-armature"  # as if a dataset of another family sat under this key
+    tampered["family"] = (
+        "halfcheetah-armature"  # as if a dataset of another family sat under this key
+    )
     meta.write_text(json.dumps(tampered))
     data_before = (meta.parent / "data.npz").read_bytes()
     assert main([*argv, "--overwrite"]) == 2

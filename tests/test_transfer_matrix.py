@@ -11,14 +11,43 @@ from mcat.cli import main
 from mcat.models.translator import ActionTranslator
 
 GAINS = ["0.75", "1", "1.5"]
-TOY = ["--source-steps", "2000", "--dataset-size", "1500", "--model-steps", "800", "--translator-steps", "1200",
-       "--eval-episodes", "1", "--threads", "1", "--quiet",
-       "--dataset-noise", "1.0"]  # wide action coverage, so in-bound equivalent actions are well represented
+TOY = [
+    "--source-steps",
+    "2000",
+    "--dataset-size",
+    "1500",
+    "--model-steps",
+    "800",
+    "--translator-steps",
+    "1200",
+    "--eval-episodes",
+    "1",
+    "--threads",
+    "1",
+    "--quiet",
+    "--dataset-noise",
+    "1.0",
+]  # wide action coverage, so in-bound equivalent actions are well represented
 
 
 def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
     out, cache = tmp_path / "m", tmp_path / "cache"
-    assert main(["transfer-matrix", "point-gain", "--tasks", *GAINS, "--out", str(out), "--cache", str(cache), *TOY]) == 0
+    assert (
+        main(
+            [
+                "transfer-matrix",
+                "point-gain",
+                "--tasks",
+                *GAINS,
+                "--out",
+                str(out),
+                "--cache",
+                str(cache),
+                *TOY,
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     tasks = summary["tasks"]
     assert tasks == [0.75, 1.0, 1.5] and len(summary["pairs"]) == 9
@@ -28,11 +57,19 @@ def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
     assert matrix[0][1:] == GAINS and [r[0] for r in matrix[1:]] == GAINS
     for pair in summary["pairs"]:
         j, i = tasks.index(pair["source"]), tasks.index(pair["target"])
-        expected = 100 * (pair["transferred_on_target"] - pair["source_on_target"]) / abs(pair["source_on_target"])
+        expected = (
+            100
+            * (pair["transferred_on_target"] - pair["source_on_target"])
+            / abs(pair["source_on_target"])
+        )
         assert float(matrix[1 + j][1 + i]) == pytest.approx(expected, abs=0.01)
     assert (out / "improvement.png").read_bytes()[:4] == b"\x89PNG"
     # what was learned: H(s, a, z_j, z_i) = a k_j / k_i for every ordered pair, where that is in bounds
-    meta = next(m for m in cache.glob("data/*/meta.json") if json.loads(m.read_text())["kind"] == "matrix-datasets")
+    meta = next(
+        m
+        for m in cache.glob("data/*/meta.json")
+        if json.loads(m.read_text())["kind"] == "matrix-datasets"
+    )
     data = np.load(meta.parent / "data.npz")
     features = torch.as_tensor(data["features"])
     H = ActionTranslator(2, 2, features.shape[1], conditioned=True)
@@ -45,27 +82,79 @@ def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
             got = H(obs, act, features[j].expand(len(obs), -1), features[i].expand(len(obs), -1))
         assert inside.sum() > 100
         error = (got - want).abs()[inside].median()
-        assert error < 0.1 and error < 0.5 * (act - want).abs()[inside].median(), (tasks[j], tasks[i])  # beats the identity
+        assert error < 0.1 and error < 0.5 * (act - want).abs()[inside].median(), (
+            tasks[j],
+            tasks[i],
+        )  # beats the identity
 
 
 def test_halfcheetah_matrix_runs_on_the_real_environment(tmp_path):
     out = tmp_path / "hc"
-    assert main(["transfer-matrix", "halfcheetah-armature", "--tasks", "0.1", "0.5", "--out", str(out),
-                 "--cache", str(tmp_path / "cache"), "--source-steps", "400", "--dataset-size", "200", "--model-steps", "20",
-                 "--translator-steps", "20", "--eval-episodes", "1", "--max-episode-steps", "50", "--threads", "1",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "transfer-matrix",
+                "halfcheetah-armature",
+                "--tasks",
+                "0.1",
+                "0.5",
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--source-steps",
+                "400",
+                "--dataset-size",
+                "200",
+                "--model-steps",
+                "20",
+                "--translator-steps",
+                "20",
+                "--eval-episodes",
+                "1",
+                "--max-episode-steps",
+                "50",
+                "--threads",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
-    assert [(p["source"], p["target"]) for p in summary["pairs"]] == [(0.1, 0.1), (0.1, 0.5), (0.5, 0.1), (0.5, 0.5)]
+    assert [(p["source"], p["target"]) for p in summary["pairs"]] == [
+        (0.1, 0.1),
+        (0.1, 0.5),
+        (0.5, 0.1),
+        (0.5, 0.5),
+    ]
     assert summary["pairs_off_diagonal"] == 2 and (out / "improvement.png").exists()
 
 
 @pytest.mark.parametrize(
     "tasks, message",
-    [(["1"], "needs at least two tasks"), (["1", "1"], "lists a task twice"), (["1", "-3"], "not valid for point-gain")],
+    [
+        (["1"], "needs at least two tasks"),
+        (["1", "1"], "lists a task twice"),
+        (["1", "-3"], "not valid for point-gain"),
+    ],
 )
 def test_bad_matrix_input(tasks, message, tmp_path, capsys):
-    assert main(["transfer-matrix", "point-gain", "--tasks", *tasks, "--out", str(tmp_path / "o"),
-                 "--cache", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "transfer-matrix",
+                "point-gain",
+                "--tasks",
+                *tasks,
+                "--out",
+                str(tmp_path / "o"),
+                "--cache",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "c").exists() and not (tmp_path / "o").exists()
@@ -80,5 +169,9 @@ def test_step_progress_reports_every_tenth_with_eta():
         progress.update(step, 0.5 if step == 10 else None)
     # every 2 steps (a tenth of 25, rounded down) and the last one: 13 lines, percentages rising to 100
     assert len(lines) == 13 and lines[-1].startswith("  H 25/25 (100%)")
-    assert [int(line.split("(")[1].split("%")[0]) for line in lines] == sorted(100 * s // 25 for s in (*range(2, 25, 2), 25))
-    assert "loss 0.5" in lines[4] and "loss" not in lines[3] and all("ETA " in line for line in lines)
+    assert [int(line.split("(")[1].split("%")[0]) for line in lines] == sorted(
+        100 * s // 25 for s in (*range(2, 25, 2), 25)
+    )
+    assert (
+        "loss 0.5" in lines[4] and "loss" not in lines[3] and all("ETA " in line for line in lines)
+    )

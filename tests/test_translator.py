@@ -39,7 +39,9 @@ def _train(translator, forward_model, replay, features, steps, conditioned, src=
         else:
             zs = features[src].expand(128, -1)
             zt = features[tgt].expand(128, -1)
-            loss = translator_loss(translator, forward_model, obs[src], act[src], delta[src], zs, zt)
+            loss = translator_loss(
+                translator, forward_model, obs[src], act[src], delta[src], zs, zt
+            )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -49,7 +51,9 @@ def _check_recovers(translate, src, tgt, tol):
     """a_tgt = a_src * k_src / k_tgt where that stays inside the action bounds."""
     rng = np.random.default_rng(5)
     ratio = GAINS[src] / GAINS[tgt]
-    a_src = (rng.uniform(-0.9, 0.9, (256, 2)) / max(ratio, 1.0)).astype(np.float32)  # equivalent action in bounds
+    a_src = (rng.uniform(-0.9, 0.9, (256, 2)) / max(ratio, 1.0)).astype(
+        np.float32
+    )  # equivalent action in bounds
     obs = rng.normal(0, 0.5, (256, 2)).astype(np.float32)
     with torch.no_grad():
         a_tgt = translate(torch.as_tensor(obs), torch.as_tensor(a_src)).numpy()
@@ -74,7 +78,9 @@ def test_pair_only_translator_recovers_the_equivalent_action(toy_models):
     replay, agent, features = toy_models
     torch.manual_seed(2)
     H = ActionTranslator(2, 2, conditioned=False)
-    _train(H, agent.forward_model, replay, features, 800, conditioned=False, src=2, tgt=0)  # the hardest pair
+    _train(
+        H, agent.forward_model, replay, features, 800, conditioned=False, src=2, tgt=0
+    )  # the hardest pair
     _check_recovers(lambda o, a: H(o, a), 2, 0, tol=0.05)
 
 
@@ -83,8 +89,14 @@ def test_translator_loss_leaves_the_forward_model_untouched(toy_models):
     H = ActionTranslator(2, 2, z_dim=features.shape[1])
     agent.forward_model.zero_grad(set_to_none=True)  # drop the gradients left by model training
     b = replay.sample(16)
-    loss = all_pairs_loss(H, agent.forward_model, torch.as_tensor(b.obs), torch.as_tensor(b.act),
-                          torch.as_tensor(b.next_obs - b.obs), features)
+    loss = all_pairs_loss(
+        H,
+        agent.forward_model,
+        torch.as_tensor(b.obs),
+        torch.as_tensor(b.act),
+        torch.as_tensor(b.next_obs - b.obs),
+        features,
+    )
     loss.backward()
     assert all(p.grad is None for p in agent.forward_model.parameters())
     assert all(p.requires_grad for p in agent.forward_model.parameters())
@@ -125,15 +137,18 @@ def test_transferred_policy_on_target_comes_close_to_source_on_source(toy_models
     source = GoalSeekingActor(GAINS[src])
     transferred = TransferredPolicy(source, H, features[src], features[tgt])
     fam = get_family("point-gain")
-    run = lambda policy, task: evaluate(fam, [task], policy.context, policy.act, history=1, episodes=5, seed=0)[task]  # noqa: E731
+    run = lambda policy, task: evaluate(
+        fam, [task], policy.context, policy.act, history=1, episodes=5, seed=0
+    )[task]  # noqa: E731
     source_on_source = run(source, GAINS[src])
     source_on_target = run(source, GAINS[tgt])
     transferred_on_target = run(transferred, GAINS[tgt])
     assert abs(source_on_target - source_on_source) > 3.0
     # H is trained on random-action data near the start; the evaluation path to the goal leaves
     # it, so the match is close, not exact (0.1-0.25 of the gap depending on the thread count)
-    assert abs(transferred_on_target - source_on_source) < 0.3 * abs(source_on_target - source_on_source), (
-        source_on_source, source_on_target, transferred_on_target)
+    assert abs(transferred_on_target - source_on_source) < 0.3 * abs(
+        source_on_target - source_on_source
+    ), (source_on_source, source_on_target, transferred_on_target)
 
 
 def test_zhang_et_al_baseline_recovers_equivalent_actions(toy_models):
@@ -146,13 +161,19 @@ def test_zhang_et_al_baseline_recovers_equivalent_actions(toy_models):
     src, tgt = 0, 2
     data = replay.sample(len(replay), rng=np.random.default_rng(2))
     no_z = np.zeros((data.obs.shape[1], 0), dtype=np.float32)
-    F = fit_forward_model(data.obs[tgt], data.act[tgt], data.next_obs[tgt], no_z, steps=600, batch=128, seed=2)
+    F = fit_forward_model(
+        data.obs[tgt], data.act[tgt], data.next_obs[tgt], no_z, steps=600, batch=128, seed=2
+    )
     before = [p.clone() for p in F.parameters()]
     rng = np.random.default_rng(3)
 
     def batch(task):
         b = replay.sample(128, rng=rng)
-        return torch.as_tensor(b.obs[task]), torch.as_tensor(b.act[task]), torch.as_tensor(b.next_obs[task] - b.obs[task])
+        return (
+            torch.as_tensor(b.obs[task]),
+            torch.as_tensor(b.act[task]),
+            torch.as_tensor(b.next_obs[task] - b.obs[task]),
+        )
 
     torch.manual_seed(3)
     dcc = DCCTranslator(2, 2, max_action=1.0)

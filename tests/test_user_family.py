@@ -77,8 +77,13 @@ def test_duplicate_registration_is_refused(registered):
 def test_invalid_family_definition_is_refused():
     with pytest.raises(MCATError, match="not valid"):
         TaskFamily(
-            name="bad", env="Pendulum-v1", parameter="mass", train_tasks=(1.0, -1.0), test_tasks=(),
-            domain=Interval(0.0, 10.0, low_open=True), apply=set_pendulum_mass,
+            name="bad",
+            env="Pendulum-v1",
+            parameter="mass",
+            train_tasks=(1.0, -1.0),
+            test_tasks=(),
+            domain=Interval(0.0, 10.0, low_open=True),
+            apply=set_pendulum_mass,
         )
 
 
@@ -100,18 +105,34 @@ def test_plugin_module_adds_a_family_to_the_command_line(tmp_path):
         )
     )
     env = dict(os.environ, MCAT_PLUGINS="my_families", PYTHONPATH=str(tmp_path))
-    listing = subprocess.run([sys.executable, "-m", "mcat.cli", "families"], env=env, capture_output=True, text=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "mcat.cli", "families"], env=env, capture_output=True, text=True
+    )
     assert listing.returncode == 0, listing.stderr
     assert "pendulum-mass" in listing.stdout and "halfcheetah-armature" in listing.stdout
     run = subprocess.run(
-        [sys.executable, "-m", "mcat.cli", "rollout", "pendulum-mass", "--task", "4", "--reward-delay", "7"],
-        env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mcat.cli",
+            "rollout",
+            "pendulum-mass",
+            "--task",
+            "4",
+            "--reward-delay",
+            "7",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stderr
     assert "30 steps, 5 reward payouts" in run.stdout  # at 7, 14, 21, 28 and the end (30)
     bad = subprocess.run(
-        [sys.executable, "-m", "mcat.cli", "families"], env=dict(env, MCAT_PLUGINS="no_such_module"),
-        capture_output=True, text=True,
+        [sys.executable, "-m", "mcat.cli", "families"],
+        env=dict(env, MCAT_PLUGINS="no_such_module"),
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "no_such_module" in bad.stderr

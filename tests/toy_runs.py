@@ -5,13 +5,26 @@ import torch
 
 from mcat.config import run_config_from_dict
 
-TOY_AGENT = {"batch_size": 32, "model_warmup_steps": 20, "model_steps": 5, "model_every": 50, "hidden": [64, 64]}
+TOY_AGENT = {
+    "batch_size": 32,
+    "model_warmup_steps": 20,
+    "model_steps": 5,
+    "model_every": 50,
+    "hidden": [64, 64],
+}
 
 
 def toy_config(**changes):
     """A 5-task point-gain run (50-step episodes), one thread, small networks; ``changes`` override."""
-    data = {"family": "point-gain", "steps": 1000, "learning_starts": 200, "eval_every": 250, "checkpoint_every": 300,
-            "threads": 1, "agent": dict(TOY_AGENT)}
+    data = {
+        "family": "point-gain",
+        "steps": 1000,
+        "learning_starts": 200,
+        "eval_every": 250,
+        "checkpoint_every": 300,
+        "threads": 1,
+        "agent": dict(TOY_AGENT),
+    }
     data.update(changes)
     return run_config_from_dict(data)
 

@@ -20,7 +20,11 @@ NAMES = {"nll": "ours, NLL (Eq. 3)", "l1": "ours, L1 (authors' code)", "dcc": "Z
 
 def fmt(values: list[float]) -> str:
     v = np.asarray(values)
-    return f"{v.mean():.1f} ± {v.std(ddof=1) / np.sqrt(len(v)):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+    return (
+        f"{v.mean():.1f} ± {v.std(ddof=1) / np.sqrt(len(v)):.1f}"
+        if len(v) > 1
+        else f"{v.mean():.1f}"
+    )
 
 
 def main() -> None:
@@ -29,13 +33,19 @@ def main() -> None:
         match = re.match(r"(.+)-seed(\d+)-(\w+)$", file.parent.name)
         if match:
             groups[(match[1], match[3])].append(json.loads(file.read_text()))
-    print("| setting | translator | seeds | source on source | source on target | transferred on target | ratio transferred / source on target (per seed) |")
+    print(
+        "| setting | translator | seeds | source on source | source on target | transferred on target | ratio transferred / source on target (per seed) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for (setting, name), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(kv[0][1]))):
+    for (setting, name), runs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(kv[0][1]))
+    ):
         cols = [fmt([r[k]["mean"] for r in runs]) for k in KEYS]
         ratios = [r["transferred_on_target"]["mean"] / r["source_on_target"]["mean"] for r in runs]
         seeds = ", ".join(str(r["seed"]) for r in runs)
-        print(f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | {np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |")
+        print(
+            f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | {np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from pathlib import Path
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--after", type=int, default=0, help="only episodes that ended after this env step")
+    p.add_argument(
+        "--after", type=int, default=0, help="only episodes that ended after this env step"
+    )
     p.add_argument("--task", type=float, help="also list this task's episodes")
     a = p.parse_args()
     path = a.run_dir / "transfer.csv"
@@ -28,14 +30,22 @@ def main() -> None:
     for r in rows:
         by_task[float(r["task"])][r["policy"]].append(float(r["return"]))
     for task in sorted(by_task):
-        parts = [f"{pol} {len(v)} episodes, mean {sum(v) / len(v):.1f}"
-                 for pol, v in sorted(by_task[task].items())]
+        parts = [
+            f"{pol} {len(v)} episodes, mean {sum(v) / len(v):.1f}"
+            for pol, v in sorted(by_task[task].items())
+        ]
         print(f"task {task:g}: " + "; ".join(parts))
     if a.task is not None:
         for r in rows:
             if float(r["task"]) == a.task:
-                print(r["step"], r["policy"], r["source"] or "-", f"{float(r['return']):.0f}",
-                      r["own_recent"] or "-", r["source_recent"] or "-")
+                print(
+                    r["step"],
+                    r["policy"],
+                    r["source"] or "-",
+                    f"{float(r['return']):.0f}",
+                    r["own_recent"] or "-",
+                    r["source_recent"] or "-",
+                )
 
 
 if __name__ == "__main__":

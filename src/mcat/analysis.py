@@ -18,7 +18,9 @@ from mcat.replay import MultiTaskReplay
 
 
 @torch.no_grad()
-def context_accuracy(encoder: ContextEncoder, replay: MultiTaskReplay, segments: int = 512, seed: int = 1) -> float:
+def context_accuracy(
+    encoder: ContextEncoder, replay: MultiTaskReplay, segments: int = 512, seed: int = 1
+) -> float:
     rng = np.random.default_rng(seed)
     K = encoder.history
     fields = ("ctx_delta", "ctx_act", "ctx_mask")
@@ -33,13 +35,21 @@ def context_accuracy(encoder: ContextEncoder, replay: MultiTaskReplay, segments:
 
 @torch.no_grad()
 def forward_nll(
-    forward_model: ForwardModel, encoder: ContextEncoder | None, replay: MultiTaskReplay, future: int = 10,
-    segments: int = 256, seed: int = 2,
+    forward_model: ForwardModel,
+    encoder: ContextEncoder | None,
+    replay: MultiTaskReplay,
+    future: int = 10,
+    segments: int = 256,
+    seed: int = 2,
 ) -> float:
     """Mean NLL of the future windows of held-out segments; ``encoder=None`` for a context-free
     model (z of size 0)."""
     history = encoder.history if encoder is not None else 1
-    b = batch_to_torch(replay.sample(segments, context=history, future=future, rng=np.random.default_rng(seed)), torch.device("cpu"), MODEL_FIELDS)
+    b = batch_to_torch(
+        replay.sample(segments, context=history, future=future, rng=np.random.default_rng(seed)),
+        torch.device("cpu"),
+        MODEL_FIELDS,
+    )
     if encoder is not None:
         z = encoder(b["ctx_delta"], b["ctx_act"], b["ctx_mask"])
     else:
@@ -49,8 +59,16 @@ def forward_nll(
 
 
 def train_context_free_model(
-    replay: MultiTaskReplay, obs_dim: int, act_dim: int, steps: int, batch_size: int = 64, future: int = 10,
-    hidden: int = 200, layers: int = 4, lr: float = 1e-3, seed: int = 0,
+    replay: MultiTaskReplay,
+    obs_dim: int,
+    act_dim: int,
+    steps: int,
+    batch_size: int = 64,
+    future: int = 10,
+    hidden: int = 200,
+    layers: int = 4,
+    lr: float = 1e-3,
+    seed: int = 0,
 ) -> ForwardModel:
     """A forward model without context, trained on the same data the same way (the baseline a
     context must beat)."""
@@ -59,7 +77,11 @@ def train_context_free_model(
     opt = torch.optim.Adam(model.param_groups(), lr=lr)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
-        b = batch_to_torch(replay.sample(batch_size, context=0, future=future, rng=rng), torch.device("cpu"), MODEL_FIELDS)
+        b = batch_to_torch(
+            replay.sample(batch_size, context=0, future=future, rng=rng),
+            torch.device("cpu"),
+            MODEL_FIELDS,
+        )
         model.update_normalizers(b["fut_obs"], b["fut_act"], b["fut_delta"], b["fut_mask"])
         z = b["fut_obs"].new_zeros(*b["fut_obs"].shape[:3], 0)
         loss = model.nll(b["fut_obs"], b["fut_act"], z, b["fut_delta"], b["fut_mask"])

@@ -34,7 +34,9 @@ def cmd_families(args: argparse.Namespace) -> int:
         rows = [
             {
                 "name": f.name,
-                "env": f.env if isinstance(f.env, str) else f"{f.env.__module__}.{f.env.__qualname__}",
+                "env": f.env
+                if isinstance(f.env, str)
+                else f"{f.env.__module__}.{f.env.__qualname__}",
                 "parameter": f.parameter,
                 "domain": str(f.domain),
                 "default": f.default_task,
@@ -66,21 +68,29 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise MCATError(f"--episodes must be >= 1, got {args.episodes}")
     env = family.make_env(task, reward_delay=delay, seed=args.seed, style=args.style)
-    print(f"{family.name} task {task:g} ({family.parameter}), reward delay {delay}, {args.policy} policy")
+    print(
+        f"{family.name} task {task:g} ({family.parameter}), reward delay {delay}, {args.policy} policy"
+    )
     for episode in range(args.episodes):
         env.reset()
         total = dense = 0.0
         payouts = steps = 0
         done = False
         while not done:
-            action = env.action_space.sample() if args.policy == "random" else np.zeros(env.action_space.shape)
+            action = (
+                env.action_space.sample()
+                if args.policy == "random"
+                else np.zeros(env.action_space.shape)
+            )
             _, reward, terminated, truncated, info = env.step(action)
             total += reward
             dense += info["dense_reward"]
             payouts += reward != 0.0
             steps += 1
             done = terminated or truncated
-        print(f"  episode {episode}: return {total:9.2f} (dense sum {dense:9.2f}), {steps} steps, {payouts} reward payouts")
+        print(
+            f"  episode {episode}: return {total:9.2f} (dense sum {dense:9.2f}), {steps} steps, {payouts} reward payouts"
+        )
     env.close()
     return 0
 
@@ -115,9 +125,25 @@ def _merge(base: dict, update: dict) -> dict:
 
 # flags of `mcat train` that set the RunConfig key of the same name
 TRAIN_FLAGS = (
-    "algo", "steps", "seed", "reward_delay", "style", "eval_every", "eval_episodes", "learning_starts",
-    "checkpoint_every", "device", "threads", "utd", "envs_per_round", "schedule", "train_tasks", "test_tasks",
-    "max_episode_steps", "replay_capacity", "checkpoint_replay",
+    "algo",
+    "steps",
+    "seed",
+    "reward_delay",
+    "style",
+    "eval_every",
+    "eval_episodes",
+    "learning_starts",
+    "checkpoint_every",
+    "device",
+    "threads",
+    "utd",
+    "envs_per_round",
+    "schedule",
+    "train_tasks",
+    "test_tasks",
+    "max_episode_steps",
+    "replay_capacity",
+    "checkpoint_replay",
 )
 
 
@@ -148,29 +174,49 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 # flags of `mcat train` for MCAT's parts: (flag, agent key, value when given or None for the flag's value)
-MCAT_FLAGS = (("no_pt", "policy_transfer", False), ("no_sil", "sil", False), ("pt_window", "pt_window", None),
-              ("pt_stale_after", "pt_stale_after", None), ("pt_margin", "pt_margin", None))
-PT_ONLY = ("pt_window", "pt_stale_after", "pt_margin")  # knobs that mean nothing without policy transfer
+MCAT_FLAGS = (
+    ("no_pt", "policy_transfer", False),
+    ("no_sil", "sil", False),
+    ("pt_window", "pt_window", None),
+    ("pt_stale_after", "pt_stale_after", None),
+    ("pt_margin", "pt_margin", None),
+)
+PT_ONLY = (
+    "pt_window",
+    "pt_stale_after",
+    "pt_margin",
+)  # knobs that mean nothing without policy transfer
 
 
 def _apply_mcat_flags(args: argparse.Namespace, data: dict) -> None:
-    given = [(flag, key, value) for flag, key, value in MCAT_FLAGS if getattr(args, flag) is not None and getattr(args, flag) is not False]
+    given = [
+        (flag, key, value)
+        for flag, key, value in MCAT_FLAGS
+        if getattr(args, flag) is not None and getattr(args, flag) is not False
+    ]
     if not given:
         return
     names = ", ".join("--" + flag.replace("_", "-") for flag, _, _ in given)
     if data.get("algo", "ctd3") != "mcat":
-        raise MCATError(f"{names}: only for --algo mcat (this run's algo is {data.get('algo', 'ctd3')})")
+        raise MCATError(
+            f"{names}: only for --algo mcat (this run's algo is {data.get('algo', 'ctd3')})"
+        )
     agent = data.setdefault("agent", {})
     for flag, key, value in given:
         agent[key] = getattr(args, flag) if value is None else value
     pt_knobs = [k for k in PT_ONLY if k in agent]
     if agent.get("policy_transfer") is False and pt_knobs:
-        raise MCATError(f"--no-pt contradicts {', '.join('--' + k.replace('_', '-') for k in pt_knobs)} "
-                        f"(a policy-transfer option); drop one of them")
+        raise MCATError(
+            f"--no-pt contradicts {', '.join('--' + k.replace('_', '-') for k in pt_knobs)} "
+            f"(a policy-transfer option); drop one of them"
+        )
 
 
 def _print_returns(rows: list[tuple[str, str, float, float | None]]) -> None:
-    print(f"  {'split':5}  {'task':>8}  {'return':>10}" + ("  saved" if any(r[3] is not None for r in rows) else ""))
+    print(
+        f"  {'split':5}  {'task':>8}  {'return':>10}"
+        + ("  saved" if any(r[3] is not None for r in rows) else "")
+    )
     for split, task, ret, saved in rows:
         extra = f"  {saved:10.2f}" if saved is not None else ""
         print(f"  {split:5}  {task:>8}  {ret:10.2f}{extra}")
@@ -181,18 +227,42 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     log = (lambda _m: None) if args.quiet else print
     if args.resume:
-        given = [f"--{k.replace('_', '-')}" for k in (*TRAIN_FLAGS, *(f for f, _, _ in MCAT_FLAGS), "batch_size", "preset", "config", "set", "out", "family")
-                 if getattr(args, k) is not None and getattr(args, k) is not False] + ["--overwrite"] * args.overwrite + ["--no-contrastive"] * args.no_contrastive
+        given = (
+            [
+                f"--{k.replace('_', '-')}"
+                for k in (
+                    *TRAIN_FLAGS,
+                    *(f for f, _, _ in MCAT_FLAGS),
+                    "batch_size",
+                    "preset",
+                    "config",
+                    "set",
+                    "out",
+                    "family",
+                )
+                if getattr(args, k) is not None and getattr(args, k) is not False
+            ]
+            + ["--overwrite"] * args.overwrite
+            + ["--no-contrastive"] * args.no_contrastive
+        )
         if given:
-            raise MCATError(f"--resume continues the run with its own config.json; drop {', '.join(given)}")
+            raise MCATError(
+                f"--resume continues the run with its own config.json; drop {', '.join(given)}"
+            )
         out = Path(args.resume)
         summary = Trainer.resume(out, log=log).run()
     else:
         cfg = train_config_from_args(args)
-        out = Path(args.out) if args.out else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
+        out = (
+            Path(args.out)
+            if args.out
+            else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
+        )
         summary = train(cfg, out, overwrite=args.overwrite, log=log)
     rows = [(v["split"], task, v["return"], None) for task, v in summary["per_task"].items()]
-    print(f"final evaluation after {summary['steps']:,} env steps ({summary['env_steps_per_s']:.0f} steps/s):")
+    print(
+        f"final evaluation after {summary['steps']:,} env steps ({summary['env_steps_per_s']:.0f} steps/s):"
+    )
     _print_returns(rows)
     test = f"{summary['test_return']:.2f}" if summary["test_return"] is not None else "-"
     print(f"  mean: train {summary['train_return']:.2f}, test {test}")
@@ -224,18 +294,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(cfg.threads)
     saved = {}
     if (run_dir / SUMMARY).is_file():
-        saved = {k: v["return"] for k, v in load_json(run_dir / SUMMARY).get("per_task", {}).items()}
+        saved = {
+            k: v["return"] for k, v in load_json(run_dir / SUMMARY).get("per_task", {}).items()
+        }
     train_tasks, test_tasks = run_tasks(cfg)
     if args.tasks:
         values = [family.check_task(v) for v in args.tasks]
-        tasks = [("train" if v in train_tasks else "test" if v in test_tasks else "new", v) for v in values]
+        tasks = [
+            ("train" if v in train_tasks else "test" if v in test_tasks else "new", v)
+            for v in values
+        ]
     else:
         tasks = [("train", v) for v in train_tasks] + [("test", v) for v in test_tasks]
     returns = evaluate_agent(agent, cfg, [v for _, v in tasks])
-    print(f"{run_dir}: {cfg.algo} on {cfg.family}, checkpoint at {state.get('env_steps', '?')} env steps, "
-          f"{cfg.eval_episodes} episode(s) per task")
+    print(
+        f"{run_dir}: {cfg.algo} on {cfg.family}, checkpoint at {state.get('env_steps', '?')} env steps, "
+        f"{cfg.eval_episodes} episode(s) per task"
+    )
     same_episodes = args.episodes is None
-    _print_returns([(split, f"{v:g}", returns[v], saved.get(f"{v:g}") if same_episodes else None) for split, v in tasks])
+    _print_returns(
+        [
+            (split, f"{v:g}", returns[v], saved.get(f"{v:g}") if same_episodes else None)
+            for split, v in tasks
+        ]
+    )
     return 0
 
 
@@ -254,8 +336,20 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
     values = _experiment_values(args, ("translator",))
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
-    out = Path(args.out) if args.out else Path("runs") / "transfer" / f"{args.family}-{args.source}-to-{args.target}-seed{cfg.seed}"
-    run_transfer(cfg, out, Path(args.cache), overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs")
+        / "transfer"
+        / f"{args.family}-{args.source}-to-{args.target}-seed{cfg.seed}"
+    )
+    run_transfer(
+        cfg,
+        out,
+        Path(args.cache),
+        overwrite=args.overwrite,
+        log=(lambda _m: None) if args.quiet else print,
+    )
     print(f"result written to {out / 'summary.json'}")
     return 0
 
@@ -265,31 +359,80 @@ def cmd_transfer_matrix(args: argparse.Namespace) -> int:
 
     values = _experiment_values(args)
     cfg = MatrixConfig(family=args.family, tasks=list(args.tasks), **values)
-    out = Path(args.out) if args.out else Path("runs") / "transfer-matrix" / f"{args.family}-seed{cfg.seed}"
-    run_matrix(cfg, out, Path(args.cache), overwrite=args.overwrite, log=(lambda _m: None) if args.quiet else print)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / "transfer-matrix" / f"{args.family}-seed{cfg.seed}"
+    )
+    run_matrix(
+        cfg,
+        out,
+        Path(args.cache),
+        overwrite=args.overwrite,
+        log=(lambda _m: None) if args.quiet else print,
+    )
     print(f"matrix written to {out / 'improvement.csv'} and {out / 'improvement.png'}")
     return 0
 
 
 # flags shared by `mcat transfer` and `mcat transfer-matrix`, each setting the config field of its name
-EXPERIMENT_FLAGS = ("seed", "source_steps", "dataset_size", "dataset_noise", "model_steps", "translator_steps",
-                    "batch_size", "objective", "eval_episodes", "max_episode_steps", "threads")
+EXPERIMENT_FLAGS = (
+    "seed",
+    "source_steps",
+    "dataset_size",
+    "dataset_noise",
+    "model_steps",
+    "translator_steps",
+    "batch_size",
+    "objective",
+    "eval_episodes",
+    "max_episode_steps",
+    "threads",
+)
 
 
-def _add_experiment_flags(p: argparse.ArgumentParser, source: str, episodes: str, **defaults) -> None:
+def _add_experiment_flags(
+    p: argparse.ArgumentParser, source: str, episodes: str, **defaults
+) -> None:
     """The shared flags; ``defaults`` are those of the command's config (TransferConfig or
     MatrixConfig, not imported here: that would import torch for every command), for the help."""
-    d = {"dataset_noise": 0.3, "model_steps": 20_000, "translator_steps": 20_000, "batch_size": 256, "objective": "nll"} | defaults
-    p.add_argument("--cache", default="runs/cache", help="where source policies, datasets and models are cached (default runs/cache)")
+    d = {
+        "dataset_noise": 0.3,
+        "model_steps": 20_000,
+        "translator_steps": 20_000,
+        "batch_size": 256,
+        "objective": "nll",
+    } | defaults
+    p.add_argument(
+        "--cache",
+        default="runs/cache",
+        help="where source policies, datasets and models are cached (default runs/cache)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
     p.add_argument("--seed", type=int)
     p.add_argument("--source-steps", type=int, help=f"{source} (default {d['source_steps']})")
-    p.add_argument("--dataset-size", type=int, help=f"transitions per task (default {d['dataset_size']})")
-    p.add_argument("--dataset-noise", type=float, help=f"action noise of the data-collecting policy (default {d['dataset_noise']})")
-    p.add_argument("--model-steps", type=int, help=f"forward-model steps (default {d['model_steps']})")
-    p.add_argument("--translator-steps", type=int, help=f"translator steps (default {d['translator_steps']})")
-    p.add_argument("--batch-size", type=int, help=f"transitions per task per step (default {d['batch_size']})")
-    p.add_argument("--objective", choices=("nll", "l1"), help=f"translator loss: nll (Eq. 3) or l1 (default {d['objective']})")
+    p.add_argument(
+        "--dataset-size", type=int, help=f"transitions per task (default {d['dataset_size']})"
+    )
+    p.add_argument(
+        "--dataset-noise",
+        type=float,
+        help=f"action noise of the data-collecting policy (default {d['dataset_noise']})",
+    )
+    p.add_argument(
+        "--model-steps", type=int, help=f"forward-model steps (default {d['model_steps']})"
+    )
+    p.add_argument(
+        "--translator-steps", type=int, help=f"translator steps (default {d['translator_steps']})"
+    )
+    p.add_argument(
+        "--batch-size", type=int, help=f"transitions per task per step (default {d['batch_size']})"
+    )
+    p.add_argument(
+        "--objective",
+        choices=("nll", "l1"),
+        help=f"translator loss: nll (Eq. 3) or l1 (default {d['objective']})",
+    )
     p.add_argument("--eval-episodes", type=int, help=f"{episodes} (default {d['eval_episodes']})")
     p.add_argument("--max-episode-steps", type=int)
     p.add_argument("--threads", type=int)
@@ -301,7 +444,9 @@ def _experiment_values(args: argparse.Namespace, extra: tuple[str, ...] = ()) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mcat", description="MCAT: meta-RL with an action translator on sparse-reward tasks.")
+    parser = _Parser(
+        prog="mcat", description="MCAT: meta-RL with an action translator on sparse-reward tasks."
+    )
     parser.add_argument("--version", action="version", version=f"mcat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -313,73 +458,168 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollout", help="run a random policy on one task (checks a family works)")
     p.add_argument("family")
     p.add_argument("--task", help="parameter value of the task (default: the first training task)")
-    p.add_argument("--reward-delay", type=int, default=1, help="pay the summed reward every D steps (default 1)")
+    p.add_argument(
+        "--reward-delay",
+        type=int,
+        default=1,
+        help="pay the summed reward every D steps (default 1)",
+    )
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--policy", choices=("random", "zero"), default="random")
-    p.add_argument("--style", choices=("paper", "gymnasium"), default="paper", help="reward/observation/termination style")
+    p.add_argument(
+        "--style",
+        choices=("paper", "gymnasium"),
+        default="paper",
+        help="reward/observation/termination style",
+    )
     p.set_defaults(func=cmd_rollout)
 
-    p = sub.add_parser("train", help="meta-train on the training tasks of a family, evaluating on train and test tasks")
-    p.add_argument("family", nargs="?", help="task family (may come from --preset/--config instead)")
-    p.add_argument("--algo", help="algorithm: ctd3 (default, context TD3), mcat (ctd3 + self-imitation + policy transfer) or td3 (no context)")
-    p.add_argument("--steps", type=int, help="total env steps over all training tasks (default 100000)")
+    p = sub.add_parser(
+        "train",
+        help="meta-train on the training tasks of a family, evaluating on train and test tasks",
+    )
+    p.add_argument(
+        "family", nargs="?", help="task family (may come from --preset/--config instead)"
+    )
+    p.add_argument(
+        "--algo",
+        help="algorithm: ctd3 (default, context TD3), mcat (ctd3 + self-imitation + policy transfer) or td3 (no context)",
+    )
+    p.add_argument(
+        "--steps", type=int, help="total env steps over all training tasks (default 100000)"
+    )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--reward-delay", type=int, help="pay the summed reward every D steps (default 1)")
+    p.add_argument(
+        "--reward-delay", type=int, help="pay the summed reward every D steps (default 1)"
+    )
     p.add_argument("--out", help="run directory (default runs/FAMILY/ALGO-delayD-seedS)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest complete checkpoint")
-    p.add_argument("--no-checkpoint-replay", dest="checkpoint_replay", action="store_false", default=None,
-                   help="leave the replay out of checkpoints (smaller; a resumed run is then not identical)")
-    p.add_argument("--preset", help="a preset name (see src/mcat/presets) or JSON file; flags override it")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its newest complete checkpoint",
+    )
+    p.add_argument(
+        "--no-checkpoint-replay",
+        dest="checkpoint_replay",
+        action="store_false",
+        default=None,
+        help="leave the replay out of checkpoints (smaller; a resumed run is then not identical)",
+    )
+    p.add_argument(
+        "--preset", help="a preset name (see src/mcat/presets) or JSON file; flags override it"
+    )
     p.add_argument("--config", help="a JSON config file (keys of config.json); flags override it")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. agent.batch_size=128 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config key, e.g. agent.batch_size=128 (repeatable)",
+    )
     p.add_argument("--eval-every", type=int, help="env steps between evaluations (default 10000)")
     p.add_argument("--eval-episodes", type=int, help="evaluation episodes per task (default 1)")
-    p.add_argument("--learning-starts", type=int, help="env steps of random actions first (default 10000)")
-    p.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default 50000; the last two are kept)")
+    p.add_argument(
+        "--learning-starts", type=int, help="env steps of random actions first (default 10000)"
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="env steps between checkpoints (default 50000; the last two are kept)",
+    )
     p.add_argument("--batch-size", type=int, help="TD3 transitions per task per step (default 256)")
     p.add_argument("--utd", type=float, help="gradient steps per env step of each task (default 1)")
     p.add_argument("--no-contrastive", action="store_true", help="turn the contrastive loss off")
-    p.add_argument("--no-pt", action="store_true", help="mcat: no policy transfer while collecting (and no translator)")
+    p.add_argument(
+        "--no-pt",
+        action="store_true",
+        help="mcat: no policy transfer while collecting (and no translator)",
+    )
     p.add_argument("--no-sil", action="store_true", help="mcat: no self-imitation losses")
-    p.add_argument("--pt-window", type=int, help="mcat: recent episodes averaged into a policy's score (default 3)")
-    p.add_argument("--pt-stale-after", type=int, help="mcat: episodes of a task after which a score is dropped (default 20)")
-    p.add_argument("--pt-margin", type=float, help="mcat: how much better a source task must score to be a candidate (default 0)")
-    p.add_argument("--train-tasks", type=float, nargs="+", help="training task values (default: the family's)")
-    p.add_argument("--test-tasks", type=float, nargs="+", help="test task values (default: the family's)")
+    p.add_argument(
+        "--pt-window",
+        type=int,
+        help="mcat: recent episodes averaged into a policy's score (default 3)",
+    )
+    p.add_argument(
+        "--pt-stale-after",
+        type=int,
+        help="mcat: episodes of a task after which a score is dropped (default 20)",
+    )
+    p.add_argument(
+        "--pt-margin",
+        type=float,
+        help="mcat: how much better a source task must score to be a candidate (default 0)",
+    )
+    p.add_argument(
+        "--train-tasks", type=float, nargs="+", help="training task values (default: the family's)"
+    )
+    p.add_argument(
+        "--test-tasks", type=float, nargs="+", help="test task values (default: the family's)"
+    )
     p.add_argument("--envs-per-round", type=int, help="tasks collected at once (default: all)")
-    p.add_argument("--schedule", choices=("round-robin", "sample"), help="next task when fewer envs than tasks")
+    p.add_argument(
+        "--schedule", choices=("round-robin", "sample"), help="next task when fewer envs than tasks"
+    )
     p.add_argument("--max-episode-steps", type=int, help="episode length (default: the family's)")
-    p.add_argument("--replay-capacity", type=int, help="transitions kept per task (default 1000000)")
-    p.add_argument("--style", choices=("paper", "gymnasium"), help="environment style (default paper)")
+    p.add_argument(
+        "--replay-capacity", type=int, help="transitions kept per task (default 1000000)"
+    )
+    p.add_argument(
+        "--style", choices=("paper", "gymnasium"), help="environment style (default paper)"
+    )
     p.add_argument("--device", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--plot", metavar="FILE.png", help="also plot the learning curves to this file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("transfer", help="fixed-dataset policy transfer from a source to a target task (paper Table 1)")
+    p = sub.add_parser(
+        "transfer",
+        help="fixed-dataset policy transfer from a source to a target task (paper Table 1)",
+    )
     p.add_argument("family")
     p.add_argument("--source", required=True, help="source task value")
     p.add_argument("--target", required=True, help="target task value")
     p.add_argument("--out", help="result directory (default runs/transfer/FAMILY-SRC-to-TGT-seedS)")
-    p.add_argument("--translator", choices=("mcat", "dcc"), help="mcat (ours, default) or dcc (Zhang et al. 2020c baseline)")
-    _add_experiment_flags(p, source="TD3 steps for the source policy", episodes="episodes per evaluation",
-                          source_steps=60_000, dataset_size=100_000, eval_episodes=10)
+    p.add_argument(
+        "--translator",
+        choices=("mcat", "dcc"),
+        help="mcat (ours, default) or dcc (Zhang et al. 2020c baseline)",
+    )
+    _add_experiment_flags(
+        p,
+        source="TD3 steps for the source policy",
+        episodes="episodes per evaluation",
+        source_steps=60_000,
+        dataset_size=100_000,
+        eval_episodes=10,
+    )
     p.set_defaults(func=cmd_transfer)
 
-    p = sub.add_parser("transfer-matrix", help="one conditioned translator for every pair of tasks (paper Fig. 5)")
+    p = sub.add_parser(
+        "transfer-matrix", help="one conditioned translator for every pair of tasks (paper Fig. 5)"
+    )
     p.add_argument("family")
     p.add_argument("--tasks", type=float, nargs="+", required=True, help="the tasks (at least two)")
     p.add_argument("--out", help="result directory (default runs/transfer-matrix/FAMILY-seedS)")
-    _add_experiment_flags(p, source="ctd3 steps, all tasks together, for the source policy",
-                          episodes="episodes per policy and target", source_steps=300_000, dataset_size=50_000, eval_episodes=5)
+    _add_experiment_flags(
+        p,
+        source="ctd3 steps, all tasks together, for the source policy",
+        episodes="episodes per policy and target",
+        source_steps=300_000,
+        dataset_size=50_000,
+        eval_episodes=5,
+    )
     p.set_defaults(func=cmd_transfer_matrix)
 
     p = sub.add_parser("eval", help="re-evaluate a saved run on its tasks or on given tasks")
     p.add_argument("run_dir")
-    p.add_argument("--tasks", nargs="+", help="task values to evaluate (default: the run's train and test tasks)")
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        help="task values to evaluate (default: the run's train and test tasks)",
+    )
     p.add_argument("--episodes", type=int, help="episodes per task (default: the run's)")
     p.set_defaults(func=cmd_eval)
 

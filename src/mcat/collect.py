@@ -80,8 +80,13 @@ class Collector:
     def __post_init__(self) -> None:
         T = len(self.tasks)
         self.envs = [
-            self.family.make_env(v, reward_delay=self.reward_delay, seed=self.seed * 1000 + i, style=self.style,
-                                 max_episode_steps=self.max_episode_steps)
+            self.family.make_env(
+                v,
+                reward_delay=self.reward_delay,
+                seed=self.seed * 1000 + i,
+                style=self.style,
+                max_episode_steps=self.max_episode_steps,
+            )
             for i, v in enumerate(self.tasks)
         ]
         self.n = T if self.envs_per_round is None else int(self.envs_per_round)
@@ -97,13 +102,17 @@ class Collector:
         self.ep_length = np.zeros(self.n, dtype=np.int64)
         self.env_steps = 0
 
-    def step(self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, "Collector"], np.ndarray]) -> list[EpisodeRecord]:
+    def step(
+        self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, "Collector"], np.ndarray]
+    ) -> list[EpisodeRecord]:
         """One step in every running environment with ``policy(obs, collector)``; transitions
         go to the replay store of their task. Returns the episodes that ended."""
         actions = np.asarray(policy(self.obs, self), dtype=np.float32)
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
             task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
-            raise MCATError(f"non-finite action from the policy on task {task:g} at env step {self.env_steps + self.n:,}")
+            raise MCATError(
+                f"non-finite action from the policy on task {task:g} at env step {self.env_steps + self.n:,}"
+            )
         results = [self.envs[t].step(a) for t, a in zip(self.slot_task, actions)]
         next_obs = np.stack([r[0] for r in results]).astype(np.float32)
         rewards = np.array([r[1] for r in results], dtype=np.float32)
@@ -111,7 +120,9 @@ class Collector:
             self._non_finite(next_obs, rewards)
         terminated = np.array([r[2] for r in results])
         truncated = np.array([r[3] for r in results])
-        replay.add(self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task)
+        replay.add(
+            self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task
+        )
         self.ctx.push(next_obs - self.obs, actions)
         self.ep_return += rewards
         self.ep_length += 1
@@ -120,7 +131,9 @@ class Collector:
         finished = []
         for i in np.flatnonzero(terminated | truncated):
             task = int(self.slot_task[i])
-            finished.append(EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i]), int(i)))
+            finished.append(
+                EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i]), int(i))
+            )
             recent = self.recent_returns.setdefault(task, [])
             recent.append(float(self.ep_return[i]))
             del recent[:-RECENT]
@@ -134,8 +147,10 @@ class Collector:
     def _non_finite(self, next_obs: np.ndarray, rewards: np.ndarray) -> None:
         i = int(np.flatnonzero(~(np.isfinite(next_obs).all(1) & np.isfinite(rewards)))[0])
         what = "observation" if not np.isfinite(next_obs[i]).all() else "reward"
-        raise MCATError(f"non-finite {what} from task {self.tasks[self.slot_task[i]]:g} at env step "
-                        f"{self.env_steps + self.n:,} (the environment diverged)")
+        raise MCATError(
+            f"non-finite {what} from task {self.tasks[self.slot_task[i]]:g} at env step "
+            f"{self.env_steps + self.n:,} (the environment diverged)"
+        )
 
     def state_dict(self) -> dict:
         """Everything needed to continue collecting mid-episode: each environment's state (see
@@ -156,13 +171,17 @@ class Collector:
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["envs"]) != len(self.envs) or state["obs"].shape != self.obs.shape:
-            raise MCATError(f"saved collector has {len(state['envs'])} envs and observations {tuple(state['obs'].shape)}, "
-                            f"this one {len(self.envs)} and {self.obs.shape}")
+            raise MCATError(
+                f"saved collector has {len(state['envs'])} envs and observations {tuple(state['obs'].shape)}, "
+                f"this one {len(self.envs)} and {self.obs.shape}"
+            )
         for env, saved in zip(self.envs, state["envs"]):
             try:
                 set_env_state(env, saved)
             except (ValueError, AttributeError) as exc:
-                raise MCATError(f"cannot restore an environment of task {self.tasks[self.envs.index(env)]:g}: {exc}") from None
+                raise MCATError(
+                    f"cannot restore an environment of task {self.tasks[self.envs.index(env)]:g}: {exc}"
+                ) from None
         self.obs[...] = state["obs"]
         for name, array in self.ctx.arrays().items():
             array[...] = state["ctx"][name]
@@ -213,7 +232,11 @@ def evaluate(
     envs, owner = [], []
     for i, v in enumerate(tasks):
         for e in range(episodes):
-            envs.append(family.make_env(v, seed=eval_seed(seed, v, e), style=style, max_episode_steps=max_episode_steps))
+            envs.append(
+                family.make_env(
+                    v, seed=eval_seed(seed, v, e), style=style, max_episode_steps=max_episode_steps
+                )
+            )
             owner.append(i)
     obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
     n = len(envs)

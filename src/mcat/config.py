@@ -77,7 +77,9 @@ class RunConfig:
         if self.algo not in ALGOS:
             raise MCATError(f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
         if type(self.agent) is not ALGOS[self.algo]:
-            raise MCATError(f"algo {self.algo} needs an agent config of type {ALGOS[self.algo].__name__}, got {type(self.agent).__name__}")
+            raise MCATError(
+                f"algo {self.algo} needs an agent config of type {ALGOS[self.algo].__name__}, got {type(self.agent).__name__}"
+            )
         family = get_family(self.family)
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "replay_capacity"):
             if getattr(self, name) < 1:
@@ -91,10 +93,14 @@ class RunConfig:
             family.check_task(v)
         n = len(self.train_tasks or family.train_tasks)
         if self.envs_per_round is not None and not 1 <= self.envs_per_round <= n:
-            raise MCATError(f"envs-per-round must be between 1 and the number of training tasks ({n})")
+            raise MCATError(
+                f"envs-per-round must be between 1 and the number of training tasks ({n})"
+            )
         if isinstance(self.agent, MCATConfig) and self.agent.policy_transfer and n < 2:
-            raise MCATError(f"MCAT's policy transfer needs at least two training tasks (a source and a target), "
-                            f"got {n}; add training tasks or turn it off (--no-pt)")
+            raise MCATError(
+                f"MCAT's policy transfer needs at least two training tasks (a source and a target), "
+                f"got {n}; add training tasks or turn it off (--no-pt)"
+            )
         self.agent.validate()
 
 
@@ -114,7 +120,9 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
                 return _check_type(name, value, option)
             except MCATError:
                 pass
-        raise MCATError(f"config key {name!r}: {value!r} has the wrong type (expected {annotation})")
+        raise MCATError(
+            f"config key {name!r}: {value!r} has the wrong type (expected {annotation})"
+        )
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise MCATError(f"config key {name!r}: expected a list, got {value!r}")
@@ -143,7 +151,9 @@ def dataclass_from_dict(cls: type, data: dict, where: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise MCATError(f"unknown config key(s) {', '.join(where + k for k in unknown)}; known: {', '.join(fields)}")
+        raise MCATError(
+            f"unknown config key(s) {', '.join(where + k for k in unknown)}; known: {', '.join(fields)}"
+        )
     values = {}
     for name, value in data.items():
         if name == "agent":

@@ -16,7 +16,11 @@ def run_label(run_dir: Path) -> str:
     cfg = load_run_config(run_dir)
     algo = cfg.algo
     if algo == "mcat":
-        off = [name for name, on in (("PT", cfg.agent.policy_transfer), ("SIL", cfg.agent.sil)) if not on]
+        off = [
+            name
+            for name, on in (("PT", cfg.agent.policy_transfer), ("SIL", cfg.agent.sil))
+            if not on
+        ]
         algo += "".join(f" w/o {name}" for name in off)
     if getattr(cfg.agent, "contrastive_weight", 1.0) == 0:
         algo += " w/o contrastive"
@@ -34,7 +38,9 @@ def curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> dict[str, dict[str, int]]:
+def plot_runs(
+    run_dirs: list[Path], out: Path, title: str | None = None
+) -> dict[str, dict[str, int]]:
     """Plot runs grouped by (algo, family, delay): a line for the mean over seeds and a band for
     the standard error, one panel per split. Returns the number of seeds per group."""
     import matplotlib

@@ -18,21 +18,33 @@ class TransferredPolicy:
     3.3): pi_tgt(s) = H(s, pi(s, z_src), z_src, z_tgt), with fixed task features z_src, z_tgt
     (empty tensors for a context-free source policy and a pair-only H)."""
 
-    def __init__(self, actor: Actor, translator: ActionTranslator, z_src: torch.Tensor, z_tgt: torch.Tensor):
+    def __init__(
+        self, actor: Actor, translator: ActionTranslator, z_src: torch.Tensor, z_tgt: torch.Tensor
+    ):
         self.actor, self.translator = actor, translator
         self.z_src, self.z_tgt = z_src.reshape(1, -1), z_tgt.reshape(1, -1)
         self.device = next(actor.parameters()).device
 
-    def context(self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray) -> torch.Tensor:
+    def context(
+        self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray
+    ) -> torch.Tensor:
         return torch.zeros(len(ctx_delta), 0, device=self.device)  # the task features are fixed
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, z: torch.Tensor | None = None, noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        z: torch.Tensor | None = None,
+        noise: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         z_src, z_tgt = self.z_src.expand(len(s), -1), self.z_tgt.expand(len(s), -1)
         a_src = self.actor(s, z_src)
         action = self.translator(s, a_src, z_src, z_tgt).cpu().numpy()
         if noise > 0:
             bound = self.translator.max_action
-            action = np.clip(action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound)
+            action = np.clip(
+                action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound
+            )
         return action

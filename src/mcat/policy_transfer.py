@@ -47,7 +47,9 @@ class PTConfig:
 
     def validate(self) -> None:
         if self.window < 1 or self.stale_after < self.window:
-            raise MCATError(f"policy transfer needs window >= 1 and stale_after >= window, got {self.window}, {self.stale_after}")
+            raise MCATError(
+                f"policy transfer needs window >= 1 and stale_after >= window, got {self.window}, {self.stale_after}"
+            )
         if self.margin < 0:
             raise MCATError(f"policy-transfer margin must be >= 0, got {self.margin}")
 
@@ -57,11 +59,15 @@ class PolicyTransfer:
 
     def __init__(self, n_tasks: int, cfg: PTConfig | None = None):
         if n_tasks < 2:
-            raise MCATError("policy transfer needs at least two training tasks (a source and a target)")
+            raise MCATError(
+                "policy transfer needs at least two training tasks (a source and a target)"
+            )
         self.cfg = cfg or PTConfig()
         self.cfg.validate()
         self.n_tasks = n_tasks
-        self.history: list[list[tuple[int, int, float]]] = [[] for _ in range(n_tasks)]  # (episode, source, return)
+        self.history: list[list[tuple[int, int, float]]] = [
+            [] for _ in range(n_tasks)
+        ]  # (episode, source, return)
         self.episodes = [0] * n_tasks
 
     def score(self, task: int, source: int) -> float | None:
@@ -91,10 +97,15 @@ class PolicyTransfer:
         self.history[task].append((self.episodes[task], source, float(ret)))
         self.episodes[task] += 1
         keep = self.episodes[task] - self.cfg.stale_after
-        self.history[task] = [h for h in self.history[task] if h[0] >= keep]  # older ones are never read
+        self.history[task] = [
+            h for h in self.history[task] if h[0] >= keep
+        ]  # older ones are never read
 
     def state_dict(self) -> dict:
-        return {"history": [[list(h) for h in hs] for hs in self.history], "episodes": list(self.episodes)}
+        return {
+            "history": [[list(h) for h in hs] for hs in self.history],
+            "episodes": list(self.episodes),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.history = [[(int(e), int(s), float(r)) for e, s, r in hs] for hs in state["history"]]
@@ -103,7 +114,16 @@ class PolicyTransfer:
 
 RANDOM = -2  # an episode begun before learning started (random actions): not scored
 TRANSFER_COLUMNS = ["step", "task", "policy", "source", "return", "own_recent", "source_recent"]
-TRANSFER_SUMMARY_COLUMNS = ["step", "task", "episodes", "transferred", "sources", "own_recent", "best_source", "best_transfer_recent"]
+TRANSFER_SUMMARY_COLUMNS = [
+    "step",
+    "task",
+    "episodes",
+    "transferred",
+    "sources",
+    "own_recent",
+    "best_source",
+    "best_transfer_recent",
+]
 
 
 def _fmt(x: float | None) -> str:
@@ -118,7 +138,9 @@ class TransferActing:
     the translator; None until it is first trained, and until then every episode is the learned
     policy's)."""
 
-    def __init__(self, agent, tasks: list[float], n_slots: int, cfg: PTConfig, learning_starts: int):
+    def __init__(
+        self, agent, tasks: list[float], n_slots: int, cfg: PTConfig, learning_starts: int
+    ):
         self.agent, self.tasks = agent, list(tasks)
         self.rule = PolicyTransfer(len(tasks), cfg)
         self.slot_source = np.full(n_slots, RANDOM if learning_starts > 0 else OWN, dtype=np.int64)
@@ -128,7 +150,9 @@ class TransferActing:
         # episodes per task since the last evaluation, by source (OWN, RANDOM or a task index)
         self.period: list[dict[int, int]] = [{} for _ in self.tasks]
 
-    def act(self, obs: np.ndarray, z, slot_task: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, z, slot_task: np.ndarray, noise: float, rng: np.random.Generator
+    ) -> np.ndarray:
         """Actions of every slot: the learned policy where its episode is the learned policy's,
         the transferred policy of its source elsewhere (one batched call each)."""
         transfer = self.slot_source >= 0
@@ -137,14 +161,20 @@ class TransferActing:
         actions = np.empty((len(obs), self.agent.act_dim), dtype=np.float32)
         own = ~transfer
         if own.any():
-            actions[own] = self.agent.act(obs[own], z[torch.as_tensor(own, device=z.device)], noise=noise, rng=rng)
-        actions[transfer] = self.agent.act_transferred(obs[transfer], self.slot_source[transfer], slot_task[transfer], noise=noise, rng=rng)
+            actions[own] = self.agent.act(
+                obs[own], z[torch.as_tensor(own, device=z.device)], noise=noise, rng=rng
+            )
+        actions[transfer] = self.agent.act_transferred(
+            obs[transfer], self.slot_source[transfer], slot_task[transfer], noise=noise, rng=rng
+        )
         return actions
 
     def choose(self, task: int) -> int:
         return OWN if self.agent.features is None else self.rule.choose(task)
 
-    def episode_ended(self, task: int, slot: int, ret: float, next_task: int, step: int, learning: bool) -> list:
+    def episode_ended(
+        self, task: int, slot: int, ret: float, next_task: int, step: int, learning: bool
+    ) -> list:
         """Score the episode that ended in ``slot``, pick the policy of the slot's next episode
         (on ``next_task``), and return the episode's row of the transfer log."""
         source = int(self.slot_source[slot])
@@ -154,7 +184,15 @@ class TransferActing:
         own = self.rule.score(task, OWN)
         src_score = self.rule.score(task, source) if source >= 0 else None
         policy = {RANDOM: "random", OWN: "own"}.get(source, "transfer")
-        row = [step, f"{self.tasks[task]:g}", policy, f"{self.tasks[source]:g}" if source >= 0 else "", ret, _fmt(own), _fmt(src_score)]
+        row = [
+            step,
+            f"{self.tasks[task]:g}",
+            policy,
+            f"{self.tasks[source]:g}" if source >= 0 else "",
+            ret,
+            _fmt(own),
+            _fmt(src_score),
+        ]
         self.slot_source[slot] = self.choose(next_task) if learning else RANDOM
         return row
 
@@ -167,18 +205,27 @@ class TransferActing:
             fresh = {j: self.rule.score(i, j) for j in range(len(self.tasks)) if j != i}
             fresh = {j: s for j, s in fresh.items() if s is not None}
             best = max(fresh, key=fresh.get) if fresh else None
-            rows.append([
-                step, f"{self.tasks[i]:g}", sum(counts.values()), sum(sources.values()),
-                " ".join(f"{self.tasks[j]:g}x{n}" for j, n in sorted(sources.items())),
-                _fmt(self.rule.score(i, OWN)), f"{self.tasks[best]:g}" if best is not None else "",
-                _fmt(fresh[best] if best is not None else None),
-            ])
+            rows.append(
+                [
+                    step,
+                    f"{self.tasks[i]:g}",
+                    sum(counts.values()),
+                    sum(sources.values()),
+                    " ".join(f"{self.tasks[j]:g}x{n}" for j, n in sorted(sources.items())),
+                    _fmt(self.rule.score(i, OWN)),
+                    f"{self.tasks[best]:g}" if best is not None else "",
+                    _fmt(fresh[best] if best is not None else None),
+                ]
+            )
         self._reset_period()
         return rows
 
     def state_dict(self) -> dict:
-        return {"rule": self.rule.state_dict(), "slot_source": self.slot_source.tolist(),
-                "period": [[[int(j), int(n)] for j, n in c.items()] for c in self.period]}
+        return {
+            "rule": self.rule.state_dict(),
+            "slot_source": self.slot_source.tolist(),
+            "period": [[[int(j), int(n)] for j, n in c.items()] for c in self.period],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rule.load_state_dict(state["rule"])

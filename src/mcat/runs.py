@@ -35,9 +35,17 @@ import torch
 from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_to_dict
 from mcat.errors import MCATError
 
-CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = "config.json", "metrics.csv", "episodes.csv", "summary.json", "checkpoints"
+CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = (
+    "config.json",
+    "metrics.csv",
+    "episodes.csv",
+    "summary.json",
+    "checkpoints",
+)
 TRANSFER, TRANSFER_SUMMARY = "transfer.csv", "transfer_summary.csv"  # MCAT's policy-transfer logs
-LEGACY_CHECKPOINT = "checkpoints/latest.pt"  # runs written before resumable checkpoints (still loadable)
+LEGACY_CHECKPOINT = (
+    "checkpoints/latest.pt"  # runs written before resumable checkpoints (still loadable)
+)
 CHECKPOINT_FORMAT = 2
 KEEP_CHECKPOINTS = 2
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
@@ -51,7 +59,11 @@ CRASH_HOOK = "MCAT_TEST_CRASH"
 
 def fmt_duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 class StepProgress:
@@ -70,7 +82,9 @@ class StepProgress:
         elapsed = time.perf_counter() - self.start
         eta = elapsed / done * (self.total - done)
         tail = f" | loss {float(loss):.4g}" if loss is not None else ""
-        self.log(f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} | ETA {fmt_duration(eta)}")
+        self.log(
+            f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} | ETA {fmt_duration(eta)}"
+        )
 
 
 def crash_point(where: str, step: int) -> int | None:
@@ -131,7 +145,9 @@ def prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         what = "a run" if (out / CONFIG).exists() else "files"
         resume = f" pass --resume {out} to continue it," if (out / CONFIG).exists() else ""
-        raise MCATError(f"output directory {out} already holds {what};{resume} pass --overwrite to replace it or choose another --out")
+        raise MCATError(
+            f"output directory {out} already holds {what};{resume} pass --overwrite to replace it or choose another --out"
+        )
     try:
         (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         (out / "tb").mkdir(exist_ok=True)
@@ -164,8 +180,10 @@ class CsvLog:
             if truncate_at is not None:
                 size = path.stat().st_size if path.exists() else 0
                 if size < truncate_at:
-                    raise MCATError(f"{path} is shorter ({size} bytes) than at the checkpoint ({truncate_at} bytes); "
-                                    "rows were lost, so the run cannot continue consistently")
+                    raise MCATError(
+                        f"{path} is shorter ({size} bytes) than at the checkpoint ({truncate_at} bytes); "
+                        "rows were lost, so the run cannot continue consistently"
+                    )
                 os.truncate(path, truncate_at)
             new = not path.exists() or path.stat().st_size == 0
             self.file = open(path, "a", newline="")
@@ -195,7 +213,12 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     try:
         with open(path, newline="") as f:
             return [
-                {"step": int(r["step"]), "task": float(r["task"]), "split": r["split"], "return": float(r["return"])}
+                {
+                    "step": int(r["step"]),
+                    "task": float(r["task"]),
+                    "split": r["split"],
+                    "return": float(r["return"]),
+                }
                 for r in csv.DictReader(f)
             ]
     except FileNotFoundError:
@@ -294,7 +317,11 @@ def _sidecar(path: Path) -> Path:
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """Checkpoint files (complete or not), newest first."""
     folder = Path(run_dir) / CHECKPOINTS
-    found = [(int(m.group(1)), p) for p in folder.glob("step-*.pt") if (m := _STEP_FILE.match(p.name))] if folder.is_dir() else []
+    found = (
+        [(int(m.group(1)), p) for p in folder.glob("step-*.pt") if (m := _STEP_FILE.match(p.name))]
+        if folder.is_dir()
+        else []
+    )
     return sorted(found, reverse=True)
 
 
@@ -304,7 +331,11 @@ def _complete(run_dir: Path) -> list[tuple[int, Path]]:
 
 def last_good_checkpoint(run_dir: Path) -> str:
     done = _complete(run_dir)
-    return f"the last good checkpoint {done[0][1]} is kept" if done else "no checkpoint had been written yet"
+    return (
+        f"the last good checkpoint {done[0][1]} is kept"
+        if done
+        else "no checkpoint had been written yet"
+    )
 
 
 def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple[Path, int]:
@@ -325,8 +356,12 @@ def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple
         _fsync_dir(path.parent)
         if crash_point("sidecar", step) is not None:
             kill_self()
-        sidecar = {"file": path.name, "bytes": out.bytes, "sha256": out.sha.hexdigest(),
-                   **{k: v for k, v in meta.items() if k != "config"}}
+        sidecar = {
+            "file": path.name,
+            "bytes": out.bytes,
+            "sha256": out.sha.hexdigest(),
+            **{k: v for k, v in meta.items() if k != "config"},
+        }
         _atomic_write(_sidecar(path), (json.dumps(sidecar, indent=2) + "\n").encode())
     except (OSError, RuntimeError) as exc:
         tmp.unlink(missing_ok=True)
@@ -335,10 +370,14 @@ def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple
             cause = cause.__context__
         if cause is None:
             raise
-        raise MCATError(f"cannot write checkpoint {path}: {cause.strerror or cause}; {last_good_checkpoint(run_dir)}") from None
+        raise MCATError(
+            f"cannot write checkpoint {path}: {cause.strerror or cause}; {last_good_checkpoint(run_dir)}"
+        ) from None
     keep = {p for _, p in _complete(run_dir)[:KEEP_CHECKPOINTS]}
     for old_step, old in list_checkpoints(run_dir):
-        if old_step < step and old not in keep:  # older complete ones, and incomplete ones left by a crash
+        if (
+            old_step < step and old not in keep
+        ):  # older complete ones, and incomplete ones left by a crash
             _sidecar(old).unlink(missing_ok=True)  # sidecar first: a .pt without one is never used
             old.unlink(missing_ok=True)
     return path, out.bytes
@@ -390,18 +429,32 @@ def load_checkpoint_file(path: Path) -> dict:
         with open(path, "rb") as f:
             is_zip = f.read(4) == b"PK\x03\x04"
         # mmap: a large replay is paged in as it is copied, not read into memory twice
-        with warnings.catch_warnings():  # e.g. on the pickle protocol of a file that is refused anyway
+        with (
+            warnings.catch_warnings()
+        ):  # e.g. on the pickle protocol of a file that is refused anyway
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        why = f"it would call {found.group(1)}" if found else str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise MCATError(f"refusing to load {path}: not a tensors-only checkpoint ({why}); nothing in it was run") from None
+        why = (
+            f"it would call {found.group(1)}"
+            if found
+            else str(exc).strip().splitlines()[0]
+            if str(exc).strip()
+            else "unreadable"
+        )
+        raise MCATError(
+            f"refusing to load {path}: not a tensors-only checkpoint ({why}); nothing in it was run"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line error
         lines = str(exc).splitlines()
-        raise MCATError(f"cannot load checkpoint {path}: {lines[0] if lines else type(exc).__name__}") from None
+        raise MCATError(
+            f"cannot load checkpoint {path}: {lines[0] if lines else type(exc).__name__}"
+        ) from None
     if not isinstance(state, dict):
-        raise MCATError(f"cannot load checkpoint {path}: not an mcat checkpoint (a {type(state).__name__}, not a dict)")
+        raise MCATError(
+            f"cannot load checkpoint {path}: not an mcat checkpoint (a {type(state).__name__}, not a dict)"
+        )
     return state
 
 

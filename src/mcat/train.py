@@ -22,9 +22,29 @@ from mcat.errors import MCATError
 from mcat.policy_transfer import TRANSFER_COLUMNS, TRANSFER_SUMMARY_COLUMNS, TransferActing
 from mcat.replay import MultiTaskReplay
 from mcat.runs import (
-    CHECKPOINT_FORMAT, CONFIG, CRASH_HOOK, EPISODES, METRICS, SUMMARY, TRANSFER, TRANSFER_SUMMARY, Checkpoint, CsvLog, crash_point,
-    discard_checkpoints_after, find_checkpoint, fmt_duration, from_saved, kill_self, last_good_checkpoint, list_checkpoints,
-    load_run_config, prepare_run_dir, to_saveable, write_checkpoint, write_json,
+    CHECKPOINT_FORMAT,
+    CONFIG,
+    CRASH_HOOK,
+    EPISODES,
+    METRICS,
+    SUMMARY,
+    TRANSFER,
+    TRANSFER_SUMMARY,
+    Checkpoint,
+    CsvLog,
+    crash_point,
+    discard_checkpoints_after,
+    find_checkpoint,
+    fmt_duration,
+    from_saved,
+    kill_self,
+    last_good_checkpoint,
+    list_checkpoints,
+    load_run_config,
+    prepare_run_dir,
+    to_saveable,
+    write_checkpoint,
+    write_json,
 )
 from mcat.tasks import get_family
 
@@ -46,7 +66,10 @@ def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
     family = get_family(cfg.family)
     train = [family.check_task(v) for v in (cfg.train_tasks or family.train_tasks)]
     # an explicit empty list means "no test tasks" (single-task runs)
-    test = [family.check_task(v) for v in (family.test_tasks if cfg.test_tasks is None else cfg.test_tasks)]
+    test = [
+        family.check_task(v)
+        for v in (family.test_tasks if cfg.test_tasks is None else cfg.test_tasks)
+    ]
     return train, test
 
 
@@ -61,22 +84,35 @@ def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True)
     meta = ckpt.state.get("meta")
     if meta is None:
         if resume:
-            raise MCATError(f"{ckpt.path} is an old checkpoint with networks only; it can be evaluated but not resumed")
+            raise MCATError(
+                f"{ckpt.path} is an old checkpoint with networks only; it can be evaluated but not resumed"
+            )
         return
     if meta.get("format") != CHECKPOINT_FORMAT:
-        raise MCATError(f"{ckpt.path} has checkpoint format {meta.get('format')!r}; this mcat reads format {CHECKPOINT_FORMAT}")
+        raise MCATError(
+            f"{ckpt.path} has checkpoint format {meta.get('format')!r}; this mcat reads format {CHECKPOINT_FORMAT}"
+        )
     if (meta["algo"], meta["family"]) != (cfg.algo, cfg.family):
-        raise MCATError(f"checkpoint {ckpt.path} is from a {meta['algo']} run on {meta['family']}, "
-                        f"not this run's {cfg.algo} on {cfg.family}")
+        raise MCATError(
+            f"checkpoint {ckpt.path} is from a {meta['algo']} run on {meta['family']}, "
+            f"not this run's {cfg.algo} on {cfg.family}"
+        )
     if not resume:
         return  # for evaluation, the networks' shapes are checked when they are loaded
     saved, current = _flat_config(json.loads(meta["config"])), _flat_config(run_config_to_dict(cfg))
     # keys both know (a key added to RunConfig later is not a difference)
-    differ = [k for k in sorted(set(saved) & set(current)) if saved[k] != current[k] and k not in _RESUMABLE_CHANGES]
+    differ = [
+        k
+        for k in sorted(set(saved) & set(current))
+        if saved[k] != current[k] and k not in _RESUMABLE_CHANGES
+    ]
     if differ:
         k = differ[0]
-        raise MCATError(f"checkpoint {ckpt.path} was written with another config: {k} is {saved[k]!r} there "
-                        f"and {current[k]!r} in {CONFIG}" + (f" ({len(differ) - 1} more differences)" if len(differ) > 1 else ""))
+        raise MCATError(
+            f"checkpoint {ckpt.path} was written with another config: {k} is {saved[k]!r} there "
+            f"and {current[k]!r} in {CONFIG}"
+            + (f" ({len(differ) - 1} more differences)" if len(differ) > 1 else "")
+        )
 
 
 def _flat_config(data: dict, prefix: str = "") -> dict:
@@ -96,24 +132,40 @@ def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, 
     state = ckpt.state
     family = get_family(cfg.family)
     probe = family.make_env((cfg.train_tasks or family.train_tasks)[0], style=cfg.style)
-    agent = build_agent(cfg, probe.observation_space.shape[0], probe.action_space.shape[0], float(probe.action_space.high[0]))
+    agent = build_agent(
+        cfg,
+        probe.observation_space.shape[0],
+        probe.action_space.shape[0],
+        float(probe.action_space.high[0]),
+    )
     probe.close()
     try:
         agent.load_state_dict(state["agent"], policy_only=policy_only)
     except (KeyError, RuntimeError) as exc:
-        raise MCATError(f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}") from None
+        raise MCATError(
+            f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}"
+        ) from None
     return cfg, agent, state
 
 
 def evaluate_agent(agent: CTD3Agent, cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
     """The evaluation every run and `mcat eval` use: same seeds, so the same returns."""
     return evaluate(
-        get_family(cfg.family), tasks, agent.context, agent.act, cfg.agent.history,
-        episodes=cfg.eval_episodes, seed=cfg.seed, style=cfg.style, max_episode_steps=cfg.max_episode_steps,
+        get_family(cfg.family),
+        tasks,
+        agent.context,
+        agent.act,
+        cfg.agent.history,
+        episodes=cfg.eval_episodes,
+        seed=cfg.seed,
+        style=cfg.style,
+        max_episode_steps=cfg.max_episode_steps,
     )
 
 
-def summarize(cfg: RunConfig, step: int, train: dict[float, float], test: dict[float, float]) -> dict:
+def summarize(
+    cfg: RunConfig, step: int, train: dict[float, float], test: dict[float, float]
+) -> dict:
     per_task = {f"{v:g}": {"split": "train", "return": r} for v, r in train.items()}
     per_task.update({f"{v:g}": {"split": "test", "return": r} for v, r in test.items()})
     return {
@@ -146,8 +198,15 @@ class Trainer:
     ``data`` (or a key of tensors at the top).
     """
 
-    def __init__(self, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print,
-                 *, checkpoint: Checkpoint | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        overwrite: bool = False,
+        log: Callable[[str], None] = print,
+        *,
+        checkpoint: Checkpoint | None = None,
+    ):
         cfg.validate()
         self.cfg, self.out, self.log = cfg, Path(out), log
         self.train_tasks, self.test_tasks = run_tasks(cfg)
@@ -156,31 +215,46 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+            os.environ.setdefault(
+                "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
+            )  # read when cuBLAS first starts
             torch.use_deterministic_algorithms(True)
         seed_everything(cfg.seed)
         family = get_family(cfg.family)
         self.collector = Collector(
-            family, self.train_tasks, cfg.agent.history, reward_delay=cfg.reward_delay, seed=cfg.seed, style=cfg.style,
-            envs_per_round=cfg.envs_per_round, schedule=cfg.schedule, max_episode_steps=cfg.max_episode_steps,
+            family,
+            self.train_tasks,
+            cfg.agent.history,
+            reward_delay=cfg.reward_delay,
+            seed=cfg.seed,
+            style=cfg.style,
+            envs_per_round=cfg.envs_per_round,
+            schedule=cfg.schedule,
+            max_episode_steps=cfg.max_episode_steps,
         )
         T = len(self.train_tasks)
         self.episode_len = cfg.max_episode_steps or family.max_episode_steps
         capacity = min(cfg.replay_capacity, cfg.steps // T + self.episode_len + 2)
         col = self.collector
-        self.replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed)
+        self.replay = MultiTaskReplay(
+            T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed
+        )
         self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
         # MCAT's policy transfer: which policy collects each slot's episode (None: always the learned one)
         self.pt = None
         if isinstance(cfg.agent, MCATConfig) and cfg.agent.policy_transfer:
-            self.pt = TransferActing(self.agent, self.train_tasks, col.n, cfg.agent.pt_config(), cfg.learning_starts)
+            self.pt = TransferActing(
+                self.agent, self.train_tasks, col.n, cfg.agent.pt_config(), cfg.learning_starts
+            )
         self.rng = np.random.default_rng(cfg.seed + 1)
         self.credit = 0.0  # gradient steps earned and not yet done
         self.metrics: dict[str, float] = {}
         self.next_eval, self.next_ckpt = cfg.eval_every, cfg.checkpoint_every
         self.last_eval: tuple[int, dict[float, float], dict[float, float]] | None = None
         self.wall_time = 0.0  # seconds spent in earlier sessions of this run
-        self.refill_until = 0  # after resuming without replay contents: no learning before this step
+        self.refill_until = (
+            0  # after resuming without replay contents: no learning before this step
+        )
         self.checkpoint_step = -1
         self._session_start = time.perf_counter()
         self._log_offsets: dict[str, int] = {}
@@ -190,7 +264,9 @@ class Trainer:
         try:
             self._open_outputs(checkpoint)
         except OSError as exc:
-            raise MCATError(f"cannot write to the run directory {self.out}: {exc.strerror or exc}") from None
+            raise MCATError(
+                f"cannot write to the run directory {self.out}: {exc.strerror or exc}"
+            ) from None
         if NAN_HOOK in os.environ or os.environ.get(CRASH_HOOK, "").startswith("step:"):
             _install_test_hooks(self)
 
@@ -199,17 +275,31 @@ class Trainer:
             gone = discard_checkpoints_after(self.out, checkpoint.step)
             if gone:
                 self.log(f"removed files written after {checkpoint.path.name}: {', '.join(gone)}")
-        self.metrics_log = CsvLog(self.out / METRICS, ["step", "task", "split", "return"], self._log_offsets.get(METRICS))
-        self.episodes_log = CsvLog(self.out / EPISODES, ["step", "task", "return", "length"], self._log_offsets.get(EPISODES))
+        self.metrics_log = CsvLog(
+            self.out / METRICS, ["step", "task", "split", "return"], self._log_offsets.get(METRICS)
+        )
+        self.episodes_log = CsvLog(
+            self.out / EPISODES,
+            ["step", "task", "return", "length"],
+            self._log_offsets.get(EPISODES),
+        )
         self.transfer_log = self.transfer_summary_log = None
         if self.pt is not None:
-            self.transfer_log = CsvLog(self.out / TRANSFER, TRANSFER_COLUMNS, self._log_offsets.get(TRANSFER))
-            self.transfer_summary_log = CsvLog(self.out / TRANSFER_SUMMARY, TRANSFER_SUMMARY_COLUMNS, self._log_offsets.get(TRANSFER_SUMMARY))
+            self.transfer_log = CsvLog(
+                self.out / TRANSFER, TRANSFER_COLUMNS, self._log_offsets.get(TRANSFER)
+            )
+            self.transfer_summary_log = CsvLog(
+                self.out / TRANSFER_SUMMARY,
+                TRANSFER_SUMMARY_COLUMNS,
+                self._log_offsets.get(TRANSFER_SUMMARY),
+            )
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step hides events the killed session logged after the checkpoint (TensorBoard
         # still finds them in the older event file; see README, Resuming runs)
-        self.tb = SummaryWriter(str(self.out / "tb"), purge_step=self.env_steps if checkpoint is not None else None)
+        self.tb = SummaryWriter(
+            str(self.out / "tb"), purge_step=self.env_steps if checkpoint is not None else None
+        )
 
     @classmethod
     def resume(cls, run_dir: Path, log: Callable[[str], None] = print) -> Trainer:
@@ -223,7 +313,9 @@ class Trainer:
         return cls(cfg, run_dir, log=log, checkpoint=ckpt)
 
     @classmethod
-    def start_or_resume(cls, cfg: RunConfig, out: Path, log: Callable[[str], None] = print) -> Trainer:
+    def start_or_resume(
+        cls, cfg: RunConfig, out: Path, log: Callable[[str], None] = print
+    ) -> Trainer:
         """Resume the run in ``out`` when it is this run (same config) and has a checkpoint; start
         it afresh in ``out`` (replacing what is there) otherwise."""
         out = Path(out)
@@ -255,13 +347,26 @@ class Trainer:
         finished = self.collector.step(self.replay, self.policy)
         step = self.env_steps
         if finished:
-            self.episodes_log.write([[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished])
+            self.episodes_log.write(
+                [[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished]
+            )
             for e in finished:
                 self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
             if self.pt is not None:
                 learning = step >= cfg.learning_starts
-                self.transfer_log.write([self.pt.episode_ended(e.task, e.slot, e.ret, int(self.collector.slot_task[e.slot]), step, learning)
-                                         for e in finished])
+                self.transfer_log.write(
+                    [
+                        self.pt.episode_ended(
+                            e.task,
+                            e.slot,
+                            e.ret,
+                            int(self.collector.slot_task[e.slot]),
+                            step,
+                            learning,
+                        )
+                        for e in finished
+                    ]
+                )
         if step >= cfg.learning_starts and (not self.refill_until or self._refilled(step)):
             self.credit += self.collector.n * cfg.utd / T
             while self.credit >= 1.0:
@@ -277,13 +382,17 @@ class Trainer:
         return True
 
     def _fault(self, what: str, step: int) -> MCATError:
-        return MCATError(f"{what} at env step {step:,}; stopped without writing a checkpoint, "
-                         f"{last_good_checkpoint(self.out)} (mcat train --resume {self.out})")
+        return MCATError(
+            f"{what} at env step {step:,}; stopped without writing a checkpoint, "
+            f"{last_good_checkpoint(self.out)} (mcat train --resume {self.out})"
+        )
 
     def _non_finite_loss(self, step: int) -> None:
         bad = [f"{k} = {v}" for k, v in self.metrics.items() if not math.isfinite(v)]
         if bad:  # else a sum of large finite values overflowed: nothing is wrong
-            raise self._fault(f"non-finite loss {', '.join(bad)} (gradient step {self.agent.rl_steps:,})", step)
+            raise self._fault(
+                f"non-finite loss {', '.join(bad)} (gradient step {self.agent.rl_steps:,})", step
+            )
 
     def check_parameters(self) -> None:
         """Every network parameter and normaliser statistic is finite (checked before each
@@ -300,7 +409,9 @@ class Trainer:
         returns = evaluate_agent(self.agent, self.cfg, self.train_tasks + self.test_tasks)
         tr = {v: returns[v] for v in self.train_tasks}
         te = {v: returns[v] for v in self.test_tasks}
-        rows = [[step, f"{v:g}", "train", r] for v, r in tr.items()] + [[step, f"{v:g}", "test", r] for v, r in te.items()]
+        rows = [[step, f"{v:g}", "train", r] for v, r in tr.items()] + [
+            [step, f"{v:g}", "test", r] for v, r in te.items()
+        ]
         self.metrics_log.write(rows)
         for split, res in (("train", tr), ("test", te)):
             for v, r in res.items():
@@ -331,9 +442,14 @@ class Trainer:
                 "replay": self.replay.state_dict(contents=self.cfg.checkpoint_replay),
                 "collector": self.collector.state_dict(),
                 "trainer": {
-                    "rng": self.rng.bit_generator.state, "credit": self.credit, "metrics": dict(self.metrics),
-                    "next_eval": self.next_eval, "next_ckpt": self.next_ckpt, "last_eval": self.last_eval,
-                    "wall_time": self.wall_time + time.perf_counter() - self._session_start, "refill_until": self.refill_until,
+                    "rng": self.rng.bit_generator.state,
+                    "credit": self.credit,
+                    "metrics": dict(self.metrics),
+                    "next_eval": self.next_eval,
+                    "next_ckpt": self.next_ckpt,
+                    "last_eval": self.last_eval,
+                    "wall_time": self.wall_time + time.perf_counter() - self._session_start,
+                    "refill_until": self.refill_until,
                 },
                 "rng": {"python": random.getstate(), "numpy": np.random.get_state(legacy=False)},
                 "logs": {METRICS: self.metrics_log.tell(), EPISODES: self.episodes_log.tell()},
@@ -341,7 +457,12 @@ class Trainer:
         }
         if self.pt is not None:
             state["data"]["pt"] = self.pt.state_dict()
-            state["data"]["logs"].update({TRANSFER: self.transfer_log.tell(), TRANSFER_SUMMARY: self.transfer_summary_log.tell()})
+            state["data"]["logs"].update(
+                {
+                    TRANSFER: self.transfer_log.tell(),
+                    TRANSFER_SUMMARY: self.transfer_summary_log.tell(),
+                }
+            )
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -352,12 +473,20 @@ class Trainer:
         if self.pt is not None:
             self.pt.load_state_dict(data["pt"])
         self.replay.load_state_dict(data["replay"])
-        if "arrays" not in data["replay"]:  # collect afresh (with the current policy) before learning again
-            self.refill_until = self.env_steps + max(self.cfg.learning_starts, self.episode_len * len(self.train_tasks))
+        if (
+            "arrays" not in data["replay"]
+        ):  # collect afresh (with the current policy) before learning again
+            self.refill_until = self.env_steps + max(
+                self.cfg.learning_starts, self.episode_len * len(self.train_tasks)
+            )
         t = data["trainer"]
         self.rng.bit_generator.state = t["rng"]
         self.credit, self.metrics = float(t["credit"]), dict(t["metrics"])
-        self.next_eval, self.next_ckpt, self.wall_time = int(t["next_eval"]), int(t["next_ckpt"]), float(t["wall_time"])
+        self.next_eval, self.next_ckpt, self.wall_time = (
+            int(t["next_eval"]),
+            int(t["next_ckpt"]),
+            float(t["wall_time"]),
+        )
         self.last_eval = tuple(t["last_eval"]) if t["last_eval"] is not None else None
         self.refill_until = max(self.refill_until, int(t["refill_until"]))
         random.setstate(data["rng"]["python"])
@@ -374,19 +503,34 @@ class Trainer:
         if step == self.checkpoint_step:
             return
         self.check_parameters()
-        meta = {"format": CHECKPOINT_FORMAT, "env_steps": step, "algo": cfg.algo, "family": cfg.family,
-                "train_tasks": list(self.train_tasks), "replay": cfg.checkpoint_replay,
-                "config": json.dumps(run_config_to_dict(cfg), sort_keys=True)}
-        path, size = write_checkpoint(self.out, step, {"env_steps": step, **to_saveable(self.state_dict())}, meta)
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "env_steps": step,
+            "algo": cfg.algo,
+            "family": cfg.family,
+            "train_tasks": list(self.train_tasks),
+            "replay": cfg.checkpoint_replay,
+            "config": json.dumps(run_config_to_dict(cfg), sort_keys=True),
+        }
+        path, size = write_checkpoint(
+            self.out, step, {"env_steps": step, **to_saveable(self.state_dict())}, meta
+        )
         self.checkpoint_step = step
-        self.log(f"  checkpoint @ {step:,}: {path.name}, {size / 1e6:.1f} MB "
-                 f"({'replay included' if cfg.checkpoint_replay else 'replay left out'})")
+        self.log(
+            f"  checkpoint @ {step:,}: {path.name}, {size / 1e6:.1f} MB "
+            f"({'replay included' if cfg.checkpoint_replay else 'replay left out'})"
+        )
 
     def _progress(self, rate: float) -> None:
         cfg, col, step = self.cfg, self.collector, self.env_steps
-        recent = ", ".join(f"{self.train_tasks[t]:g}: {np.mean(col.recent_returns[t][-3:]):.0f}" for t in sorted(col.recent_returns))
-        self.log(f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
-                 f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}")
+        recent = ", ".join(
+            f"{self.train_tasks[t]:g}: {np.mean(col.recent_returns[t][-3:]):.0f}"
+            for t in sorted(col.recent_returns)
+        )
+        self.log(
+            f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
+            f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}"
+        )
         for k, v in self.metrics.items():
             self.tb.add_scalar(k, v, step)
         self.tb.add_scalar("perf/steps_per_s", rate, step)
@@ -396,19 +540,29 @@ class Trainer:
         With ``stop_at``, stop (with a checkpoint) once that many env steps are done and return
         None: the run continues later with :meth:`resume`."""
         try:
-            return self._run(self.cfg, self.cfg.steps if stop_at is None else min(stop_at, self.cfg.steps))
-        except OSError as exc:  # writes not already turned into a one-line error (TensorBoard's, say)
-            raise MCATError(f"cannot write to the run directory {self.out}: {exc.strerror or exc}; "
-                            f"{last_good_checkpoint(self.out)}") from None
+            return self._run(
+                self.cfg, self.cfg.steps if stop_at is None else min(stop_at, self.cfg.steps)
+            )
+        except (
+            OSError
+        ) as exc:  # writes not already turned into a one-line error (TensorBoard's, say)
+            raise MCATError(
+                f"cannot write to the run directory {self.out}: {exc.strerror or exc}; "
+                f"{last_good_checkpoint(self.out)}"
+            ) from None
         finally:
             self.close()
 
     def _run(self, cfg: RunConfig, stop_at: int) -> dict | None:
         if self.checkpoint_step >= 0:
-            self.log(f"resuming {cfg.algo} on {cfg.family} from env step {self.env_steps:,} of {cfg.steps:,} -> {self.out}")
+            self.log(
+                f"resuming {cfg.algo} on {cfg.family} from env step {self.env_steps:,} of {cfg.steps:,} -> {self.out}"
+            )
         else:
-            self.log(f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, test tasks {self.test_tasks}, "
-                     f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {self.out}")
+            self.log(
+                f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, test tasks {self.test_tasks}, "
+                f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {self.out}"
+            )
         self._session_start = last_log = time.perf_counter()
         last_log_steps = self.env_steps
         while self.env_steps < stop_at:
@@ -441,7 +595,12 @@ class Trainer:
 
     def close(self) -> None:
         self.tb.close()
-        for log in (self.metrics_log, self.episodes_log, self.transfer_log, self.transfer_summary_log):
+        for log in (
+            self.metrics_log,
+            self.episodes_log,
+            self.transfer_log,
+            self.transfer_summary_log,
+        ):
             if log is not None:
                 log.close()
 
@@ -472,6 +631,8 @@ def _install_test_hooks(trainer: Trainer) -> None:
         trainer.agent.train_step = poisoned
 
 
-def train(cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
+def train(
+    cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print
+) -> dict:
     """Run ``cfg`` and write its outputs under ``out``; returns the summary."""
     return Trainer(cfg, out, overwrite, log).run()

@@ -81,22 +81,52 @@ class CTD3Config:
     """Std of the Gaussian exploration noise while collecting (times max action)."""
 
     def validate(self) -> None:
-        for name in ("history", "z_dim", "future", "model_batch_size", "batch_size", "policy_delay", "model_every"):
+        for name in (
+            "history",
+            "z_dim",
+            "future",
+            "model_batch_size",
+            "batch_size",
+            "policy_delay",
+            "model_every",
+        ):
             if getattr(self, name) < 1:
                 raise MCATError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("model_steps", "model_warmup_steps", "contrastive_weight", "exploration_noise", "policy_noise"):
+        for name in (
+            "model_steps",
+            "model_warmup_steps",
+            "contrastive_weight",
+            "exploration_noise",
+            "policy_noise",
+        ):
             if getattr(self, name) < 0:
                 raise MCATError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.gamma <= 1 or not 0 < self.tau <= 1:
             raise MCATError("gamma must be in [0, 1] and tau in (0, 1]")
 
 
-def batch_to_torch(batch: ReplayBatch, device: torch.device, fields: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    return {f: torch.as_tensor(np.ascontiguousarray(getattr(batch, f)), device=device) for f in fields}
+def batch_to_torch(
+    batch: ReplayBatch, device: torch.device, fields: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
+    return {
+        f: torch.as_tensor(np.ascontiguousarray(getattr(batch, f)), device=device) for f in fields
+    }
 
 
 MODEL_FIELDS = ("ctx_delta", "ctx_act", "ctx_mask", "fut_obs", "fut_act", "fut_delta", "fut_mask")
-RL_FIELDS = ("obs", "act", "rew", "next_obs", "done", "ctx_delta", "ctx_act", "ctx_mask", "next_ctx_delta", "next_ctx_act", "next_ctx_mask")
+RL_FIELDS = (
+    "obs",
+    "act",
+    "rew",
+    "next_obs",
+    "done",
+    "ctx_delta",
+    "ctx_act",
+    "ctx_mask",
+    "next_ctx_delta",
+    "next_ctx_act",
+    "next_ctx_mask",
+)
 
 
 @dataclass
@@ -123,9 +153,15 @@ class CTD3Agent:
         self.z_dim = c.z_dim if c.use_context else 0
         self.encoder = self.forward_model = self.model_opt = None
         if c.use_context:
-            self.encoder = ContextEncoder(self.obs_dim, self.act_dim, c.history, c.z_dim, c.encoder_hidden).to(dev)
-            self.forward_model = ForwardModel(self.obs_dim, self.act_dim, c.z_dim, c.model_hidden, c.model_layers).to(dev)
-        self.actor = Actor(self.obs_dim, self.act_dim, self.z_dim, c.hidden, self.max_action).to(dev)
+            self.encoder = ContextEncoder(
+                self.obs_dim, self.act_dim, c.history, c.z_dim, c.encoder_hidden
+            ).to(dev)
+            self.forward_model = ForwardModel(
+                self.obs_dim, self.act_dim, c.z_dim, c.model_hidden, c.model_layers
+            ).to(dev)
+        self.actor = Actor(self.obs_dim, self.act_dim, self.z_dim, c.hidden, self.max_action).to(
+            dev
+        )
         self.critic = TwinCritic(self.obs_dim, self.act_dim, self.z_dim, c.hidden).to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -133,7 +169,12 @@ class CTD3Agent:
         adam = dict(fused=True) if dev.type in ("cpu", "cuda") else {}
         if c.use_context:
             self.model_opt = torch.optim.Adam(
-                [{"params": self.encoder.parameters(), "weight_decay": 0.0}, *self.forward_model.param_groups()], lr=c.model_lr, **adam
+                [
+                    {"params": self.encoder.parameters(), "weight_decay": 0.0},
+                    *self.forward_model.param_groups(),
+                ],
+                lr=c.model_lr,
+                **adam,
             )
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, **adam)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **adam)
@@ -142,17 +183,29 @@ class CTD3Agent:
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def context(self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray) -> torch.Tensor:
+    def context(
+        self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray
+    ) -> torch.Tensor:
         if self.encoder is None:
             return torch.zeros(len(ctx_delta), 0, device=self.device)
         t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)  # noqa: E731
         return self.encoder(t(ctx_delta), t(ctx_act), t(ctx_mask))
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, z: torch.Tensor, noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        z: torch.Tensor,
+        noise: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         """Deterministic actions pi(s, z) for a batch of states, plus Gaussian exploration noise
         of std ``noise * max_action`` when ``noise > 0``."""
-        action = self.actor(torch.as_tensor(obs, dtype=torch.float32, device=self.device), z).cpu().numpy()
+        action = (
+            self.actor(torch.as_tensor(obs, dtype=torch.float32, device=self.device), z)
+            .cpu()
+            .numpy()
+        )
         if noise > 0:
             action = action + rng.normal(0.0, noise * self.max_action, size=action.shape)
             action = np.clip(action, -self.max_action, self.max_action)
@@ -164,10 +217,19 @@ class CTD3Agent:
         c = self.cfg
         metrics: dict[str, float] = {}
         for _ in range(steps):
-            batch = batch_to_torch(replay.sample(c.model_batch_size, context=c.history, future=c.future), self.device, MODEL_FIELDS)
+            batch = batch_to_torch(
+                replay.sample(c.model_batch_size, context=c.history, future=c.future),
+                self.device,
+                MODEL_FIELDS,
+            )
             update_normalizers(self.encoder, self.forward_model, batch)
             loss, metrics = dynamics_losses(
-                self.encoder, self.forward_model, batch, c.contrastive_weight, c.contrastive_margin, c.contrastive_samples
+                self.encoder,
+                self.forward_model,
+                batch,
+                c.contrastive_weight,
+                c.contrastive_margin,
+                c.contrastive_samples,
             )
             self.model_opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -180,11 +242,17 @@ class CTD3Agent:
         ``policy_delay`` steps. C is frozen here."""
         c = self.cfg
         history = c.history if self.encoder is not None else 0
-        b = batch_to_torch(replay.sample(c.batch_size, context=history), self.device, RL_FIELDS + self.rl_extra_fields)
+        b = batch_to_torch(
+            replay.sample(c.batch_size, context=history),
+            self.device,
+            RL_FIELDS + self.rl_extra_fields,
+        )
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # [T, B, ...] -> [T*B, ...]  # noqa: E731
         with torch.no_grad():
             if self.encoder is None:
-                z = next_z = torch.zeros(b["obs"].shape[0] * b["obs"].shape[1], 0, device=self.device)
+                z = next_z = torch.zeros(
+                    b["obs"].shape[0] * b["obs"].shape[1], 0, device=self.device
+                )
             else:
                 z = self.encoder(
                     torch.cat([b["ctx_delta"], b["next_ctx_delta"]]),
@@ -194,8 +262,16 @@ class CTD3Agent:
                 z, next_z = flat(z[: len(z) // 2]), flat(z[len(z) // 2 :])
         obs, act, next_obs = flat(b["obs"]), flat(b["act"]), flat(b["next_obs"])
         target = td3_target(
-            self.critic_target, self.actor_target, next_obs, next_z, flat(b["rew"]), flat(b["done"]),
-            c.gamma, c.policy_noise * self.max_action, c.noise_clip * self.max_action, self.max_action,
+            self.critic_target,
+            self.actor_target,
+            next_obs,
+            next_z,
+            flat(b["rew"]),
+            flat(b["done"]),
+            c.gamma,
+            c.policy_noise * self.max_action,
+            c.noise_clip * self.max_action,
+            self.max_action,
         )
         q1, q2 = self.critic(obs, act, z)
         loss_q = critic_loss(q1, q2, target)
@@ -226,12 +302,16 @@ class CTD3Agent:
     # extension points for algorithms built on this one (MCAT adds self-imitation here)
     rl_extra_fields = ()  # replay fields the extra losses need, sampled with the TD3 batch (not a dataclass field)
 
-    def critic_extra_loss(self, b: dict[str, torch.Tensor], q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor | None:
+    def critic_extra_loss(
+        self, b: dict[str, torch.Tensor], q1: torch.Tensor, q2: torch.Tensor
+    ) -> torch.Tensor | None:
         """A term added to the critic loss, given the batch and the critics' Q_k(s, a) with their
         graph (none for context-TD3)."""
         return None
 
-    def actor_extra_loss(self, b: dict[str, torch.Tensor], pi: torch.Tensor, act: torch.Tensor, q_min: torch.Tensor) -> torch.Tensor | None:
+    def actor_extra_loss(
+        self, b: dict[str, torch.Tensor], pi: torch.Tensor, act: torch.Tensor, q_min: torch.Tensor
+    ) -> torch.Tensor | None:
         """A term added to the actor loss, given the batch, pi(s) with its graph, the stored
         actions and min_k Q_k(s, a) from the critic step (none for context-TD3)."""
         return None
@@ -252,15 +332,25 @@ class CTD3Agent:
     @torch.no_grad()
     def task_features(self, replay: MultiTaskReplay, segments: int = 1024) -> torch.Tensor:
         """z^(i): the mean context over ``segments`` segments of each task's buffer (Sec. 3.2)."""
-        b = batch_to_torch(replay.sample(segments, context=self.cfg.history), self.device, ("ctx_delta", "ctx_act", "ctx_mask"))
+        b = batch_to_torch(
+            replay.sample(segments, context=self.cfg.history),
+            self.device,
+            ("ctx_delta", "ctx_act", "ctx_mask"),
+        )
         return self.encoder(b["ctx_delta"], b["ctx_act"], b["ctx_mask"]).mean(1)
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
         named = {
-            "encoder": self.encoder, "forward_model": self.forward_model, "actor": self.actor, "critic": self.critic,
-            "actor_target": self.actor_target, "critic_target": self.critic_target,
-            "model_opt": self.model_opt, "actor_opt": self.actor_opt, "critic_opt": self.critic_opt,
+            "encoder": self.encoder,
+            "forward_model": self.forward_model,
+            "actor": self.actor,
+            "critic": self.critic,
+            "actor_target": self.actor_target,
+            "critic_target": self.critic_target,
+            "model_opt": self.model_opt,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
         }
         return {name: m for name, m in named.items() if m is not None}
 

@@ -66,19 +66,28 @@ class MCATConfig(CTD3Config):
         if not self.use_context:
             raise MCATError("MCAT needs the context encoder (use_context=True)")
         if self.translator_objective not in OBJECTIVES:
-            raise MCATError(f"translator_objective must be one of {', '.join(OBJECTIVES)}, got {self.translator_objective!r}")
+            raise MCATError(
+                f"translator_objective must be one of {', '.join(OBJECTIVES)}, got {self.translator_objective!r}"
+            )
         if self.sil_weighting not in ("mask", "advantage"):
             raise MCATError(f"sil_weighting must be mask or advantage, got {self.sil_weighting!r}")
         for name in ("translator_batch_size", "feature_segments"):
             if getattr(self, name) < 1:
                 raise MCATError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sil_critic_weight", "sil_actor_weight", "translator_steps", "translator_warmup_steps"):
+        for name in (
+            "sil_critic_weight",
+            "sil_actor_weight",
+            "translator_steps",
+            "translator_warmup_steps",
+        ):
             if getattr(self, name) < 0:
                 raise MCATError(f"{name} must be >= 0, got {getattr(self, name)}")
         self.pt_config().validate()
 
     def pt_config(self) -> PTConfig:
-        return PTConfig(window=self.pt_window, stale_after=self.pt_stale_after, margin=self.pt_margin)
+        return PTConfig(
+            window=self.pt_window, stale_after=self.pt_stale_after, margin=self.pt_margin
+        )
 
 
 class MCATAgent(CTD3Agent):
@@ -87,15 +96,23 @@ class MCATAgent(CTD3Agent):
     def __post_init__(self) -> None:
         super().__post_init__()
         c = self.cfg
-        self.translator = ActionTranslator(self.obs_dim, self.act_dim, c.z_dim, conditioned=True, max_action=self.max_action).to(self.device)
+        self.translator = ActionTranslator(
+            self.obs_dim, self.act_dim, c.z_dim, conditioned=True, max_action=self.max_action
+        ).to(self.device)
         self.translator_opt = torch.optim.Adam(self.translator.parameters(), lr=c.translator_lr)
         self.features: torch.Tensor | None = None  # z^(i) of every training task, [T, z]
         self.translator_steps_done = 0
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act_transferred(self, obs: np.ndarray, sources: np.ndarray, targets: np.ndarray, noise: float = 0.0,
-                        rng: np.random.Generator | None = None) -> np.ndarray:
+    def act_transferred(
+        self,
+        obs: np.ndarray,
+        sources: np.ndarray,
+        targets: np.ndarray,
+        noise: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         """H(s, pi(s, z_src), z_src, z_tgt) for a batch of states, each with its own source and
         target task index; Gaussian exploration noise as in :meth:`act`."""
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
@@ -103,7 +120,11 @@ class MCATAgent(CTD3Agent):
         z_tgt = self.features[torch.as_tensor(targets, device=self.device)]
         action = self.translator(s, self.actor(s, z_src), z_src, z_tgt).cpu().numpy()
         if noise > 0:
-            action = np.clip(action + rng.normal(0.0, noise * self.max_action, size=action.shape), -self.max_action, self.max_action)
+            action = np.clip(
+                action + rng.normal(0.0, noise * self.max_action, size=action.shape),
+                -self.max_action,
+                self.max_action,
+            )
         return action
 
     # ------------------------------------------------------------------ learning
@@ -113,9 +134,18 @@ class MCATAgent(CTD3Agent):
         self.features = self.task_features(replay, c.feature_segments)
         metrics: dict[str, float] = {}
         for _ in range(steps):
-            b = batch_to_torch(replay.sample(c.translator_batch_size), self.device, ("obs", "act", "next_obs"))
-            loss = all_pairs_loss(self.translator, self.forward_model, b["obs"], b["act"], b["next_obs"] - b["obs"],
-                                  self.features, c.translator_objective)
+            b = batch_to_torch(
+                replay.sample(c.translator_batch_size), self.device, ("obs", "act", "next_obs")
+            )
+            loss = all_pairs_loss(
+                self.translator,
+                self.forward_model,
+                b["obs"],
+                b["act"],
+                b["next_obs"] - b["obs"],
+                self.features,
+                c.translator_objective,
+            )
             self.translator_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.translator_opt.step()
@@ -128,7 +158,11 @@ class MCATAgent(CTD3Agent):
         first = self.model_steps_done == 0
         metrics = super().update_models(replay, steps)
         if self.cfg.policy_transfer and replay.num_tasks > 1:  # H serves policy transfer only
-            metrics.update(self.update_translator(replay, self.cfg.translator_warmup_steps if first else self.cfg.translator_steps))
+            metrics.update(
+                self.update_translator(
+                    replay, self.cfg.translator_warmup_steps if first else self.cfg.translator_steps
+                )
+            )
         return metrics
 
     # SIL terms, added by CTD3Agent.update_rl to its critic and actor losses
@@ -150,15 +184,23 @@ class MCATAgent(CTD3Agent):
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict:
-        return super().modules() | {"translator": self.translator, "translator_opt": self.translator_opt}
+        return super().modules() | {
+            "translator": self.translator,
+            "translator_opt": self.translator_opt,
+        }
 
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["mcat"] = {"translator_steps_done": self.translator_steps_done, "features": self.features}
+        state["mcat"] = {
+            "translator_steps_done": self.translator_steps_done,
+            "features": self.features,
+        }
         return state
 
     def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
-        super().load_state_dict(state, policy_only)  # the translator and its optimiser are among modules()
+        super().load_state_dict(
+            state, policy_only
+        )  # the translator and its optimiser are among modules()
         self.features = state["mcat"]["features"]
         if not policy_only:
             self.translator_steps_done = int(state["mcat"]["translator_steps_done"])

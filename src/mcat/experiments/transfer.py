@@ -86,14 +86,25 @@ class TransferConfig:
         family = get_family(self.family)
         self.source, self.target = family.check_task(self.source), family.check_task(self.target)
         if self.source == self.target:
-            raise MCATError(f"source and target are the same task ({self.source:g}); choose two different tasks")
-        for name in ("source_steps", "dataset_size", "model_steps", "translator_steps", "batch_size", "eval_episodes"):
+            raise MCATError(
+                f"source and target are the same task ({self.source:g}); choose two different tasks"
+            )
+        for name in (
+            "source_steps",
+            "dataset_size",
+            "model_steps",
+            "translator_steps",
+            "batch_size",
+            "eval_episodes",
+        ):
             if getattr(self, name) < 1:
                 raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.objective not in ("nll", "l1"):
             raise MCATError(f"objective must be nll or l1, got {self.objective!r}")
         if self.translator not in TRANSLATORS:
-            raise MCATError(f"unknown translator {self.translator!r}; available: {', '.join(TRANSLATORS)}")
+            raise MCATError(
+                f"unknown translator {self.translator!r}; available: {', '.join(TRANSLATORS)}"
+            )
 
 
 def _key(*parts) -> str:
@@ -120,7 +131,9 @@ class Cache:
             return False
         saved = json.loads(file.read_text())
         if saved != json.loads(json.dumps(meta, default=str)):
-            raise MCATError(f"cached product {folder} was made with other settings ({saved}); remove it or use another --cache")
+            raise MCATError(
+                f"cached product {folder} was made with other settings ({saved}); remove it or use another --cache"
+            )
         return True
 
     @staticmethod
@@ -129,15 +142,34 @@ class Cache:
 
 
 def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
-    meta = {"kind": "source-policy", "family": cfg.family, "task": cfg.source, "steps": cfg.source_steps, "seed": cfg.seed,
-            "max_episode_steps": cfg.max_episode_steps, "agent": dataclasses.asdict(TD3Config())}
+    meta = {
+        "kind": "source-policy",
+        "family": cfg.family,
+        "task": cfg.source,
+        "steps": cfg.source_steps,
+        "seed": cfg.seed,
+        "max_episode_steps": cfg.max_episode_steps,
+        "agent": dataclasses.asdict(TD3Config()),
+    }
     folder = cache.path("source", _key(meta))
     if not cache.check(folder, meta):
-        log(f"training the source policy (TD3, task {cfg.source:g}, {cfg.source_steps:,} steps) in {folder}")
-        run = RunConfig(family=cfg.family, algo="td3", steps=cfg.source_steps, seed=cfg.seed, train_tasks=[cfg.source],
-                        test_tasks=[cfg.target], max_episode_steps=cfg.max_episode_steps, threads=cfg.threads,
-                        eval_every=max(cfg.source_steps // 10, 1), checkpoint_every=max(cfg.source_steps // 4, 1),
-                        learning_starts=min(10_000, cfg.source_steps // 4), agent=TD3Config())
+        log(
+            f"training the source policy (TD3, task {cfg.source:g}, {cfg.source_steps:,} steps) in {folder}"
+        )
+        run = RunConfig(
+            family=cfg.family,
+            algo="td3",
+            steps=cfg.source_steps,
+            seed=cfg.seed,
+            train_tasks=[cfg.source],
+            test_tasks=[cfg.target],
+            max_episode_steps=cfg.max_episode_steps,
+            threads=cfg.threads,
+            eval_every=max(cfg.source_steps // 10, 1),
+            checkpoint_every=max(cfg.source_steps // 4, 1),
+            learning_starts=min(10_000, cfg.source_steps // 4),
+            agent=TD3Config(),
+        )
         Trainer.start_or_resume(run, folder / "run", log=log).run()
         cache.finish(folder, meta)
     else:
@@ -145,23 +177,45 @@ def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
     return folder / "run", meta
 
 
-def dataset(cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log) -> tuple[dict[str, np.ndarray], dict]:
+def dataset(
+    cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log
+) -> tuple[dict[str, np.ndarray], dict]:
     """The transitions of one task and the metadata that identifies them."""
-    meta = {"kind": "dataset", "family": cfg.family, "task": task, "size": cfg.dataset_size, "noise": cfg.dataset_noise,
-            "seed": cfg.seed, "policy": _key(policy_meta), "max_episode_steps": cfg.max_episode_steps}
+    meta = {
+        "kind": "dataset",
+        "family": cfg.family,
+        "task": task,
+        "size": cfg.dataset_size,
+        "noise": cfg.dataset_noise,
+        "seed": cfg.seed,
+        "policy": _key(policy_meta),
+        "max_episode_steps": cfg.max_episode_steps,
+    }
     folder = cache.path("data", _key(meta))
     file = folder / "data.npz"
     if cache.check(folder, meta):
         log(f"reusing the dataset of task {task:g} in {folder}")
         with np.load(file) as data:
             return {k: data[k] for k in data.files}, meta
-    log(f"collecting {cfg.dataset_size:,} transitions on task {task:g} (policy + noise {cfg.dataset_noise})")
-    col = Collector(get_family(cfg.family), [task], history=agent.cfg.history, seed=cfg.seed + 7919,
-                    max_episode_steps=cfg.max_episode_steps)
+    log(
+        f"collecting {cfg.dataset_size:,} transitions on task {task:g} (policy + noise {cfg.dataset_noise})"
+    )
+    col = Collector(
+        get_family(cfg.family),
+        [task],
+        history=agent.cfg.history,
+        seed=cfg.seed + 7919,
+        max_episode_steps=cfg.max_episode_steps,
+    )
     replay = MultiTaskReplay(1, col.obs_dim, col.act_dim, cfg.dataset_size + 1)
     rng = np.random.default_rng(cfg.seed + 7919)
     while col.env_steps < cfg.dataset_size:
-        col.step(replay, lambda obs, c: agent.act(obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng))
+        col.step(
+            replay,
+            lambda obs, c: agent.act(
+                obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
+            ),
+        )
     n = int(replay.size[0])
     data = {"obs": replay.obs[0, :n], "act": replay.act[0, :n], "next_obs": replay.next_obs[0, :n]}
     buffer = io.BytesIO()
@@ -177,8 +231,15 @@ def _batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator):
     return obs, torch.as_tensor(data["act"][idx]), torch.as_tensor(data["next_obs"][idx]) - obs
 
 
-def fit_forward_model(obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray, z: np.ndarray, steps: int, batch: int,
-                      seed: int) -> ForwardModel:
+def fit_forward_model(
+    obs: np.ndarray,
+    act: np.ndarray,
+    next_obs: np.ndarray,
+    z: np.ndarray,
+    steps: int,
+    batch: int,
+    seed: int,
+) -> ForwardModel:
     """F(s, a, z) trained by Eq. 1's NLL on fixed transitions; ``z`` holds each transition's task
     feature (0 columns for a single task). Normalisers come from the whole dataset, then stay fixed."""
     torch.manual_seed(seed)
@@ -197,9 +258,18 @@ def fit_forward_model(obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray, z:
     return model
 
 
-def target_model(cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict, log) -> ForwardModel:
-    meta = {"kind": "forward-model", "family": cfg.family, "task": cfg.target, "steps": cfg.model_steps,
-            "batch": cfg.batch_size, "seed": cfg.seed, "data": _key(data_meta)}
+def target_model(
+    cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict, log
+) -> ForwardModel:
+    meta = {
+        "kind": "forward-model",
+        "family": cfg.family,
+        "task": cfg.target,
+        "steps": cfg.model_steps,
+        "batch": cfg.batch_size,
+        "seed": cfg.seed,
+        "data": _key(data_meta),
+    }
     folder = cache.path("model", _key(meta))
     obs_dim, act_dim = data["obs"].shape[1], data["act"].shape[1]
     if cache.check(folder, meta):
@@ -209,7 +279,9 @@ def target_model(cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict,
         return model
     log(f"training the target forward model ({cfg.model_steps:,} steps)")
     no_z = np.zeros((len(data["obs"]), 0), dtype=np.float32)
-    model = fit_forward_model(data["obs"], data["act"], data["next_obs"], no_z, cfg.model_steps, cfg.batch_size, cfg.seed)
+    model = fit_forward_model(
+        data["obs"], data["act"], data["next_obs"], no_z, cfg.model_steps, cfg.batch_size, cfg.seed
+    )
     atomic_torch_save(model.state_dict(), folder / "model.pt")
     cache.finish(folder, meta)
     return model
@@ -220,7 +292,9 @@ def _lr_schedule(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sched
     return torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, 3 * steps // 4], gamma=1 / 6)
 
 
-def train_translator(cfg: TransferConfig, data: dict, target_data: dict, model: ForwardModel, max_action: float, log) -> ActionTranslator:
+def train_translator(
+    cfg: TransferConfig, data: dict, target_data: dict, model: ForwardModel, max_action: float, log
+) -> ActionTranslator:
     """The pair-only H from source to target: ours (Eq. 3, source data only) or the Zhang et al.
     baseline (which also uses the target data for its cycle and adversarial terms)."""
     obs_dim, act_dim = data["obs"].shape[1], data["act"].shape[1]
@@ -232,7 +306,11 @@ def train_translator(cfg: TransferConfig, data: dict, target_data: dict, model: 
         log(f"training the Zhang et al. translator ({cfg.translator_steps:,} steps)")
         progress = StepProgress("H (Zhang et al.)", cfg.translator_steps, log)
         for step in range(1, cfg.translator_steps + 1):
-            dcc.step(model, _batches(data, cfg.batch_size, rng), _batches(target_data, cfg.batch_size, rng))
+            dcc.step(
+                model,
+                _batches(data, cfg.batch_size, rng),
+                _batches(target_data, cfg.batch_size, rng),
+            )
             sched.step()
             progress.update(step)
         return dcc.H
@@ -264,7 +342,9 @@ def prepare_result(cfg, out: Path, overwrite: bool, what: str) -> Path:
     ``overwrite``; the folder gets the config; torch gets the config's thread count."""
     out = Path(out)
     if (out / SUMMARY).exists() and not overwrite:
-        raise MCATError(f"{out} already holds a {what} result; pass --overwrite or choose another --out")
+        raise MCATError(
+            f"{out} already holds a {what} result; pass --overwrite or choose another --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", dataclasses.asdict(cfg))
     if cfg.threads:
@@ -272,7 +352,9 @@ def prepare_result(cfg, out: Path, overwrite: bool, what: str) -> Path:
     return out
 
 
-def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
+def run_transfer(
+    cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print
+) -> dict:
     cfg.validate()
     out = prepare_result(cfg, out, overwrite, "transfer")
     start = time.perf_counter()
@@ -288,11 +370,24 @@ def run_transfer(cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: boo
     transferred = TransferredPolicy(agent.actor, H, empty, empty)
 
     def episodes(policy, task):
-        return evaluate(family, [task], policy.context, policy.act, history=agent.cfg.history, episodes=cfg.eval_episodes,
-                        seed=cfg.seed, max_episode_steps=cfg.max_episode_steps, per_episode=True)[task]
+        return evaluate(
+            family,
+            [task],
+            policy.context,
+            policy.act,
+            history=agent.cfg.history,
+            episodes=cfg.eval_episodes,
+            seed=cfg.seed,
+            max_episode_steps=cfg.max_episode_steps,
+            per_episode=True,
+        )[task]
 
     summary = {
-        "family": cfg.family, "source": cfg.source, "target": cfg.target, "seed": cfg.seed, "translator": cfg.translator,
+        "family": cfg.family,
+        "source": cfg.source,
+        "target": cfg.target,
+        "seed": cfg.seed,
+        "translator": cfg.translator,
         "source_on_source": _mean_se(episodes(agent, cfg.source)),
         "source_on_target": _mean_se(episodes(agent, cfg.target)),
         "transferred_on_target": _mean_se(episodes(transferred, cfg.target)),

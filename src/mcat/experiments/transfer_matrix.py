@@ -33,7 +33,14 @@ from mcat.agents.ctd3 import CTD3Config
 from mcat.collect import Collector, evaluate
 from mcat.config import RunConfig
 from mcat.errors import MCATError
-from mcat.experiments.transfer import Cache, _key, _lr_schedule, _mean_se, fit_forward_model, prepare_result
+from mcat.experiments.transfer import (
+    Cache,
+    _key,
+    _lr_schedule,
+    _mean_se,
+    fit_forward_model,
+    prepare_result,
+)
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
@@ -82,34 +89,72 @@ class MatrixConfig:
             raise MCATError("transfer-matrix needs at least two tasks (--tasks A B ...)")
         if len(set(self.tasks)) != len(self.tasks):
             raise MCATError(f"--tasks lists a task twice: {self.tasks}")
-        for name in ("source_steps", "dataset_size", "model_steps", "translator_steps", "batch_size", "eval_episodes"):
+        for name in (
+            "source_steps",
+            "dataset_size",
+            "model_steps",
+            "translator_steps",
+            "batch_size",
+            "eval_episodes",
+        ):
             if getattr(self, name) < 1:
                 raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.objective not in OBJECTIVES:
-            raise MCATError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+            raise MCATError(
+                f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"
+            )
 
 
 def source_policy(cfg: MatrixConfig, cache: Cache, log) -> tuple[Path, dict]:
-    meta = {"kind": "matrix-source-policy", "family": cfg.family, "tasks": cfg.tasks, "steps": cfg.source_steps,
-            "seed": cfg.seed, "max_episode_steps": cfg.max_episode_steps, "agent": dataclasses.asdict(CTD3Config())}
+    meta = {
+        "kind": "matrix-source-policy",
+        "family": cfg.family,
+        "tasks": cfg.tasks,
+        "steps": cfg.source_steps,
+        "seed": cfg.seed,
+        "max_episode_steps": cfg.max_episode_steps,
+        "agent": dataclasses.asdict(CTD3Config()),
+    }
     folder = cache.path("source", _key(meta))
     if cache.check(folder, meta):
         log(f"reusing the source policy in {folder}")
         return folder / "run", meta
-    log(f"training the source policy (ctd3 on tasks {cfg.tasks}, {cfg.source_steps:,} steps, dense reward) in {folder}")
-    run = RunConfig(family=cfg.family, algo="ctd3", steps=cfg.source_steps, seed=cfg.seed, train_tasks=cfg.tasks,
-                    test_tasks=[], max_episode_steps=cfg.max_episode_steps, threads=cfg.threads,
-                    eval_every=max(cfg.source_steps // 10, 1), checkpoint_every=max(cfg.source_steps // 10, 1),
-                    learning_starts=min(10_000, cfg.source_steps // 4), agent=CTD3Config())
+    log(
+        f"training the source policy (ctd3 on tasks {cfg.tasks}, {cfg.source_steps:,} steps, dense reward) in {folder}"
+    )
+    run = RunConfig(
+        family=cfg.family,
+        algo="ctd3",
+        steps=cfg.source_steps,
+        seed=cfg.seed,
+        train_tasks=cfg.tasks,
+        test_tasks=[],
+        max_episode_steps=cfg.max_episode_steps,
+        threads=cfg.threads,
+        eval_every=max(cfg.source_steps // 10, 1),
+        checkpoint_every=max(cfg.source_steps // 10, 1),
+        learning_starts=min(10_000, cfg.source_steps // 4),
+        agent=CTD3Config(),
+    )
     Trainer.start_or_resume(run, folder / "run", log=log).run()
     cache.finish(folder, meta)
     return folder / "run", meta
 
 
-def datasets(cfg: MatrixConfig, cache: Cache, agent, policy_meta: dict, log) -> tuple[dict[str, np.ndarray], dict]:
+def datasets(
+    cfg: MatrixConfig, cache: Cache, agent, policy_meta: dict, log
+) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays [tasks, N, ...] of every task's transitions, and the task features [tasks, z]."""
-    meta = {"kind": "matrix-datasets", "family": cfg.family, "tasks": cfg.tasks, "size": cfg.dataset_size,
-            "noise": cfg.dataset_noise, "seed": cfg.seed, "policy": _key(policy_meta), "max_episode_steps": cfg.max_episode_steps}
+    meta = {
+        "kind": "matrix-datasets",
+        "family": cfg.family,
+        "tasks": cfg.tasks,
+        "size": cfg.dataset_size,
+        "noise": cfg.dataset_noise,
+        "seed": cfg.seed,
+        "policy": _key(policy_meta),
+        "max_episode_steps": cfg.max_episode_steps,
+    }
     folder = cache.path("data", _key(meta))
     file = folder / "data.npz"
     if cache.check(folder, meta):
@@ -117,17 +162,34 @@ def datasets(cfg: MatrixConfig, cache: Cache, agent, policy_meta: dict, log) -> 
         with np.load(file) as data:
             return {k: data[k] for k in data.files}, meta
     T = len(cfg.tasks)
-    log(f"collecting {cfg.dataset_size:,} transitions on each of {T} tasks (policy + noise {cfg.dataset_noise})")
-    col = Collector(get_family(cfg.family), cfg.tasks, history=agent.cfg.history, seed=cfg.seed + 7919,
-                    max_episode_steps=cfg.max_episode_steps)
+    log(
+        f"collecting {cfg.dataset_size:,} transitions on each of {T} tasks (policy + noise {cfg.dataset_noise})"
+    )
+    col = Collector(
+        get_family(cfg.family),
+        cfg.tasks,
+        history=agent.cfg.history,
+        seed=cfg.seed + 7919,
+        max_episode_steps=cfg.max_episode_steps,
+    )
     replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, cfg.dataset_size + 1, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed + 7919)
     while replay.size.min() < cfg.dataset_size:  # lockstep: every task gets one transition per step
-        col.step(replay, lambda obs, c: agent.act(obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng))
+        col.step(
+            replay,
+            lambda obs, c: agent.act(
+                obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
+            ),
+        )
     n = cfg.dataset_size
     with torch.no_grad():
         features = agent.task_features(replay).cpu().numpy()
-    data = {"obs": replay.obs[:, :n], "act": replay.act[:, :n], "next_obs": replay.next_obs[:, :n], "features": features}
+    data = {
+        "obs": replay.obs[:, :n],
+        "act": replay.act[:, :n],
+        "next_obs": replay.next_obs[:, :n],
+        "features": features,
+    }
     buffer = io.BytesIO()
     np.savez(buffer, **data)
     atomic_write_bytes(file, buffer.getvalue())
@@ -135,9 +197,16 @@ def datasets(cfg: MatrixConfig, cache: Cache, agent, policy_meta: dict, log) -> 
     return data, meta
 
 
-def forward_model(cfg: MatrixConfig, cache: Cache, data: dict, data_meta: dict, log) -> ForwardModel:
-    meta = {"kind": "matrix-forward-model", "steps": cfg.model_steps, "batch": cfg.batch_size, "seed": cfg.seed,
-            "data": _key(data_meta)}
+def forward_model(
+    cfg: MatrixConfig, cache: Cache, data: dict, data_meta: dict, log
+) -> ForwardModel:
+    meta = {
+        "kind": "matrix-forward-model",
+        "steps": cfg.model_steps,
+        "batch": cfg.batch_size,
+        "seed": cfg.seed,
+        "data": _key(data_meta),
+    }
     folder = cache.path("model", _key(meta))
     T, N, obs_dim = data["obs"].shape
     act_dim, z_dim = data["act"].shape[2], data["features"].shape[1]
@@ -149,30 +218,49 @@ def forward_model(cfg: MatrixConfig, cache: Cache, data: dict, data_meta: dict, 
     log(f"training the forward model F(s, a, z) on all tasks ({cfg.model_steps:,} steps)")
     flat = lambda x: x.reshape(T * N, -1)  # noqa: E731
     z = np.repeat(data["features"], N, axis=0).astype(np.float32)
-    model = fit_forward_model(flat(data["obs"]), flat(data["act"]), flat(data["next_obs"]), z, cfg.model_steps,
-                              cfg.batch_size, cfg.seed)
+    model = fit_forward_model(
+        flat(data["obs"]),
+        flat(data["act"]),
+        flat(data["next_obs"]),
+        z,
+        cfg.model_steps,
+        cfg.batch_size,
+        cfg.seed,
+    )
     atomic_torch_save(model.state_dict(), folder / "model.pt")
     cache.finish(folder, meta)
     return model
 
 
-def train_translator(cfg: MatrixConfig, data: dict, model: ForwardModel, max_action: float, log) -> ActionTranslator:
+def train_translator(
+    cfg: MatrixConfig, data: dict, model: ForwardModel, max_action: float, log
+) -> ActionTranslator:
     """One conditioned H for every ordered pair (Eq. 3 averaged over the pairs)."""
     T, N, obs_dim = data["obs"].shape
     torch.manual_seed(cfg.seed + 1)
     rng = np.random.default_rng(cfg.seed + 1)
-    H = ActionTranslator(obs_dim, data["act"].shape[2], data["features"].shape[1], conditioned=True, max_action=max_action)
+    H = ActionTranslator(
+        obs_dim,
+        data["act"].shape[2],
+        data["features"].shape[1],
+        conditioned=True,
+        max_action=max_action,
+    )
     opt = torch.optim.Adam(H.parameters(), lr=3e-4)
     sched = _lr_schedule(opt, cfg.translator_steps)
     obs, act = torch.as_tensor(data["obs"]), torch.as_tensor(data["act"])
     delta = torch.as_tensor(data["next_obs"]) - obs
     features = torch.as_tensor(data["features"])
     rows = torch.arange(T)[:, None]
-    log(f"training the translator H on {T * (T - 1)} ordered pairs ({cfg.translator_steps:,} steps, objective {cfg.objective})")
+    log(
+        f"training the translator H on {T * (T - 1)} ordered pairs ({cfg.translator_steps:,} steps, objective {cfg.objective})"
+    )
     progress = StepProgress("H", cfg.translator_steps, log)
     for step in range(1, cfg.translator_steps + 1):
         idx = torch.as_tensor(rng.integers(0, N, (T, cfg.batch_size)))
-        loss = all_pairs_loss(H, model, obs[rows, idx], act[rows, idx], delta[rows, idx], features, cfg.objective)
+        loss = all_pairs_loss(
+            H, model, obs[rows, idx], act[rows, idx], delta[rows, idx], features, cfg.objective
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -200,8 +288,18 @@ def heatmap(matrix: np.ndarray, tasks: list[float], path: Path, title: str) -> N
     ax.set_yticks(range(len(tasks)), labels)
     ax.set_xlabel("target task")
     ax.set_ylabel("source task")
-    for (i, j), v in np.ndenumerate(matrix):  # white on the dark cells, so every number stays readable
-        ax.text(j, i, f"{v:.0f}%", ha="center", va="center", fontsize=9, color="white" if abs(v) > 0.6 * bound else "black")
+    for (i, j), v in np.ndenumerate(
+        matrix
+    ):  # white on the dark cells, so every number stays readable
+        ax.text(
+            j,
+            i,
+            f"{v:.0f}%",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="white" if abs(v) > 0.6 * bound else "black",
+        )
     fig.colorbar(im, ax=ax, label="improvement of transferred over source policy (%)")
     ax.set_title(title)
     fig.tight_layout()
@@ -215,7 +313,9 @@ def heatmap_title(cfg: MatrixConfig) -> str:
     return f"{cfg.family}, objective {cfg.objective}, source {cfg.source_steps:,} steps, seed {cfg.seed}"
 
 
-def run_matrix(cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print) -> dict:
+def run_matrix(
+    cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print
+) -> dict:
     cfg.validate()
     out = prepare_result(cfg, out, overwrite, "transfer-matrix")
     start = time.perf_counter()
@@ -229,8 +329,17 @@ def run_matrix(cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = 
     features = torch.as_tensor(data["features"])
 
     def episodes(policy, targets):
-        return evaluate(family, targets, policy.context, policy.act, history=agent.cfg.history, episodes=cfg.eval_episodes,
-                        seed=cfg.seed, max_episode_steps=cfg.max_episode_steps, per_episode=True)
+        return evaluate(
+            family,
+            targets,
+            policy.context,
+            policy.act,
+            history=agent.cfg.history,
+            episodes=cfg.eval_episodes,
+            seed=cfg.seed,
+            max_episode_steps=cfg.max_episode_steps,
+            per_episode=True,
+        )
 
     log(f"evaluating {len(tasks)} source policies and {len(tasks) ** 2} transferred policies")
     rows, matrix = [], np.zeros((len(tasks), len(tasks)))
@@ -238,28 +347,50 @@ def run_matrix(cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = 
     for j, src in enumerate(tasks):
         plain = episodes(TransferredPolicy(agent.actor, identity, features[j], features[j]), tasks)
         for i, tgt in enumerate(tasks):
-            moved = episodes(TransferredPolicy(agent.actor, H, features[j], features[i]), [tgt])[tgt]
+            moved = episodes(TransferredPolicy(agent.actor, H, features[j], features[i]), [tgt])[
+                tgt
+            ]
             s, t = _mean_se(plain[tgt]), _mean_se(moved)
             matrix[j, i] = improvement(s["mean"], t["mean"])
-            rows.append({"source": src, "target": tgt, "source_on_target": s["mean"], "source_on_target_se": s["se"],
-                         "transferred_on_target": t["mean"], "transferred_on_target_se": t["se"],
-                         "improvement_pct": matrix[j, i]})
-            log(f"  {src:g} -> {tgt:g}: source {s['mean']:9.1f}  transferred {t['mean']:9.1f}  ({matrix[j, i]:+.1f}%)")
+            rows.append(
+                {
+                    "source": src,
+                    "target": tgt,
+                    "source_on_target": s["mean"],
+                    "source_on_target_se": s["se"],
+                    "transferred_on_target": t["mean"],
+                    "transferred_on_target_se": t["se"],
+                    "improvement_pct": matrix[j, i],
+                }
+            )
+            log(
+                f"  {src:g} -> {tgt:g}: source {s['mean']:9.1f}  transferred {t['mean']:9.1f}  ({matrix[j, i]:+.1f}%)"
+            )
     _write_csv(out / "pairs.csv", list(rows[0]), [list(r.values()) for r in rows])
-    _write_csv(out / "improvement.csv", ["source \\ target"] + [f"{v:g}" for v in tasks],
-               [[f"{src:g}"] + [round(float(x), 2) for x in matrix[j]] for j, src in enumerate(tasks)])
+    _write_csv(
+        out / "improvement.csv",
+        ["source \\ target"] + [f"{v:g}" for v in tasks],
+        [[f"{src:g}"] + [round(float(x), 2) for x in matrix[j]] for j, src in enumerate(tasks)],
+    )
     heatmap(matrix, tasks, out / "improvement.png", heatmap_title(cfg))
     off_diagonal = matrix[~np.eye(len(tasks), dtype=bool)]
     summary = {
-        "family": cfg.family, "tasks": tasks, "seed": cfg.seed, "objective": cfg.objective, "pairs": rows,
+        "family": cfg.family,
+        "tasks": tasks,
+        "seed": cfg.seed,
+        "objective": cfg.objective,
+        "pairs": rows,
         "mean_improvement_off_diagonal_pct": float(off_diagonal.mean()),
-        "positive_pairs_off_diagonal": int((off_diagonal > 0).sum()), "pairs_off_diagonal": int(off_diagonal.size),
+        "positive_pairs_off_diagonal": int((off_diagonal > 0).sum()),
+        "pairs_off_diagonal": int(off_diagonal.size),
         "wall_time_s": time.perf_counter() - start,
     }
     atomic_torch_save(H.state_dict(), out / "translator.pt")
     write_json(out / SUMMARY, summary)
-    log(f"mean improvement off the diagonal {summary['mean_improvement_off_diagonal_pct']:+.1f}%, "
-        f"positive on {summary['positive_pairs_off_diagonal']}/{summary['pairs_off_diagonal']} pairs -> {out}")
+    log(
+        f"mean improvement off the diagonal {summary['mean_improvement_off_diagonal_pct']:+.1f}%, "
+        f"positive on {summary['positive_pairs_off_diagonal']}/{summary['pairs_off_diagonal']} pairs -> {out}"
+    )
     return summary
 
 

@@ -60,14 +60,23 @@ class DCCTranslator:
     """H, its inverse P, the two discriminators and their optimisers; ``step`` does one update of
     the discriminators and one of H and P on a source batch and a target batch."""
 
-    def __init__(self, obs_dim: int, act_dim: int, max_action: float, cfg: DCCConfig | None = None, lr: float = 3e-4):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        max_action: float,
+        cfg: DCCConfig | None = None,
+        lr: float = 3e-4,
+    ):
         self.cfg = cfg or DCCConfig()
         self.H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
         self.P = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
         self.D_src = Discriminator(obs_dim, act_dim, self.cfg.discriminator_hidden)
         self.D_tgt = Discriminator(obs_dim, act_dim, self.cfg.discriminator_hidden)
         self.opt = torch.optim.Adam([*self.H.parameters(), *self.P.parameters()], lr=lr)
-        self.d_opt = torch.optim.Adam([*self.D_src.parameters(), *self.D_tgt.parameters()], lr=self.cfg.discriminator_lr)
+        self.d_opt = torch.optim.Adam(
+            [*self.D_src.parameters(), *self.D_tgt.parameters()], lr=self.cfg.discriminator_lr
+        )
 
     def losses(
         self, F: ForwardModel, src: tuple[torch.Tensor, ...], tgt: tuple[torch.Tensor, ...]
@@ -81,16 +90,24 @@ class DCCTranslator:
             "a_xy": a_xy,
             "a_yx": a_yx,
             "dynamics": F.mean_distance(s_x, a_xy, empty, d_x).mean(),
-            "cycle": (self.P(s_x, a_xy) - a_x).abs().mean() + (self.H(s_y, a_yx) - a_y).abs().mean(),
-            "adversarial": ((self.D_tgt(s_x, a_xy) - 1) ** 2).mean() + ((self.D_src(s_y, a_yx) - 1) ** 2).mean(),
+            "cycle": (self.P(s_x, a_xy) - a_x).abs().mean()
+            + (self.H(s_y, a_yx) - a_y).abs().mean(),
+            "adversarial": ((self.D_tgt(s_x, a_xy) - 1) ** 2).mean()
+            + ((self.D_src(s_y, a_yx) - 1) ** 2).mean(),
         }
 
-    def step(self, F: ForwardModel, src: tuple[torch.Tensor, ...], tgt: tuple[torch.Tensor, ...]) -> dict[str, float]:
+    def step(
+        self, F: ForwardModel, src: tuple[torch.Tensor, ...], tgt: tuple[torch.Tensor, ...]
+    ) -> dict[str, float]:
         cfg = self.cfg
         flags = [p.requires_grad for p in F.parameters()]
         F.requires_grad_(False)  # F is fixed: gradients flow through it to H, not into it
         parts = self.losses(F, src, tgt)
-        loss = cfg.dynamics_weight * parts["dynamics"] + cfg.cycle_weight * parts["cycle"] + cfg.adversarial_weight * parts["adversarial"]
+        loss = (
+            cfg.dynamics_weight * parts["dynamics"]
+            + cfg.cycle_weight * parts["cycle"]
+            + cfg.adversarial_weight * parts["adversarial"]
+        )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         for p, flag in zip(F.parameters(), flags):
@@ -99,11 +116,15 @@ class DCCTranslator:
         # discriminators: real pairs of each domain -> 1, translated pairs -> 0
         (s_x, a_x, _), (s_y, a_y, _) = src, tgt
         d_loss = (
-            ((self.D_tgt(s_y, a_y) - 1) ** 2).mean() + (self.D_tgt(s_x, parts["a_xy"].detach()) ** 2).mean()
-            + ((self.D_src(s_x, a_x) - 1) ** 2).mean() + (self.D_src(s_y, parts["a_yx"].detach()) ** 2).mean()
+            ((self.D_tgt(s_y, a_y) - 1) ** 2).mean()
+            + (self.D_tgt(s_x, parts["a_xy"].detach()) ** 2).mean()
+            + ((self.D_src(s_x, a_x) - 1) ** 2).mean()
+            + (self.D_src(s_y, parts["a_yx"].detach()) ** 2).mean()
         )
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
-        terms = {k: parts[k] for k in ("dynamics", "cycle", "adversarial")} | {"discriminator": d_loss}
+        terms = {k: parts[k] for k in ("dynamics", "cycle", "adversarial")} | {
+            "discriminator": d_loss
+        }
         return {k: v.item() for k, v in terms.items()}

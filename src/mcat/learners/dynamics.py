@@ -42,7 +42,9 @@ def dynamics_losses(
     z = encoder(batch["ctx_delta"], batch["ctx_act"], batch["ctx_mask"])  # [T, B, z]
     steps = batch["fut_obs"].shape[2]
     z_future = z.unsqueeze(2).expand(-1, -1, steps, -1)  # the same z for all M future steps
-    nll = forward_model.nll(batch["fut_obs"], batch["fut_act"], z_future, batch["fut_delta"], batch["fut_mask"])
+    nll = forward_model.nll(
+        batch["fut_obs"], batch["fut_act"], z_future, batch["fut_delta"], batch["fut_mask"]
+    )
     loss = nll
     metrics = {"model/forward_nll": float(nll.detach())}
     if contrastive_weight > 0:
@@ -52,6 +54,10 @@ def dynamics_losses(
     return loss, metrics
 
 
-def update_normalizers(encoder: ContextEncoder, forward_model: ForwardModel, batch: dict[str, torch.Tensor]) -> None:
+def update_normalizers(
+    encoder: ContextEncoder, forward_model: ForwardModel, batch: dict[str, torch.Tensor]
+) -> None:
     encoder.update_normalizers(batch["ctx_delta"], batch["ctx_act"], batch["ctx_mask"])
-    forward_model.update_normalizers(batch["fut_obs"], batch["fut_act"], batch["fut_delta"], batch["fut_mask"])
+    forward_model.update_normalizers(
+        batch["fut_obs"], batch["fut_act"], batch["fut_delta"], batch["fut_mask"]
+    )

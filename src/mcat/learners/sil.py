@@ -34,7 +34,9 @@ def sil_critic_loss(q1: torch.Tensor, q2: torch.Tensor, mc_return, valid) -> tor
     return per_row.sum() / valid.sum().clamp_min(1.0)
 
 
-def sil_actor_loss(pi: torch.Tensor, act, q_min, mc_return, valid, weighting: str = "mask") -> torch.Tensor:
+def sil_actor_loss(
+    pi: torch.Tensor, act, q_min, mc_return, valid, weighting: str = "mask"
+) -> torch.Tensor:
     """Imitation of the stored action ``act`` by ``pi`` = pi(s) (with its graph) where the return
     beat ``q_min`` = min_k Q_k(s, a) (no gradient), as a mean over the valid rows."""
     with torch.no_grad():

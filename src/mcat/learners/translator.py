@@ -64,5 +64,12 @@ def all_pairs_loss(
     src, tgt = src[keep].to(obs.device), tgt[keep].to(obs.device)  # [P] with P = T (T - 1)
     expand = lambda z: z.unsqueeze(1).expand(-1, B, -1)  # noqa: E731 - [P, z] -> [P, B, z]
     return translator_loss(
-        translator, forward_model, obs[src], act[src], delta[src], expand(features[src]), expand(features[tgt]), objective
+        translator,
+        forward_model,
+        obs[src],
+        act[src],
+        delta[src],
+        expand(features[src]),
+        expand(features[tgt]),
+        objective,
     )

@@ -16,14 +16,23 @@ from mcat.models.nets import RunningNorm, mlp
 
 
 class ContextEncoder(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, history: int = 10, z_dim: int = 10, hidden: Sequence[int] = (256, 128, 64)):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        history: int = 10,
+        z_dim: int = 10,
+        hidden: Sequence[int] = (256, 128, 64),
+    ):
         super().__init__()
         self.obs_dim, self.act_dim, self.history, self.z_dim = obs_dim, act_dim, history, z_dim
         self.delta_norm = RunningNorm(obs_dim)
         self.act_norm = RunningNorm(act_dim)
         self.net = mlp(history * (obs_dim + act_dim), hidden, z_dim)
 
-    def update_normalizers(self, delta: torch.Tensor, act: torch.Tensor, mask: torch.Tensor) -> None:
+    def update_normalizers(
+        self, delta: torch.Tensor, act: torch.Tensor, mask: torch.Tensor
+    ) -> None:
         self.delta_norm.update(delta, mask)
         self.act_norm.update(act, mask)
 

@@ -43,17 +43,28 @@ class ForwardModel(nn.Module):
     def param_groups(self, weight_decay_scale: float = 1.0) -> list[dict]:
         """Optimiser parameter groups with the per-layer L2 weight decay."""
         layers = list(self.hidden) + [None]
-        decays = list(LAYER_WEIGHT_DECAY) + [LAYER_WEIGHT_DECAY[-1]] * max(0, len(layers) - len(LAYER_WEIGHT_DECAY))
-        groups = [{"params": list(layer.parameters()), "weight_decay": d * weight_decay_scale} for layer, d in zip(self.hidden, decays)]
+        decays = list(LAYER_WEIGHT_DECAY) + [LAYER_WEIGHT_DECAY[-1]] * max(
+            0, len(layers) - len(LAYER_WEIGHT_DECAY)
+        )
+        groups = [
+            {"params": list(layer.parameters()), "weight_decay": d * weight_decay_scale}
+            for layer, d in zip(self.hidden, decays)
+        ]
         heads = list(self.mean_head.parameters()) + list(self.logvar_head.parameters())
-        groups.append({"params": heads, "weight_decay": decays[len(self.hidden)] * weight_decay_scale})
+        groups.append(
+            {"params": heads, "weight_decay": decays[len(self.hidden)] * weight_decay_scale}
+        )
         return groups
 
-    def update_normalizers(self, obs: torch.Tensor, act: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor) -> None:
+    def update_normalizers(
+        self, obs: torch.Tensor, act: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor
+    ) -> None:
         self.in_norm.update(torch.cat([obs, act], -1), mask)
         self.target_norm.update(delta, mask)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the *normalised* state difference."""
         h = torch.cat([self.in_norm(torch.cat([obs, act], -1)), z], -1)
         for layer in self.hidden:
@@ -65,7 +76,14 @@ class ForwardModel(nn.Module):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
 
-    def nll(self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def nll(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        z: torch.Tensor,
+        delta: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Gaussian negative log-likelihood of ``delta`` (up to a constant), averaged over state
         dimensions and over the entries where ``mask`` is 1."""
         mean, logvar = self(obs, act, z)
@@ -75,14 +93,18 @@ class ForwardModel(nn.Module):
             return per_step.mean()
         return (per_step * mask).sum() / mask.sum().clamp_min(1.0)
 
-    def mean_distance(self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    def mean_distance(
+        self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor, delta: torch.Tensor
+    ) -> torch.Tensor:
         """L1 distance between the predicted mean and the normalised ``delta`` (the deterministic
         stand-in for the NLL used in the authors' Table-1 code), per sample."""
         mean, _ = self(obs, act, z)
         return (mean - self.target_norm(delta)).abs().mean(-1)
 
     @torch.no_grad()
-    def predict(self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self, obs: torch.Tensor, act: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted next state mean and standard deviation, in the original units."""
         mean, logvar = self(obs, act, z)
         scale = torch.sqrt(self.target_norm.var + self.target_norm.eps)

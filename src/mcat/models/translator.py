@@ -43,7 +43,11 @@ class ActionTranslator(nn.Module):
         self.head = mlp(parts * embed, hidden, act_dim)
 
     def forward(
-        self, obs: torch.Tensor, act: torch.Tensor, z_src: torch.Tensor | None = None, z_tgt: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        z_src: torch.Tensor | None = None,
+        z_tgt: torch.Tensor | None = None,
     ) -> torch.Tensor:
         parts = [self.embed_obs(obs), self.embed_act(act)]
         if self.conditioned:

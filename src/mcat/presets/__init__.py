@@ -30,7 +30,9 @@ def load_preset(name_or_path: str) -> dict:
     if not path.suffix == ".json" or not path.exists():
         path = PRESET_DIR / f"{name_or_path}.json"
     if not path.is_file():
-        raise MCATError(f"unknown preset {name_or_path!r}; known presets: {', '.join(list_presets())}")
+        raise MCATError(
+            f"unknown preset {name_or_path!r}; known presets: {', '.join(list_presets())}"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -79,7 +79,12 @@ class MultiTaskReplay:
         gamma: float = 0.99,
         seed: int | None = 0,
     ):
-        for name, value in (("num_tasks", num_tasks), ("obs_dim", obs_dim), ("act_dim", act_dim), ("capacity", capacity)):
+        for name, value in (
+            ("num_tasks", num_tasks),
+            ("obs_dim", obs_dim),
+            ("act_dim", act_dim),
+            ("capacity", capacity),
+        ):
             if int(value) != value or value < 1:
                 raise MCATError(f"replay {name} must be a positive integer, got {value!r}")
         if not 0.0 <= gamma <= 1.0:
@@ -116,13 +121,19 @@ class MultiTaskReplay:
         Arrays have a leading dimension of len(tasks). An episode ends where ``terminated`` or
         ``truncated`` is true; its Monte-Carlo returns are computed then.
         """
-        tasks = np.arange(self.num_tasks) if tasks is None else np.asarray(tasks, dtype=np.int64).reshape(-1)
+        tasks = (
+            np.arange(self.num_tasks)
+            if tasks is None
+            else np.asarray(tasks, dtype=np.int64).reshape(-1)
+        )
         if len(np.unique(tasks)) != len(tasks):
             raise MCATError("replay.add got the same task twice in one call")
         if tasks.size and (tasks.min() < 0 or tasks.max() >= self.num_tasks):
             raise MCATError(f"replay.add got a task index outside 0..{self.num_tasks - 1}")
         if np.any(self.episode_length[tasks] + 1 >= self.capacity):
-            raise MCATError(f"an episode reached the replay capacity ({self.capacity}); use a larger capacity")
+            raise MCATError(
+                f"an episode reached the replay capacity ({self.capacity}); use a larger capacity"
+            )
         slots = self.ptr[tasks]
         self.obs[tasks, slots] = obs
         self.act[tasks, slots] = act
@@ -134,7 +145,9 @@ class MultiTaskReplay:
         self.ptr[tasks] = (slots + 1) % self.capacity
         self.size[tasks] = np.minimum(self.size[tasks] + 1, self.capacity)
         self.episode_length[tasks] += 1
-        ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(truncated, dtype=bool).reshape(-1)
+        ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(
+            truncated, dtype=bool
+        ).reshape(-1)
         for task in tasks[ended]:
             self._finish_episode(int(task))
 
@@ -159,8 +172,14 @@ class MultiTaskReplay:
         if int(batch_size) != batch_size or batch_size < 1:
             raise MCATError(f"batch size must be a positive integer, got {batch_size!r}")
         if context < 0 or future < 0:
-            raise MCATError(f"context and future window lengths must be >= 0, got {context}, {future}")
-        tasks = np.arange(self.num_tasks) if tasks is None else np.asarray(tasks, dtype=np.int64).reshape(-1)
+            raise MCATError(
+                f"context and future window lengths must be >= 0, got {context}, {future}"
+            )
+        tasks = (
+            np.arange(self.num_tasks)
+            if tasks is None
+            else np.asarray(tasks, dtype=np.int64).reshape(-1)
+        )
         empty = tasks[self.size[tasks] == 0]
         if empty.size:
             raise MCATError(f"cannot sample: task(s) {empty.tolist()} have no stored transitions")
@@ -232,7 +251,9 @@ class MultiTaskReplay:
         generator and nothing else is restored)."""
         shape = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
         if list(state["shape"]) != shape:
-            raise MCATError(f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, this one {shape}")
+            raise MCATError(
+                f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, this one {shape}"
+            )
         self.rng.bit_generator.state = state["rng"]
         if "arrays" not in state:
             return
@@ -246,7 +267,15 @@ class MultiTaskReplay:
     @property
     def nbytes(self) -> int:
         """Bytes held by the stored arrays (all slots, filled or not)."""
-        arrays = (self.obs, self.act, self.rew, self.next_obs, self.terminated, self.mc_return, self.episode)
+        arrays = (
+            self.obs,
+            self.act,
+            self.rew,
+            self.next_obs,
+            self.terminated,
+            self.mc_return,
+            self.episode,
+        )
         return int(sum(a.nbytes for a in arrays))
 
     def raw_transition_bytes(self) -> int:

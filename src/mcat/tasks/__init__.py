@@ -1,8 +1,8 @@
 """Task families of the paper (and a toy one), the delayed-reward wrapper, and the registry.
 
-    >>> from mcat.tasks import get_family, list_families
-    >>> fam = get_family("halfcheetah-armature")
-    >>> env = fam.make_env(fam.train_tasks[0], reward_delay=500, seed=0)
+>>> from mcat.tasks import get_family, list_families
+>>> fam = get_family("halfcheetah-armature")
+>>> env = fam.make_env(fam.train_tasks[0], reward_delay=500, seed=0)
 """
 
 from mcat.tasks.family import (

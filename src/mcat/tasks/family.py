@@ -67,7 +67,11 @@ class Choice:
 
 def check_reward_delay(reward_delay: Any) -> int:
     """Return ``reward_delay`` as an int >= 1, or raise :class:`MCATError`."""
-    if isinstance(reward_delay, bool) or not isinstance(reward_delay, int | float) or reward_delay != int(reward_delay):
+    if (
+        isinstance(reward_delay, bool)
+        or not isinstance(reward_delay, int | float)
+        or reward_delay != int(reward_delay)
+    ):
         raise MCATError(f"reward delay must be a whole number of steps >= 1, got {reward_delay!r}")
     if reward_delay < 1:
         raise MCATError(f"reward delay must be >= 1 step, got {reward_delay!r}")
@@ -206,7 +210,9 @@ def register_family(family: TaskFamily, *, overwrite: bool = False) -> TaskFamil
     if not isinstance(family, TaskFamily):
         raise MCATError(f"register_family expects a TaskFamily, got {type(family).__name__}")
     if family.name in _REGISTRY and not overwrite:
-        raise MCATError(f"a family named {family.name!r} is already registered (pass overwrite=True to replace it)")
+        raise MCATError(
+            f"a family named {family.name!r} is already registered (pass overwrite=True to replace it)"
+        )
     _REGISTRY[family.name] = family
     return family
 
@@ -227,7 +233,9 @@ def _load_plugins() -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise MCATError(f"cannot import plugin module {module!r} named in ${PLUGIN_ENV_VAR}: {exc}") from None
+            raise MCATError(
+                f"cannot import plugin module {module!r} named in ${PLUGIN_ENV_VAR}: {exc}"
+            ) from None
 
 
 def list_families() -> list[str]:
@@ -242,4 +250,6 @@ def get_family(name: str) -> TaskFamily:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise MCATError(f"unknown task family {name!r}; known families: {', '.join(_REGISTRY)}") from None
+        raise MCATError(
+            f"unknown task family {name!r}; known families: {', '.join(_REGISTRY)}"
+        ) from None

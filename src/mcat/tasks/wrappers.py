@@ -110,11 +110,16 @@ def env_state(env: gym.Env) -> list[dict]:
             entry["mujoco"] = physics
             # quantities derived during the last step (body positions, contact forces) that a
             # reward may read before the next step recomputes them (Ant's x velocity reads xpos)
-            entry["mjdata"] = {name: value.copy() for name in dir(data) if not name.startswith("_")
-                               and isinstance(value := getattr(data, name), np.ndarray)}
+            entry["mjdata"] = {
+                name: value.copy()
+                for name in dir(data)
+                if not name.startswith("_") and isinstance(value := getattr(data, name), np.ndarray)
+            }
         out.append(entry)
     if env.action_space._np_random is not None:
-        out.append({"type": "action_space", "np_random": env.action_space.np_random.bit_generator.state})
+        out.append(
+            {"type": "action_space", "np_random": env.action_space.np_random.bit_generator.state}
+        )
     return out
 
 
@@ -123,21 +128,29 @@ def set_env_state(env: gym.Env, state: list[dict]) -> None:
     layers = _layers(env)
     saved = [s for s in state if s["type"] != "action_space"]
     if [s["type"] for s in saved] != [type(layer).__name__ for layer in layers]:
-        raise ValueError(f"environment layers {[type(layer).__name__ for layer in layers]} differ from the saved {[s['type'] for s in saved]}")
+        raise ValueError(
+            f"environment layers {[type(layer).__name__ for layer in layers]} differ from the saved {[s['type'] for s in saved]}"
+        )
     for layer, entry in zip(layers, saved):
         if "custom" in entry:
             layer.set_checkpoint_state(entry["custom"])
             continue
         for name, value in entry["attrs"].items():
             current = getattr(layer, name, None)
-            if isinstance(value, np.ndarray) and isinstance(current, np.ndarray) and current.shape == value.shape \
-                    and current.flags.writeable:
+            if (
+                isinstance(value, np.ndarray)
+                and isinstance(current, np.ndarray)
+                and current.shape == value.shape
+                and current.flags.writeable
+            ):
                 current[...] = value  # in place: other objects may hold this array
             else:
                 setattr(layer, name, value)
         if "np_random" in entry:
             if getattr(layer, "_np_random", None) is None:
-                layer._np_random = np.random.Generator(getattr(np.random, entry["np_random"]["bit_generator"])())
+                layer._np_random = np.random.Generator(
+                    getattr(np.random, entry["np_random"]["bit_generator"])()
+                )
             layer._np_random.bit_generator.state = entry["np_random"]
         if "mujoco" in entry:
             mujoco, model, data, spec = _mujoco(layer)
