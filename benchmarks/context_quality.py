@@ -83,7 +83,8 @@ def main() -> None:
     acc_fresh = context_accuracy(fresh.encoder, held, segments=1000)
     print(f"run {args.run_dir}: {cfg.family}, {len(tasks)} training tasks {tasks}")
     print(
-        f"nearest-centroid task accuracy on held-out segments: {acc:.3f} (chance {1 / len(tasks):.3f})"
+        f"nearest-centroid task accuracy on held-out segments: {acc:.3f} "
+        f"(chance {1 / len(tasks):.3f})"
     )
     print(f"  same with a fresh C+F trained on A: {acc_fresh:.3f}")
     print(

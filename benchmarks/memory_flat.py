@@ -82,18 +82,25 @@ def main() -> None:
     slope = np.polyfit(after_steps, after, 1)[0] * 10_000 if len(after) > 1 else 0.0
     mb = 1 / 2**20
     print(
-        f"{args.family}: {cfg.steps:,} env steps in {wall:.0f} s, replay {trainer.replay.num_tasks} x {trainer.replay.capacity:,} "
-        f"transitions ({trainer.replay.nbytes * mb:.1f} MiB), RSS sampled every {args.every:,} steps"
+        f"{args.family}: {cfg.steps:,} env steps in {wall:.0f} s, "
+        f"replay {trainer.replay.num_tasks} x {trainer.replay.capacity:,} "
+        f"transitions ({trainer.replay.nbytes * mb:.1f} MiB), "
+        f"RSS sampled every {args.every:,} steps"
     )
     print(f"  buffers full at step {steps[i]:,}: RSS {rss[i] * mb:.1f} MiB")
     print(
-        f"  after that ({len(after)} samples to step {steps[-1]:,}): min {after.min() * mb:.1f}, max {after.max() * mb:.1f}, "
+        f"  after that ({len(after)} samples to step {steps[-1]:,}): "
+        f"min {after.min() * mb:.1f}, max {after.max() * mb:.1f}, "
         f"last {after[-1] * mb:.1f} MiB; slope {slope * mb:+.2f} MiB per 10,000 steps"
     )
     print(
-        f"  peak RSS of the process (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"
+        "  peak RSS of the process (ru_maxrss): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"
     )
-    print("  samples (step: MiB): " + ", ".join(f"{s}: {r * mb:.0f}" for s, r in zip(steps, rss)))
+    print(
+        "  samples (step: MiB): "
+        + ", ".join(f"{s}: {r * mb:.0f}" for s, r in zip(steps, rss, strict=True))
+    )
 
 
 if __name__ == "__main__":

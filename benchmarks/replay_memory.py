@@ -1,6 +1,7 @@
 """Replay store: memory per transition and window-sampling speed.
 
-    .venv/bin/python benchmarks/replay_memory.py [--tasks 5] [--capacity 200000] [--obs 17] [--act 6]
+    .venv/bin/python benchmarks/replay_memory.py [--tasks 5] [--capacity 200000] [--obs 17]
+        [--act 6]
 
 Fills every task's ring buffer with random transitions (episodes of 1000 steps, HalfCheetah
 sizes by default), then reports
@@ -60,14 +61,17 @@ def main() -> None:
     stored = len(replay)
     raw = replay.raw_transition_bytes()
     print(
-        f"tasks {T}, transitions stored {stored:,} ({args.capacity:,} slots per task), obs {args.obs}, act {args.act}"
+        f"tasks {T}, transitions stored {stored:,} ({args.capacity:,} slots per task), "
+        f"obs {args.obs}, act {args.act}"
     )
     print(f"raw (s, a, r, s', done): {raw} B/transition")
     print(
-        f"arrays: {replay.bytes_per_transition():.1f} B/transition = {replay.bytes_per_transition() / raw:.3f} x raw"
+        f"arrays: {replay.bytes_per_transition():.1f} B/transition = "
+        f"{replay.bytes_per_transition() / raw:.3f} x raw"
     )
     print(
-        f"resident memory growth: {(after - before) / stored:.1f} B/transition = {(after - before) / stored / raw:.3f} x raw"
+        f"resident memory growth: {(after - before) / stored:.1f} B/transition = "
+        f"{(after - before) / stored / raw:.3f} x raw"
     )
     print(f"fill: {stored / fill_s:,.0f} transitions/s ({T} tasks per add call)")
     for K, M in ((10, 10), (10, 0), (0, 0)):

@@ -3,7 +3,8 @@ armature 0.1 = gymnasium's default), ctd3 should learn like a standard TD3. Runs
 Stable-Baselines3's TD3 with the same settings side by side and reports the evaluation returns.
 
     .venv/bin/pip install stable-baselines3          # benchmark-only dependency
-    .venv/bin/python benchmarks/td3_vs_sb3.py run --algo ctd3 --seed 0    # one run (resumable: done runs are skipped)
+    # one run per call (resumable: done runs are skipped)
+    .venv/bin/python benchmarks/td3_vs_sb3.py run --algo ctd3 --seed 0
     .venv/bin/python benchmarks/td3_vs_sb3.py run --algo sb3 --seed 0
     .venv/bin/python benchmarks/td3_vs_sb3.py report                      # table over seeds
 
@@ -130,7 +131,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         if not runs:
             continue
         values = np.array([[v for _, v in r["curve"]] for r in runs])
-        cells = [f"{m:.0f} ± {s:.0f}" for m, s in zip(values.mean(0), values.std(0))]
+        cells = [f"{m:.0f} ± {s:.0f}" for m, s in zip(values.mean(0), values.std(0), strict=True)]
         lines.append(
             f"| {algo} | {len(runs)} | "
             + " | ".join(cells)

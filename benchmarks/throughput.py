@@ -161,20 +161,24 @@ def main() -> None:
     if args.only == "all":
         one = time_ctd3(args.steps, [0.1], device=dev)
         print(
-            f"mcat ctd3, 1 task:                             {one:7.1f} env steps/s  ({one / sb3:.2f} x SB3)"
+            f"mcat ctd3, 1 task:                             {one:7.1f} env steps/s  "
+            f"({one / sb3:.2f} x SB3)"
         )
     five = time_ctd3(args.steps, None, device=dev)
     print(
-        f"mcat ctd3, 5 tasks (halfcheetah-armature):     {five:7.1f} env steps/s  ({five / sb3:.2f} x SB3)"
+        f"mcat ctd3, 5 tasks (halfcheetah-armature):     {five:7.1f} env steps/s  "
+        f"({five / sb3:.2f} x SB3)"
     )
     nopt = time_ctd3(args.steps, None, MCATConfig(policy_transfer=False), device=dev)
     print(
-        f"MCAT without PT (ctd3 + SIL), 5 tasks:         {nopt:7.1f} env steps/s  ({nopt / sb3:.2f} x SB3)"
+        f"MCAT without PT (ctd3 + SIL), 5 tasks:         {nopt:7.1f} env steps/s  "
+        f"({nopt / sb3:.2f} x SB3)"
     )
     parts: dict[str, float] = {}
     full = time_ctd3(args.steps, None, MCATConfig(), device=dev, breakdown=parts)
     print(
-        f"MCAT (SIL + H + PT, 2 of 5 tasks transferred): {full:7.1f} env steps/s  ({full / sb3:.2f} x SB3)"
+        f"MCAT (SIL + H + PT, 2 of 5 tasks transferred): {full:7.1f} env steps/s  "
+        f"({full / sb3:.2f} x SB3)"
     )
     print(
         "  where the full MCAT run's time goes: "

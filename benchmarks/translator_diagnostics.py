@@ -2,10 +2,12 @@
 the target data, and the identity mapping and saved translators on the source data, with both
 objectives of Eq. 3 (lower is better), plus how far the translated actions move.
 
-    .venv/bin/python benchmarks/translator_diagnostics.py --cache runs/cache --family halfcheetah-armature \
-        --source 0.1 --target 0.5 results/table1/halfcheetah-armature-0.1-to-0.5-seed0{,-l1}
+    .venv/bin/python benchmarks/translator_diagnostics.py --cache runs/cache \
+        --family halfcheetah-armature --source 0.1 --target 0.5 \
+        results/table1/halfcheetah-armature-0.1-to-0.5-seed0{,-l1}
 
-Uses the first cached forward model and the cached datasets of the two tasks (one seed in the cache).
+Uses the first cached forward model and the cached datasets of the two tasks (one seed in the
+cache).
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ def main() -> None:
     with torch.no_grad():
         o, a, dl = batch(tgt)
         print(
-            f"F on target data:          nll {F.nll(o, a, empty, dl):9.3f}  l1 {F.mean_distance(o, a, empty, dl).mean():.3f}"
+            f"F on target data:          nll {F.nll(o, a, empty, dl):9.3f}  "
+            f"l1 {F.mean_distance(o, a, empty, dl).mean():.3f}"
         )
         o, a, dl = batch(src)
         print(
-            f"identity on source data:   nll {F.nll(o, a, empty, dl):9.3f}  l1 {F.mean_distance(o, a, empty, dl).mean():.3f}  "
+            f"identity on source data:   nll {F.nll(o, a, empty, dl):9.3f}  "
+            f"l1 {F.mean_distance(o, a, empty, dl).mean():.3f}  "
             f"mean logvar {F(o, a, empty)[1].mean():.2f}"
         )
         for result in args.results:
@@ -68,8 +72,10 @@ def main() -> None:
             H.load_state_dict(torch.load(result / "translator.pt", weights_only=True))
             at = H(o, a)
             print(
-                f"H of {result.name}: nll {F.nll(o, at, empty, dl):9.3f}  l1 {F.mean_distance(o, at, empty, dl).mean():.3f}  "
-                f"mean logvar {F(o, at, empty)[1].mean():.2f}  mean |a_tgt - a_src| {(at - a).abs().mean():.3f}  "
+                f"H of {result.name}: nll {F.nll(o, at, empty, dl):9.3f}  "
+                f"l1 {F.mean_distance(o, at, empty, dl).mean():.3f}  "
+                f"mean logvar {F(o, at, empty)[1].mean():.2f}  "
+                f"mean |a_tgt - a_src| {(at - a).abs().mean():.3f}  "
                 f"mean |a_tgt| {at.abs().mean():.3f}"
             )
 

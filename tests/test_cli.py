@@ -90,7 +90,7 @@ def test_console_script_is_installed():
     exe = shutil.which("mcat", path=str(Path(sys.executable).parent))
     assert exe, "the `mcat` entry point is not installed next to this Python"
     result = subprocess.run(
-        [exe, "rollout", "ant-cripple", "--task", "9"], capture_output=True, text=True
+        [exe, "rollout", "ant-cripple", "--task", "9"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2 and result.stderr.startswith("mcat: error:")
 

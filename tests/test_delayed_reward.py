@@ -1,5 +1,7 @@
 """The delayed reward pays the dense total in lumps, exactly where it should."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,7 @@ def test_toy_delay_pays_dense_total_at_multiples_and_at_the_end(delay):
     assert rewards.sum() == pytest.approx(dense.sum(), rel=1e-12)
     # each payout is the sum of the dense rewards since the previous one
     edges = [-1, *_expected_payouts(50, delay)]
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         assert rewards[b] == pytest.approx(dense[a + 1 : b + 1].sum(), rel=1e-12)
 
 

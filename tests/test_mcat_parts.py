@@ -118,10 +118,10 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
     H then recovers the exactly equivalent action for every ordered pair, and the transferred
     actions the collector would use come out of act_transferred."""
     import numpy as np
-
-    from mcat.agents.mcat import MCATAgent, MCATConfig
     from test_models import collect_random
     from test_translator import CF_STEPS, GAINS, _check_recovers
+
+    from mcat.agents.mcat import MCATAgent, MCATConfig
 
     torch.manual_seed(0)
     replay, o, a = collect_random("point-gain", GAINS, 800)
@@ -143,7 +143,12 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
         for tgt in range(3):
             if src != tgt:
                 zs, zt = agent.features[src].expand(256, -1), agent.features[tgt].expand(256, -1)
-                _check_recovers(lambda s, act: agent.translator(s, act, zs, zt), src, tgt, tol=0.05)
+                _check_recovers(
+                    lambda s, act, zs=zs, zt=zt: agent.translator(s, act, zs, zt),
+                    src,
+                    tgt,
+                    tol=0.05,
+                )
     obs = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
     moved = agent.act_transferred(obs, np.array([0, 1, 2, 0]), np.array([1, 2, 0, 2]))
     with torch.no_grad():

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from toy_runs import TOY_AGENT, keep_torch_threads, quiet  # noqa: F401 (fixture)
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
@@ -13,7 +14,6 @@ from mcat.errors import MCATError
 from mcat.tasks import Interval, TaskFamily, register_family
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import Trainer
-from toy_runs import TOY_AGENT, keep_torch_threads, quiet  # noqa: F401 (fixture)
 
 
 class SparseReach(PointGainEnv):
@@ -107,7 +107,8 @@ def test_policy_transfer_is_chosen_on_the_hard_task_and_raises_its_returns(easy_
         > 25
     )  # easy is learned
     assert moved and all(r["source"] == "2.5" for r in moved)
-    # transfer starts only once the easy task is learned: its learned policy then scores above the hard task's
+    # transfer starts only once the easy task is learned: its learned policy then scores above the
+    # hard task's
     first = int(moved[0]["step"])
     easy_before = [float(r["return"]) for r in easy if int(r["step"]) <= first][-2:]
     hard_own_before = [

@@ -22,10 +22,12 @@ def collect_random(family_name, tasks, steps, seed=0, capacity=None, **make_kwar
     obs = np.stack([e.reset()[0] for e in envs])
     for _ in range(steps):
         act = rng.uniform(-1, 1, (len(envs), act_dim))
-        out = [e.step(a) for e, a in zip(envs, act)]
+        out = [e.step(a) for e, a in zip(envs, act, strict=True)]
         nxt = np.stack([o[0] for o in out])
         replay.add(obs, act, [o[1] for o in out], nxt, [o[2] for o in out], [o[3] for o in out])
-        obs = np.stack([e.reset()[0] if (o[2] or o[3]) else n for e, o, n in zip(envs, out, nxt)])
+        obs = np.stack(
+            [e.reset()[0] if (o[2] or o[3]) else n for e, o, n in zip(envs, out, nxt, strict=True)]
+        )
     return replay, obs_dim, act_dim
 
 
@@ -34,7 +36,7 @@ def test_running_norm_matches_numpy_statistics():
     data = rng.normal(3.0, 2.0, size=(1000, 4)).astype(np.float32)
     mask = rng.random(1000) < 0.7
     norm = RunningNorm(4)
-    for chunk, m in zip(np.array_split(data, 7), np.array_split(mask, 7)):
+    for chunk, m in zip(np.array_split(data, 7), np.array_split(mask, 7), strict=True):
         norm.update(torch.from_numpy(chunk), torch.from_numpy(m.astype(np.float32)))
     np.testing.assert_allclose(norm.mean.numpy(), data[mask].mean(0), rtol=1e-4)
     np.testing.assert_allclose(norm.var.numpy(), data[mask].var(0), rtol=1e-3)
@@ -43,7 +45,8 @@ def test_running_norm_matches_numpy_statistics():
 def test_contrastive_loss_by_hand():
     z = torch.tensor([[[0.0, 0.0], [0.0, 1.0]], [[3.0, 0.0], [0.5, 0.0]]])  # 2 tasks x 2 contexts
     # same-task squared distances: 1 (task 0) and 6.25 (task 1), each counted twice -> mean 3.625
-    # cross-task distances: 3, 0.5, sqrt(10), sqrt(1.25); hinge (margin 1) squared: 0, 0.25, 0, (1-1.118)->0
+    # cross-task distances: 3, 0.5, sqrt(10), sqrt(1.25);
+    # hinge (margin 1) squared: 0, 0.25, 0, (1-1.118)->0
     expected = 3.625 + (0.25 * 2) / 8
     assert float(contrastive_loss(z, margin=1.0)) == pytest.approx(expected, rel=1e-5)
 

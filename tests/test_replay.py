@@ -147,7 +147,8 @@ def test_windows_never_cross_episode_boundaries():
         np.testing.assert_array_equal(
             window[..., 0][mask == 1], (step[..., None] + offsets + ep[..., None] * 1000)[mask == 1]
         )
-    # context: the k-th previous step exists exactly when the sampled step is at least k into its episode
+    # context: the k-th previous step exists exactly when the sampled step is at least k into its
+    # episode
     np.testing.assert_array_equal(
         batch.ctx_mask, (step[..., None] >= np.arange(6, 0, -1)).astype(np.float32)
     )
@@ -157,7 +158,8 @@ def test_windows_never_cross_episode_boundaries():
 
 
 def test_real_env_windows_chain_states():
-    """On HalfCheetah data, windows are consecutive steps: s_{t+1} = s_t + delta_t inside an episode."""
+    """On HalfCheetah data, windows are consecutive steps: s_{t+1} = s_t + delta_t inside an
+    episode."""
     fam = get_family("halfcheetah-armature")
     tasks = fam.train_tasks[:2]
     envs = [
@@ -168,12 +170,14 @@ def test_real_env_windows_chain_states():
     rng = np.random.default_rng(0)
     for _ in range(400):
         act = rng.uniform(-1, 1, (2, 6))
-        out = [e.step(a) for e, a in zip(envs, act)]
+        out = [e.step(a) for e, a in zip(envs, act, strict=True)]
         nxt = np.stack([o[0] for o in out])
         term = np.array([o[2] for o in out])
         trunc = np.array([o[3] for o in out])
         replay.add(obs, act, [o[1] for o in out], nxt, term, trunc)
-        obs = np.stack([e.reset()[0] if (o[2] or o[3]) else n for e, o, n in zip(envs, out, nxt)])
+        obs = np.stack(
+            [e.reset()[0] if (o[2] or o[3]) else n for e, o, n in zip(envs, out, nxt, strict=True)]
+        )
     b = replay.sample(128, context=10, future=10)
     np.testing.assert_array_equal(b.fut_obs[:, :, 0], b.obs)
     both = (b.fut_mask[..., 1:] * b.fut_mask[..., :-1]) == 1

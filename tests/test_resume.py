@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
@@ -21,7 +22,6 @@ from mcat.runs import find_checkpoint, from_saved, list_checkpoints, to_saveable
 from mcat.tasks import get_family
 from mcat.tasks.wrappers import env_state, set_env_state
 from mcat.train import Trainer
-from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 SMALL = [
     "--batch-size",
@@ -89,7 +89,12 @@ def mcat(argv, crash=None, check=True, **kwargs):
     if crash:
         env["MCAT_TEST_CRASH"] = crash
     result = subprocess.run(
-        [sys.executable, "-m", "mcat.cli", *argv], env=env, capture_output=True, text=True, **kwargs
+        [sys.executable, "-m", "mcat.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
     )
     if check:
         assert result.returncode == (-signal.SIGKILL if crash else 0), (

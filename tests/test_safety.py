@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from toy_runs import keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 from mcat import runs
 from mcat.cli import main
@@ -19,7 +20,6 @@ from mcat.errors import MCATError
 from mcat.runs import find_checkpoint, list_checkpoints, load_checkpoint_file
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import Trainer
-from toy_runs import keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 
 def _config(**changes):

@@ -1,4 +1,5 @@
-"""Task families: tasks really differ in dynamics, the paper's settings hold, bad values are refused."""
+"""Task families: tasks really differ in dynamics, the paper's settings hold, bad values are
+refused."""
 
 import math
 

@@ -96,7 +96,7 @@ def test_eval_reproduces_the_final_evaluation(halfcheetah_run, capsys):
     assert main(["eval", str(halfcheetah_run)]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert len(lines) == 3
-    for split, task, ret, saved in lines:
+    for _split, task, ret, saved in lines:
         assert ret == saved, (task, ret, saved)
 
 

@@ -53,7 +53,7 @@ def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
     assert tasks == [0.75, 1.0, 1.5] and len(summary["pairs"]) == 9
     # the matrix file agrees with the per-pair rows, and the improvement is computed from them
     with open(out / "improvement.csv") as f:
-        matrix = [row for row in csv.reader(f)]
+        matrix = list(csv.reader(f))
     assert matrix[0][1:] == GAINS and [r[0] for r in matrix[1:]] == GAINS
     for pair in summary["pairs"]:
         j, i = tasks.index(pair["source"]), tasks.index(pair["target"])
@@ -64,7 +64,8 @@ def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
         )
         assert float(matrix[1 + j][1 + i]) == pytest.approx(expected, abs=0.01)
     assert (out / "improvement.png").read_bytes()[:4] == b"\x89PNG"
-    # what was learned: H(s, a, z_j, z_i) = a k_j / k_i for every ordered pair, where that is in bounds
+    # what was learned: H(s, a, z_j, z_i) = a k_j / k_i for every ordered pair,
+    # where that is in bounds
     meta = next(
         m
         for m in cache.glob("data/*/meta.json")
@@ -167,7 +168,8 @@ def test_step_progress_reports_every_tenth_with_eta():
     progress = StepProgress("H", 25, lines.append)
     for step in range(1, 26):
         progress.update(step, 0.5 if step == 10 else None)
-    # every 2 steps (a tenth of 25, rounded down) and the last one: 13 lines, percentages rising to 100
+    # every 2 steps (a tenth of 25, rounded down) and the last one:
+    # 13 lines, percentages rising to 100
     assert len(lines) == 13 and lines[-1].startswith("  H 25/25 (100%)")
     assert [int(line.split("(")[1].split("%")[0]) for line in lines] == sorted(
         100 * s // 25 for s in (*range(2, 25, 2), 25)

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from test_models import collect_random
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config
 from mcat.learners.translator import all_pairs_loss, translator_loss
 from mcat.models.translator import ActionTranslator
-from test_models import collect_random
 
 GAINS = (0.75, 1.0, 1.5)  # up to a factor 2 between tasks
 # C+F steps on random-action data of the GAINS tasks before H is trained and checked at tol 0.05:
@@ -71,7 +71,7 @@ def test_conditioned_translator_recovers_equivalent_actions_for_every_pair(toy_m
             if src != tgt:
                 zs = features[src].expand(256, -1)
                 zt = features[tgt].expand(256, -1)
-                _check_recovers(lambda o, a: H(o, a, zs, zt), src, tgt, tol=0.05)
+                _check_recovers(lambda o, a, zs=zs, zt=zt: H(o, a, zs, zt), src, tgt, tol=0.05)
 
 
 def test_pair_only_translator_recovers_the_equivalent_action(toy_models):
@@ -137,9 +137,11 @@ def test_transferred_policy_on_target_comes_close_to_source_on_source(toy_models
     source = GoalSeekingActor(GAINS[src])
     transferred = TransferredPolicy(source, H, features[src], features[tgt])
     fam = get_family("point-gain")
-    run = lambda policy, task: evaluate(
-        fam, [task], policy.context, policy.act, history=1, episodes=5, seed=0
-    )[task]  # noqa: E731
+
+    def run(policy, task):
+        scores = evaluate(fam, [task], policy.context, policy.act, history=1, episodes=5, seed=0)
+        return scores[task]
+
     source_on_source = run(source, GAINS[src])
     source_on_target = run(source, GAINS[tgt])
     transferred_on_target = run(transferred, GAINS[tgt])
@@ -181,5 +183,5 @@ def test_zhang_et_al_baseline_recovers_equivalent_actions(toy_models):
     assert history[-1]["dynamics"] < 0.5 * history[0]["dynamics"]
     _check_recovers(lambda o, a: dcc.H(o, a), src, tgt, tol=0.08)
     _check_recovers(lambda o, a: dcc.P(o, a), tgt, src, tol=0.08)
-    assert all(torch.equal(a, b) for a, b in zip(before, F.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, F.parameters(), strict=True))
     assert all(p.requires_grad for p in F.parameters())  # frozen during each step only

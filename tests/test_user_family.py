@@ -55,9 +55,9 @@ def test_user_family_end_to_end(registered):
     replay = MultiTaskReplay(len(envs), 3, 1, capacity=100)
     obs = np.stack([e.reset()[0] for e in envs])
     payouts = 0
-    for t in range(40):
+    for _t in range(40):
         act = np.full((3, 1), 0.5, dtype=np.float32)
-        out = [e.step(a) for e, a in zip(envs, act)]
+        out = [e.step(a) for e, a in zip(envs, act, strict=True)]
         nxt = np.stack([o[0] for o in out])
         rew = np.array([o[1] for o in out])
         payouts += int((rew != 0).sum())
@@ -98,7 +98,8 @@ def test_plugin_module_adds_a_family_to_the_command_line(tmp_path):
 
             register_family(TaskFamily(
                 name="pendulum-mass", env="Pendulum-v1", parameter="pole mass",
-                train_tasks=(0.5, 1.0, 2.0), test_tasks=(4.0,), domain=Interval(0.0, 10.0, low_open=True),
+                train_tasks=(0.5, 1.0, 2.0), test_tasks=(4.0,),
+                domain=Interval(0.0, 10.0, low_open=True),
                 apply=set_mass, max_episode_steps=30,
             ))
             """
@@ -106,7 +107,11 @@ def test_plugin_module_adds_a_family_to_the_command_line(tmp_path):
     )
     env = dict(os.environ, MCAT_PLUGINS="my_families", PYTHONPATH=str(tmp_path))
     listing = subprocess.run(
-        [sys.executable, "-m", "mcat.cli", "families"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "mcat.cli", "families"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert listing.returncode == 0, listing.stderr
     assert "pendulum-mass" in listing.stdout and "halfcheetah-armature" in listing.stdout
@@ -125,6 +130,7 @@ def test_plugin_module_adds_a_family_to_the_command_line(tmp_path):
         env=env,
         capture_output=True,
         text=True,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert "30 steps, 5 reward payouts" in run.stdout  # at 7, 14, 21, 28 and the end (30)
@@ -133,6 +139,7 @@ def test_plugin_module_adds_a_family_to_the_command_line(tmp_path):
         env=dict(env, MCAT_PLUGINS="no_such_module"),
         capture_output=True,
         text=True,
+        check=False,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "no_such_module" in bad.stderr

@@ -15,7 +15,8 @@ TOY_AGENT = {
 
 
 def toy_config(**changes):
-    """A 5-task point-gain run (50-step episodes), one thread, small networks; ``changes`` override."""
+    """A 5-task point-gain run (50-step episodes), one thread, small networks; ``changes``
+    override."""
     data = {
         "family": "point-gain",
         "steps": 1000,
@@ -36,7 +37,8 @@ def quiet(_message):
 @pytest.fixture(autouse=True, scope="module")
 def keep_torch_threads():
     """In-process runs set torch's thread count for the whole process; put it back after the
-    module so that later tests see the default (import this fixture into a test module to use it)."""
+    module so that later tests see the default (import this fixture into a test module to use
+    it)."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)

@@ -1,7 +1,8 @@
 """Markdown tables of the Fig. 5 matrices in results/fig5/*/summary.json (used for README.md).
 
 .venv/bin/python results/fig5/table.py              # the tables
-.venv/bin/python results/fig5/table.py --heatmaps   # also redraw each improvement.png from its results
+.venv/bin/python results/fig5/table.py --heatmaps   # also redraw each improvement.png
+                                                    # from its results
 """
 
 import json
@@ -32,7 +33,8 @@ def matrix_table(summary: dict) -> str:
         for t in tasks:
             p = cell[(s, t)]
             row.append(
-                f"{p['improvement_pct']:+.0f}% ({p['source_on_target']:.0f} -> {p['transferred_on_target']:.0f})"
+                f"{p['improvement_pct']:+.0f}% "
+                f"({p['source_on_target']:.0f} -> {p['transferred_on_target']:.0f})"
             )
         lines.append(f"| {s:g} | " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -52,19 +54,23 @@ def main() -> None:
             cfg = MatrixConfig(**json.loads((path.parent / "config.json").read_text()))
             heatmap(matrix, tasks, path.parent / "improvement.png", heatmap_title(cfg))
         print(
-            f"### {path.parent.name} (objective {s['objective']}, seed {s['seed']}, {s['wall_time_s'] / 60:.0f} min)\n"
+            f"### {path.parent.name} (objective {s['objective']}, seed {s['seed']}, "
+            f"{s['wall_time_s'] / 60:.0f} min)\n"
         )
         print(matrix_table(s))
         print(
-            f"\nOff the diagonal: mean improvement {s['mean_improvement_off_diagonal_pct']:+.1f}%, positive on "
-            f"{s['positive_pairs_off_diagonal']}/{s['pairs_off_diagonal']} pairs, ratio of summed returns "
+            "\nOff the diagonal: "
+            f"mean improvement {s['mean_improvement_off_diagonal_pct']:+.1f}%, positive on "
+            f"{s['positive_pairs_off_diagonal']}/{s['pairs_off_diagonal']} pairs, "
+            "ratio of summed returns "
             f"transferred / source {ratio:.2f}."
         )
         se = sorted(
             p[k] for p in s["pairs"] for k in ("source_on_target_se", "transferred_on_target_se")
         )
         print(
-            f"Standard errors of the cells' returns: {se[0]:.1f}-{se[-1]:.1f}, median {se[len(se) // 2]:.1f}.\n"
+            f"Standard errors of the cells' returns: {se[0]:.1f}-{se[-1]:.1f}, "
+            f"median {se[len(se) // 2]:.1f}.\n"
         )
 
 

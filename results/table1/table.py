@@ -34,7 +34,8 @@ def main() -> None:
         if match:
             groups[(match[1], match[3])].append(json.loads(file.read_text()))
     print(
-        "| setting | translator | seeds | source on source | source on target | transferred on target | ratio transferred / source on target (per seed) |"
+        "| setting | translator | seeds | source on source | source on target "
+        "| transferred on target | ratio transferred / source on target (per seed) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (setting, name), runs in sorted(
@@ -44,7 +45,8 @@ def main() -> None:
         ratios = [r["transferred_on_target"]["mean"] / r["source_on_target"]["mean"] for r in runs]
         seeds = ", ".join(str(r["seed"]) for r in runs)
         print(
-            f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | {np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |"
+            f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | "
+            f"{np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |"
         )
 
 

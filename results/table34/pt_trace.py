@@ -25,7 +25,8 @@ def main() -> None:
     path = a.run_dir / "transfer.csv"
     if not path.is_file():
         sys.exit(f"error: no transfer.csv in {a.run_dir} (not an MCAT run with policy transfer?)")
-    rows = [r for r in csv.DictReader(open(path)) if int(r["step"]) > a.after]
+    with open(path) as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) > a.after]
     by_task = defaultdict(lambda: defaultdict(list))
     for r in rows:
         by_task[float(r["task"])][r["policy"]].append(float(r["return"]))

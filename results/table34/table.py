@@ -66,7 +66,8 @@ def transfer_stats(runs: list[Path], step: int) -> list[str]:
         return []
     counts = {p: sum(r["policy"] == p for r in rows) for p in ("random", "own", "transfer")}
     lines = [
-        f"{len(rows)} episodes in {len(runs)} run(s): {counts['transfer']} by a transferred policy, "
+        f"{len(rows)} episodes in {len(runs)} run(s): "
+        f"{counts['transfer']} by a transferred policy, "
         f"{counts['own']} by the task's own, {counts['random']} random (warm-up)"
     ]
     for lo, hi in ((0, step // 3), (step // 3, 2 * step // 3), (2 * step // 3, step)):
@@ -75,8 +76,10 @@ def transfer_stats(runs: list[Path], step: int) -> list[str]:
             for p in ("own", "transfer")
         }
         lines.append(
-            f"steps {lo // 1000}k-{hi // 1000}k: transferred {np.mean(part['transfer']) if part['transfer'] else float('nan'):.1f} "
-            f"({len(part['transfer'])} episodes), own {np.mean(part['own']) if part['own'] else float('nan'):.1f} ({len(part['own'])})"
+            f"steps {lo // 1000}k-{hi // 1000}k: "
+            f"transferred {np.mean(part['transfer']) if part['transfer'] else float('nan'):.1f} "
+            f"({len(part['transfer'])} episodes), "
+            f"own {np.mean(part['own']) if part['own'] else float('nan'):.1f} ({len(part['own'])})"
         )
     return lines
 
@@ -94,7 +97,7 @@ def evaluations_ahead(by: dict, step: int, from_step: int) -> tuple[int, int]:
         ]
         for v in ("mcat", "nopt")
     }
-    return sum(a > b for a, b in zip(mean["mcat"], mean["nopt"])), len(steps)
+    return sum(a > b for a, b in zip(mean["mcat"], mean["nopt"], strict=True)), len(steps)
 
 
 def plot_trend(trend: dict, out: Path) -> None:
@@ -105,7 +108,7 @@ def plot_trend(trend: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(trend), figsize=(5 * len(trend), 3.6), squeeze=False)
-    for ax, (family, rows) in zip(axes[0], sorted(trend.items())):
+    for ax, (family, rows) in zip(axes[0], sorted(trend.items()), strict=True):
         rows = sorted(rows)
         delays = [r[0] for r in rows]
         ax.plot(
@@ -123,7 +126,7 @@ def plot_trend(trend: dict, out: Path) -> None:
         for d, _, pairs, _, _ in rows:
             ax.annotate(
                 f"pairs {pairs}",
-                (d, [r[1] for r in rows if r[0] == d][0]),
+                (d, next(r[1] for r in rows if r[0] == d)),
                 textcoords="offset points",
                 xytext=(4, 6),
                 fontsize=7,
@@ -180,7 +183,8 @@ def main() -> None:
             if ev:
                 runs[(m["family"], int(m["delay"]))][(m["variant"], int(m["seed"]))] = ev
     print(
-        "| family | delay | step | seeds (PT / no PT) | test: MCAT w/o PT | test: MCAT | improvement | train: MCAT w/o PT | train: MCAT | paper (1M): w/o PT -> MCAT |"
+        "| family | delay | step | seeds (PT / no PT) | test: MCAT w/o PT | test: MCAT "
+        "| improvement | train: MCAT w/o PT | train: MCAT | paper (1M): w/o PT -> MCAT |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (family, delay), by in sorted(runs.items()):
@@ -212,8 +216,10 @@ def main() -> None:
             else "-"
         )
         print(
-            f"| {family} | {delay} | {step:,} | {','.join(map(str, seeds['mcat']))} / {','.join(map(str, seeds['nopt']))} | "
-            f"{mean_se(vals['nopt']['test'])} | {mean_se(vals['mcat']['test'])} | {100 * (with_pt - without) / abs(without):+.1f}% | "
+            f"| {family} | {delay} | {step:,} | "
+            f"{','.join(map(str, seeds['mcat']))} / {','.join(map(str, seeds['nopt']))} | "
+            f"{mean_se(vals['nopt']['test'])} | {mean_se(vals['mcat']['test'])} | "
+            f"{100 * (with_pt - without) / abs(without):+.1f}% | "
             f"{mean_se(vals['nopt']['train'])} | {mean_se(vals['mcat']['train'])} | {paper_txt} |"
         )
         pairs = [a > b for a in vals["mcat"]["test"] for b in vals["nopt"]["test"]]
@@ -229,20 +235,24 @@ def main() -> None:
         )
     if trend:
         print(
-            f"\nAcross delays (test tasks; run pairs: MCAT run ahead of MCAT w/o PT run at the compared step; "
+            "\nAcross delays (test tasks; "
+            "run pairs: MCAT run ahead of MCAT w/o PT run at the compared step; "
             f"evaluations: seed means, from {args.from_step:,} steps on):\n"
         )
         print(
-            "| family | delay | improvement (ours) | run pairs with MCAT ahead | evaluations with MCAT ahead | paper improvement (1M) |"
+            "| family | delay | improvement (ours) | run pairs with MCAT ahead "
+            "| evaluations with MCAT ahead | paper improvement (1M) |"
         )
         print("| --- | --- | --- | --- | --- | --- |")
         for family, rows in sorted(trend.items()):
             for delay, imp, pairs, ahead, paper_imp in rows:
                 print(
-                    f"| {family} | {delay} | {imp:+.1f}% | {pairs} | {ahead} | {'-' if paper_imp is None else f'{paper_imp:+.1f}%'} |"
+                    f"| {family} | {delay} | {imp:+.1f}% | {pairs} | {ahead} | "
+                    f"{'-' if paper_imp is None else f'{paper_imp:+.1f}%'} |"
                 )
     print(
-        f"\nPer seed at the compared step (test / train{'' if args.last == 1 else f', mean of the last {args.last} evaluations'}):\n"
+        "\nPer seed at the compared step (test / train"
+        f"{'' if args.last == 1 else f', mean of the last {args.last} evaluations'}):\n"
     )
     for (family, delay), step in sorted(compared.items()):
         for (variant, seed), ev in sorted(runs[(family, delay)].items()):
@@ -250,7 +260,8 @@ def main() -> None:
                 name = "MCAT" if variant == "mcat" else "MCAT w/o PT"
                 sc = score(ev, step, args.last)
                 print(
-                    f"- {family}, delay {delay}, {name}, seed {seed}: {sc['test']:.1f} / {sc['train']:.1f}"
+                    f"- {family}, delay {delay}, {name}, seed {seed}: "
+                    f"{sc['test']:.1f} / {sc['train']:.1f}"
                 )
     print("\nPolicy transfer in the MCAT runs (transfer.csv):\n")
     for (family, delay), step in sorted(compared.items()):

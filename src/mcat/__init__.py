@@ -1,4 +1,5 @@
-"""mcat: MCAT (Guo, Wu, Lee, AAAI 2022) -- meta-RL with an action translator on sparse-reward tasks."""
+"""mcat: MCAT (Guo, Wu, Lee, AAAI 2022) -- meta-RL with an action translator on sparse-reward
+tasks."""
 
 from mcat.errors import MCATError
 

@@ -17,7 +17,7 @@ from mcat.errors import MCATError
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump)."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -69,7 +69,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         raise MCATError(f"--episodes must be >= 1, got {args.episodes}")
     env = family.make_env(task, reward_delay=delay, seed=args.seed, style=args.style)
     print(
-        f"{family.name} task {task:g} ({family.parameter}), reward delay {delay}, {args.policy} policy"
+        f"{family.name} task {task:g} ({family.parameter}), "
+        f"reward delay {delay}, {args.policy} policy"
     )
     for episode in range(args.episodes):
         env.reset()
@@ -89,7 +90,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             steps += 1
             done = terminated or truncated
         print(
-            f"  episode {episode}: return {total:9.2f} (dense sum {dense:9.2f}), {steps} steps, {payouts} reward payouts"
+            f"  episode {episode}: return {total:9.2f} (dense sum {dense:9.2f}), "
+            f"{steps} steps, {payouts} reward payouts"
         )
     env.close()
     return 0
@@ -173,7 +175,8 @@ def train_config_from_args(args: argparse.Namespace):
     return run_config_from_dict(data)
 
 
-# flags of `mcat train` for MCAT's parts: (flag, agent key, value when given or None for the flag's value)
+# flags of `mcat train` for MCAT's parts:
+# (flag, agent key, value when given or None for the flag's value)
 MCAT_FLAGS = (
     ("no_pt", "policy_transfer", False),
     ("no_sil", "sil", False),
@@ -261,7 +264,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(cfg, out, overwrite=args.overwrite, log=log)
     rows = [(v["split"], task, v["return"], None) for task, v in summary["per_task"].items()]
     print(
-        f"final evaluation after {summary['steps']:,} env steps ({summary['env_steps_per_s']:.0f} steps/s):"
+        f"final evaluation after {summary['steps']:,} env steps "
+        f"({summary['env_steps_per_s']:.0f} steps/s):"
     )
     _print_returns(rows)
     test = f"{summary['test_return']:.2f}" if summary["test_return"] is not None else "-"
@@ -308,7 +312,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         tasks = [("train", v) for v in train_tasks] + [("test", v) for v in test_tasks]
     returns = evaluate_agent(agent, cfg, [v for _, v in tasks])
     print(
-        f"{run_dir}: {cfg.algo} on {cfg.family}, checkpoint at {state.get('env_steps', '?')} env steps, "
+        f"{run_dir}: {cfg.algo} on {cfg.family}, "
+        f"checkpoint at {state.get('env_steps', '?')} env steps, "
         f"{cfg.eval_episodes} episode(s) per task"
     )
     same_episodes = args.episodes is None
@@ -375,7 +380,8 @@ def cmd_transfer_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
-# flags shared by `mcat transfer` and `mcat transfer-matrix`, each setting the config field of its name
+# flags shared by `mcat transfer` and `mcat transfer-matrix`,
+# each setting the config field of its name
 EXPERIMENT_FLAGS = (
     "seed",
     "source_steps",
@@ -484,7 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--algo",
-        help="algorithm: ctd3 (default, context TD3), mcat (ctd3 + self-imitation + policy transfer) or td3 (no context)",
+        help=(
+            "algorithm: ctd3 (default, context TD3), "
+            "mcat (ctd3 + self-imitation + policy transfer) or td3 (no context)"
+        ),
     )
     p.add_argument(
         "--steps", type=int, help="total env steps over all training tasks (default 100000)"

@@ -103,7 +103,7 @@ class Collector:
         self.env_steps = 0
 
     def step(
-        self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, "Collector"], np.ndarray]
+        self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, Collector], np.ndarray]
     ) -> list[EpisodeRecord]:
         """One step in every running environment with ``policy(obs, collector)``; transitions
         go to the replay store of their task. Returns the episodes that ended."""
@@ -111,9 +111,10 @@ class Collector:
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
             task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
             raise MCATError(
-                f"non-finite action from the policy on task {task:g} at env step {self.env_steps + self.n:,}"
+                f"non-finite action from the policy on task {task:g} "
+                f"at env step {self.env_steps + self.n:,}"
             )
-        results = [self.envs[t].step(a) for t, a in zip(self.slot_task, actions)]
+        results = [self.envs[t].step(a) for t, a in zip(self.slot_task, actions, strict=True)]
         next_obs = np.stack([r[0] for r in results]).astype(np.float32)
         rewards = np.array([r[1] for r in results], dtype=np.float32)
         if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
@@ -172,15 +173,17 @@ class Collector:
     def load_state_dict(self, state: dict) -> None:
         if len(state["envs"]) != len(self.envs) or state["obs"].shape != self.obs.shape:
             raise MCATError(
-                f"saved collector has {len(state['envs'])} envs and observations {tuple(state['obs'].shape)}, "
+                f"saved collector has {len(state['envs'])} envs and observations "
+                f"{tuple(state['obs'].shape)}, "
                 f"this one {len(self.envs)} and {self.obs.shape}"
             )
-        for env, saved in zip(self.envs, state["envs"]):
+        for env, saved in zip(self.envs, state["envs"], strict=True):
             try:
                 set_env_state(env, saved)
             except (ValueError, AttributeError) as exc:
                 raise MCATError(
-                    f"cannot restore an environment of task {self.tasks[self.envs.index(env)]:g}: {exc}"
+                    "cannot restore an environment of task "
+                    f"{self.tasks[self.envs.index(env)]:g}: {exc}"
                 ) from None
         self.obs[...] = state["obs"]
         for name, array in self.ctx.arrays().items():
@@ -226,7 +229,8 @@ def evaluate(
     per_episode: bool = False,
 ) -> dict[float, float] | dict[float, list[float]]:
     """Mean undiscounted return (or, with ``per_episode``, the list of episode returns) of the
-    deterministic policy on each task, all episodes of all tasks run in lockstep. The reward delay does not change an episode's total, so evaluation
+    deterministic policy on each task, all episodes of all tasks run in lockstep. The reward
+    delay does not change an episode's total, so evaluation
     uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
     index (not from the task's position), so a task gets the same episodes in any call."""
     envs, owner = [], []

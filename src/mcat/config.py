@@ -26,7 +26,8 @@ class RunConfig:
     family: str
     """Task family name (see `mcat families`)."""
     algo: str = "ctd3"
-    """Algorithm: mcat (context TD3 + self-imitation + policy transfer), ctd3 (context-conditioned TD3) or td3 (no context)."""
+    """Algorithm: mcat (context TD3 + self-imitation + policy transfer), ctd3
+    (context-conditioned TD3) or td3 (no context)."""
     steps: int = 100_000
     """Total environment steps over all training tasks."""
     seed: int = 0
@@ -56,9 +57,11 @@ class RunConfig:
     eval_episodes: int = 1
     """Evaluation episodes per task (deterministic policy)."""
     checkpoint_every: int = 50_000
-    """Environment steps between checkpoints (one is always written at the end; the last two are kept)."""
+    """Environment steps between checkpoints (one is always written at the end; the last two are
+    kept)."""
     checkpoint_replay: bool = True
-    """Put the replay contents in checkpoints (False: much smaller files, but a resumed run refills its replay and is not identical)."""
+    """Put the replay contents in checkpoints (False: much smaller files, but a resumed run refills
+    its replay and is not identical)."""
     log_interval: float = 10.0
     """Seconds between progress lines."""
     device: str = "cpu"
@@ -78,7 +81,8 @@ class RunConfig:
             raise MCATError(f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
         if type(self.agent) is not ALGOS[self.algo]:
             raise MCATError(
-                f"algo {self.algo} needs an agent config of type {ALGOS[self.algo].__name__}, got {type(self.agent).__name__}"
+                f"algo {self.algo} needs an agent config of type {ALGOS[self.algo].__name__}, "
+                f"got {type(self.agent).__name__}"
             )
         family = get_family(self.family)
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "replay_capacity"):
@@ -98,7 +102,8 @@ class RunConfig:
             )
         if isinstance(self.agent, MCATConfig) and self.agent.policy_transfer and n < 2:
             raise MCATError(
-                f"MCAT's policy transfer needs at least two training tasks (a source and a target), "
+                "MCAT's policy transfer needs at least two training tasks "
+                "(a source and a target), "
                 f"got {n}; add training tasks or turn it off (--no-pt)"
             )
         self.agent.validate()
@@ -152,7 +157,8 @@ def dataclass_from_dict(cls: type, data: dict, where: str = "") -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise MCATError(
-            f"unknown config key(s) {', '.join(where + k for k in unknown)}; known: {', '.join(fields)}"
+            f"unknown config key(s) {', '.join(where + k for k in unknown)}; "
+            f"known: {', '.join(fields)}"
         )
     values = {}
     for name, value in data.items():

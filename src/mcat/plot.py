@@ -58,7 +58,7 @@ def plot_runs(
         raise MCATError("the runs have no evaluations to plot yet")
     fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4), squeeze=False)
     counts: dict[str, dict[str, int]] = {}
-    for ax, split in zip(axes[0], splits):
+    for ax, split in zip(axes[0], splits, strict=True):
         for label, runs in groups.items():
             runs = [r[split] for r in runs if split in r]
             if not runs:

@@ -48,7 +48,8 @@ class PTConfig:
     def validate(self) -> None:
         if self.window < 1 or self.stale_after < self.window:
             raise MCATError(
-                f"policy transfer needs window >= 1 and stale_after >= window, got {self.window}, {self.stale_after}"
+                "policy transfer needs window >= 1 and stale_after >= window, "
+                f"got {self.window}, {self.stale_after}"
             )
         if self.margin < 0:
             raise MCATError(f"policy-transfer margin must be >= 0, got {self.margin}")
@@ -93,7 +94,8 @@ class PolicyTransfer:
         return best if self.score(task, best) > own else OWN
 
     def record(self, task: int, source: int, ret: float) -> None:
-        """An episode of ``task`` collected by ``source`` (OWN: the learned policy) ended with ``ret``."""
+        """An episode of ``task`` collected by ``source`` (OWN: the learned policy) ended with
+        ``ret``."""
         self.history[task].append((self.episodes[task], source, float(ret)))
         self.episodes[task] += 1
         keep = self.episodes[task] - self.cfg.stale_after

@@ -83,7 +83,8 @@ class StepProgress:
         eta = elapsed / done * (self.total - done)
         tail = f" | loss {float(loss):.4g}" if loss is not None else ""
         self.log(
-            f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} | ETA {fmt_duration(eta)}"
+            f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} "
+            f"| ETA {fmt_duration(eta)}"
         )
 
 
@@ -146,7 +147,8 @@ def prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
         what = "a run" if (out / CONFIG).exists() else "files"
         resume = f" pass --resume {out} to continue it," if (out / CONFIG).exists() else ""
         raise MCATError(
-            f"output directory {out} already holds {what};{resume} pass --overwrite to replace it or choose another --out"
+            f"output directory {out} already holds {what};{resume} "
+            "pass --overwrite to replace it or choose another --out"
         )
     try:
         (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
@@ -181,15 +183,21 @@ class CsvLog:
                 size = path.stat().st_size if path.exists() else 0
                 if size < truncate_at:
                     raise MCATError(
-                        f"{path} is shorter ({size} bytes) than at the checkpoint ({truncate_at} bytes); "
+                        f"{path} is shorter ({size} bytes) than at the checkpoint "
+                        f"({truncate_at} bytes); "
                         "rows were lost, so the run cannot continue consistently"
                     )
                 os.truncate(path, truncate_at)
             new = not path.exists() or path.stat().st_size == 0
-            self.file = open(path, "a", newline="")
+            # open for the log's lifetime (rows come in over the whole run); close() closes it
+            self.file = open(path, "a", newline="")  # noqa: SIM115
             self.writer = csv.writer(self.file)
             if new:
-                self.write([header])
+                try:
+                    self.write([header])
+                except MCATError:
+                    self.file.close()
+                    raise
         except OSError as exc:
             raise MCATError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -365,13 +373,15 @@ def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple
         _atomic_write(_sidecar(path), (json.dumps(sidecar, indent=2) + "\n").encode())
     except (OSError, RuntimeError) as exc:
         tmp.unlink(missing_ok=True)
-        cause = exc  # torch.save turns a failed write into a RuntimeError raised while the OSError is handled
+        # torch.save turns a failed write into a RuntimeError raised while the OSError is handled
+        cause = exc
         while cause is not None and not isinstance(cause, OSError):
             cause = cause.__context__
         if cause is None:
             raise
         raise MCATError(
-            f"cannot write checkpoint {path}: {cause.strerror or cause}; {last_good_checkpoint(run_dir)}"
+            f"cannot write checkpoint {path}: {cause.strerror or cause}; "
+            f"{last_good_checkpoint(run_dir)}"
         ) from None
     keep = {p for _, p in _complete(run_dir)[:KEEP_CHECKPOINTS]}
     for old_step, old in list_checkpoints(run_dir):
@@ -446,14 +456,15 @@ def load_checkpoint_file(path: Path) -> dict:
         raise MCATError(
             f"refusing to load {path}: not a tensors-only checkpoint ({why}); nothing in it was run"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line error
+    except Exception as exc:
         lines = str(exc).splitlines()
         raise MCATError(
             f"cannot load checkpoint {path}: {lines[0] if lines else type(exc).__name__}"
         ) from None
     if not isinstance(state, dict):
         raise MCATError(
-            f"cannot load checkpoint {path}: not an mcat checkpoint (a {type(state).__name__}, not a dict)"
+            f"cannot load checkpoint {path}: not an mcat checkpoint "
+            f"(a {type(state).__name__}, not a dict)"
         )
     return state
 

@@ -85,12 +85,14 @@ def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True)
     if meta is None:
         if resume:
             raise MCATError(
-                f"{ckpt.path} is an old checkpoint with networks only; it can be evaluated but not resumed"
+                f"{ckpt.path} is an old checkpoint with networks only; "
+                "it can be evaluated but not resumed"
             )
         return
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise MCATError(
-            f"{ckpt.path} has checkpoint format {meta.get('format')!r}; this mcat reads format {CHECKPOINT_FORMAT}"
+            f"{ckpt.path} has checkpoint format {meta.get('format')!r}; "
+            f"this mcat reads format {CHECKPOINT_FORMAT}"
         )
     if (meta["algo"], meta["family"]) != (cfg.algo, cfg.family):
         raise MCATError(
@@ -240,7 +242,8 @@ class Trainer:
             T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed
         )
         self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
-        # MCAT's policy transfer: which policy collects each slot's episode (None: always the learned one)
+        # MCAT's policy transfer: which policy collects each slot's episode
+        # (None: always the learned one)
         self.pt = None
         if isinstance(cfg.agent, MCATConfig) and cfg.agent.policy_transfer:
             self.pt = TransferActing(
@@ -425,7 +428,10 @@ class Trainer:
             self.transfer_summary_log.write(rows)
             for r in rows:
                 self.tb.add_scalar(f"pt/transferred_episodes/task_{r[1]}", r[3], step)
-            pt = f" | policy transfer: {sum(r[3] for r in rows)} of {sum(r[2] for r in rows)} episodes since the last evaluation"
+            pt = (
+                f" | policy transfer: {sum(r[3] for r in rows)} of {sum(r[2] for r in rows)} "
+                "episodes since the last evaluation"
+            )
         self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}{pt}")
         return tr, te
 
@@ -529,7 +535,8 @@ class Trainer:
         )
         self.log(
             f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
-            f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | recent returns {recent or '-'}"
+            f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | "
+            f"recent returns {recent or '-'}"
         )
         for k, v in self.metrics.items():
             self.tb.add_scalar(k, v, step)
@@ -556,12 +563,15 @@ class Trainer:
     def _run(self, cfg: RunConfig, stop_at: int) -> dict | None:
         if self.checkpoint_step >= 0:
             self.log(
-                f"resuming {cfg.algo} on {cfg.family} from env step {self.env_steps:,} of {cfg.steps:,} -> {self.out}"
+                f"resuming {cfg.algo} on {cfg.family} from env step {self.env_steps:,} "
+                f"of {cfg.steps:,} -> {self.out}"
             )
         else:
             self.log(
-                f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, test tasks {self.test_tasks}, "
-                f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, seed {cfg.seed} -> {self.out}"
+                f"training {cfg.algo} on {cfg.family}: train tasks {self.train_tasks}, "
+                f"test tasks {self.test_tasks}, "
+                f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, "
+                f"seed {cfg.seed} -> {self.out}"
             )
         self._session_start = last_log = time.perf_counter()
         last_log_steps = self.env_steps

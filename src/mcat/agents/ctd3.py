@@ -166,7 +166,7 @@ class CTD3Agent:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # fused Adam: one kernel per step instead of one per parameter tensor (same algorithm)
-        adam = dict(fused=True) if dev.type in ("cpu", "cuda") else {}
+        adam = {"fused": True} if dev.type in ("cpu", "cuda") else {}
         if c.use_context:
             self.model_opt = torch.optim.Adam(
                 [
@@ -300,7 +300,8 @@ class CTD3Agent:
         return metrics
 
     # extension points for algorithms built on this one (MCAT adds self-imitation here)
-    rl_extra_fields = ()  # replay fields the extra losses need, sampled with the TD3 batch (not a dataclass field)
+    # replay fields the extra losses need, sampled with the TD3 batch (not a dataclass field)
+    rl_extra_fields = ()
 
     def critic_extra_loss(
         self, b: dict[str, torch.Tensor], q1: torch.Tensor, q2: torch.Tensor

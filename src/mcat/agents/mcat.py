@@ -67,7 +67,8 @@ class MCATConfig(CTD3Config):
             raise MCATError("MCAT needs the context encoder (use_context=True)")
         if self.translator_objective not in OBJECTIVES:
             raise MCATError(
-                f"translator_objective must be one of {', '.join(OBJECTIVES)}, got {self.translator_objective!r}"
+                f"translator_objective must be one of {', '.join(OBJECTIVES)}, "
+                f"got {self.translator_objective!r}"
             )
         if self.sil_weighting not in ("mask", "advantage"):
             raise MCATError(f"sil_weighting must be mask or advantage, got {self.sil_weighting!r}")

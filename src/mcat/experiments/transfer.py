@@ -40,7 +40,6 @@ from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_byt
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
 
-
 TRANSLATORS = ("mcat", "dcc")
 
 
@@ -68,13 +67,15 @@ class TransferConfig:
     model_steps: int = 20_000
     """Gradient steps of the target forward model F."""
     translator_steps: int = 20_000
-    """Gradient steps of the translator H (lr 3e-4, x1/6 at 50% and x1/30 at 75%, as 3e-4 -> 5e-5 -> 1e-5 in the authors' code)."""
+    """Gradient steps of the translator H (lr 3e-4, x1/6 at 50% and x1/30 at 75%, as 3e-4 -> 5e-5
+    -> 1e-5 in the authors' code)."""
     batch_size: int = 256
     """Batch size of F and H."""
     objective: str = "nll"
     """H's loss: nll (Eq. 3) or l1 (distance of F's mean, the authors' Table-1 code)."""
     translator: str = "mcat"
-    """Which translator: mcat (ours, Eq. 3) or dcc (the Zhang et al. 2020c baseline, :mod:`mcat.learners.dcc`)."""
+    """Which translator: mcat (ours, Eq. 3) or dcc (the Zhang et al. 2020c baseline,
+    :mod:`mcat.learners.dcc`)."""
     eval_episodes: int = 10
     """Evaluation episodes for each of the three numbers."""
     max_episode_steps: int | None = None
@@ -132,7 +133,8 @@ class Cache:
         saved = json.loads(file.read_text())
         if saved != json.loads(json.dumps(meta, default=str)):
             raise MCATError(
-                f"cached product {folder} was made with other settings ({saved}); remove it or use another --cache"
+                f"cached product {folder} was made with other settings ({saved}); "
+                "remove it or use another --cache"
             )
         return True
 
@@ -154,7 +156,8 @@ def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
     folder = cache.path("source", _key(meta))
     if not cache.check(folder, meta):
         log(
-            f"training the source policy (TD3, task {cfg.source:g}, {cfg.source_steps:,} steps) in {folder}"
+            f"training the source policy (TD3, task {cfg.source:g}, {cfg.source_steps:,} steps) "
+            f"in {folder}"
         )
         run = RunConfig(
             family=cfg.family,
@@ -198,7 +201,8 @@ def dataset(
         with np.load(file) as data:
             return {k: data[k] for k in data.files}, meta
     log(
-        f"collecting {cfg.dataset_size:,} transitions on task {task:g} (policy + noise {cfg.dataset_noise})"
+        f"collecting {cfg.dataset_size:,} transitions on task {task:g} "
+        f"(policy + noise {cfg.dataset_noise})"
     )
     col = Collector(
         get_family(cfg.family),
@@ -241,7 +245,8 @@ def fit_forward_model(
     seed: int,
 ) -> ForwardModel:
     """F(s, a, z) trained by Eq. 1's NLL on fixed transitions; ``z`` holds each transition's task
-    feature (0 columns for a single task). Normalisers come from the whole dataset, then stay fixed."""
+    feature (0 columns for a single task). Normalisers come from the whole dataset, then stay
+    fixed."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = ForwardModel(obs.shape[1], act.shape[1], z.shape[1])

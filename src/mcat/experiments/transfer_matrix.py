@@ -70,7 +70,8 @@ class MatrixConfig:
     model_steps: int = 20_000
     """Gradient steps of F (batch ``batch_size``)."""
     translator_steps: int = 20_000
-    """Gradient steps of H; each step takes ``batch_size`` transitions of every task to every other task."""
+    """Gradient steps of H; each step takes ``batch_size`` transitions of every task to every other
+    task."""
     batch_size: int = 256
     """Batch size of F, and per task for H."""
     objective: str = "nll"
@@ -120,7 +121,8 @@ def source_policy(cfg: MatrixConfig, cache: Cache, log) -> tuple[Path, dict]:
         log(f"reusing the source policy in {folder}")
         return folder / "run", meta
     log(
-        f"training the source policy (ctd3 on tasks {cfg.tasks}, {cfg.source_steps:,} steps, dense reward) in {folder}"
+        f"training the source policy (ctd3 on tasks {cfg.tasks}, "
+        f"{cfg.source_steps:,} steps, dense reward) in {folder}"
     )
     run = RunConfig(
         family=cfg.family,
@@ -163,7 +165,8 @@ def datasets(
             return {k: data[k] for k in data.files}, meta
     T = len(cfg.tasks)
     log(
-        f"collecting {cfg.dataset_size:,} transitions on each of {T} tasks (policy + noise {cfg.dataset_noise})"
+        f"collecting {cfg.dataset_size:,} transitions on each of {T} tasks "
+        f"(policy + noise {cfg.dataset_noise})"
     )
     col = Collector(
         get_family(cfg.family),
@@ -253,7 +256,8 @@ def train_translator(
     features = torch.as_tensor(data["features"])
     rows = torch.arange(T)[:, None]
     log(
-        f"training the translator H on {T * (T - 1)} ordered pairs ({cfg.translator_steps:,} steps, objective {cfg.objective})"
+        f"training the translator H on {T * (T - 1)} ordered pairs "
+        f"({cfg.translator_steps:,} steps, objective {cfg.objective})"
     )
     progress = StepProgress("H", cfg.translator_steps, log)
     for step in range(1, cfg.translator_steps + 1):
@@ -310,7 +314,10 @@ def heatmap(matrix: np.ndarray, tasks: list[float], path: Path, title: str) -> N
 
 
 def heatmap_title(cfg: MatrixConfig) -> str:
-    return f"{cfg.family}, objective {cfg.objective}, source {cfg.source_steps:,} steps, seed {cfg.seed}"
+    return (
+        f"{cfg.family}, objective {cfg.objective}, "
+        f"source {cfg.source_steps:,} steps, seed {cfg.seed}"
+    )
 
 
 def run_matrix(
@@ -364,7 +371,8 @@ def run_matrix(
                 }
             )
             log(
-                f"  {src:g} -> {tgt:g}: source {s['mean']:9.1f}  transferred {t['mean']:9.1f}  ({matrix[j, i]:+.1f}%)"
+                f"  {src:g} -> {tgt:g}: source {s['mean']:9.1f}  "
+                f"transferred {t['mean']:9.1f}  ({matrix[j, i]:+.1f}%)"
             )
     _write_csv(out / "pairs.csv", list(rows[0]), [list(r.values()) for r in rows])
     _write_csv(
@@ -389,7 +397,8 @@ def run_matrix(
     write_json(out / SUMMARY, summary)
     log(
         f"mean improvement off the diagonal {summary['mean_improvement_off_diagonal_pct']:+.1f}%, "
-        f"positive on {summary['positive_pairs_off_diagonal']}/{summary['pairs_off_diagonal']} pairs -> {out}"
+        f"positive on {summary['positive_pairs_off_diagonal']}/"
+        f"{summary['pairs_off_diagonal']} pairs -> {out}"
     )
     return summary
 

@@ -81,7 +81,8 @@ class DCCTranslator:
     def losses(
         self, F: ForwardModel, src: tuple[torch.Tensor, ...], tgt: tuple[torch.Tensor, ...]
     ) -> dict[str, torch.Tensor]:
-        """The generator-side terms. ``src``/``tgt`` are (obs, act, delta) batches of each domain."""
+        """The generator-side terms. ``src``/``tgt`` are (obs, act, delta) batches of each
+        domain."""
         (s_x, a_x, d_x), (s_y, a_y, _) = src, tgt
         empty = s_x.new_zeros(len(s_x), 0)
         a_xy = self.H(s_x, a_x)  # source action carried to the target
@@ -110,7 +111,7 @@ class DCCTranslator:
         )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        for p, flag in zip(F.parameters(), flags):
+        for p, flag in zip(F.parameters(), flags, strict=True):
             p.requires_grad_(flag)
         self.opt.step()
         # discriminators: real pairs of each domain -> 1, translated pairs -> 0

@@ -42,7 +42,7 @@ def translator_loss(
             return forward_model.nll(obs, act_tgt, z_tgt, delta_src)
         return forward_model.mean_distance(obs, act_tgt, z_tgt, delta_src).mean()
     finally:
-        for p, flag in zip(forward_model.parameters(), frozen):
+        for p, flag in zip(forward_model.parameters(), frozen, strict=True):
             p.requires_grad_(flag)
 
 

@@ -9,6 +9,8 @@ weight decay that grows with depth (see :data:`LAYER_WEIGHT_DECAY`).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,20 +37,20 @@ class ForwardModel(nn.Module):
         self.in_norm = RunningNorm(obs_dim + act_dim)
         self.target_norm = RunningNorm(obs_dim)
         dims = [obs_dim + act_dim + z_dim] + [hidden] * layers
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.mean_head = nn.Linear(hidden, obs_dim)
         self.logvar_head = nn.Linear(hidden, obs_dim)
         self.min_logvar, self.max_logvar = min_logvar, max_logvar
 
     def param_groups(self, weight_decay_scale: float = 1.0) -> list[dict]:
         """Optimiser parameter groups with the per-layer L2 weight decay."""
-        layers = list(self.hidden) + [None]
+        layers = [*self.hidden, None]
         decays = list(LAYER_WEIGHT_DECAY) + [LAYER_WEIGHT_DECAY[-1]] * max(
             0, len(layers) - len(LAYER_WEIGHT_DECAY)
         )
         groups = [
             {"params": list(layer.parameters()), "weight_decay": d * weight_decay_scale}
-            for layer, d in zip(self.hidden, decays)
+            for layer, d in zip(self.hidden, decays[: len(self.hidden)], strict=True)
         ]
         heads = list(self.mean_head.parameters()) + list(self.logvar_head.parameters())
         groups.append(

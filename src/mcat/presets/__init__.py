@@ -27,7 +27,7 @@ def list_presets() -> list[str]:
 
 def load_preset(name_or_path: str) -> dict:
     path = Path(name_or_path)
-    if not path.suffix == ".json" or not path.exists():
+    if path.suffix != ".json" or not path.exists():
         path = PRESET_DIR / f"{name_or_path}.json"
     if not path.is_file():
         raise MCATError(

@@ -252,7 +252,8 @@ class MultiTaskReplay:
         shape = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
         if list(state["shape"]) != shape:
             raise MCATError(
-                f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, this one {shape}"
+                f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, "
+                f"this one {shape}"
             )
         self.rng.bit_generator.state = state["rng"]
         if "arrays" not in state:

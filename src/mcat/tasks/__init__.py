@@ -5,6 +5,9 @@
 >>> env = fam.make_env(fam.train_tasks[0], reward_delay=500, seed=0)
 """
 
+# Built-in families register themselves on import.
+from mcat.tasks import mujoco_families as _mujoco_families  # noqa: F401
+from mcat.tasks import toy as _toy  # noqa: F401
 from mcat.tasks.family import (
     Choice,
     Interval,
@@ -15,10 +18,6 @@ from mcat.tasks.family import (
     register_family,
 )
 from mcat.tasks.wrappers import CrippleActions, DelayedReward
-
-# Built-in families register themselves on import.
-from mcat.tasks import mujoco_families as _mujoco_families  # noqa: E402,F401
-from mcat.tasks import toy as _toy  # noqa: E402,F401
 
 __all__ = [
     "Choice",

@@ -211,7 +211,8 @@ def register_family(family: TaskFamily, *, overwrite: bool = False) -> TaskFamil
         raise MCATError(f"register_family expects a TaskFamily, got {type(family).__name__}")
     if family.name in _REGISTRY and not overwrite:
         raise MCATError(
-            f"a family named {family.name!r} is already registered (pass overwrite=True to replace it)"
+            f"a family named {family.name!r} is already registered "
+            "(pass overwrite=True to replace it)"
         )
     _REGISTRY[family.name] = family
     return family

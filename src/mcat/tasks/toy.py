@@ -17,7 +17,7 @@ from mcat.tasks.family import Interval, TaskFamily, register_family
 class PointGainEnv(gym.Env):
     """2-D point mass with action gain ``gain``; reward = -distance to the goal after the step."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it a class attribute)
     DT = 0.1
     GOAL = np.array([1.0, 1.0])
 

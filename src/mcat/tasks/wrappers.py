@@ -129,9 +129,10 @@ def set_env_state(env: gym.Env, state: list[dict]) -> None:
     saved = [s for s in state if s["type"] != "action_space"]
     if [s["type"] for s in saved] != [type(layer).__name__ for layer in layers]:
         raise ValueError(
-            f"environment layers {[type(layer).__name__ for layer in layers]} differ from the saved {[s['type'] for s in saved]}"
+            f"environment layers {[type(layer).__name__ for layer in layers]} "
+            f"differ from the saved {[s['type'] for s in saved]}"
         )
-    for layer, entry in zip(layers, saved):
+    for layer, entry in zip(layers, saved, strict=True):
         if "custom" in entry:
             layer.set_checkpoint_state(entry["custom"])
             continue
