@@ -19,8 +19,13 @@ pip_install() {
   "$VENV/bin/python" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   return "${PIPESTATUS[0]}"
 }
-echo "setting up $VENV (first run only) ..." >&2
+start=$SECONDS
+echo "setting up $VENV (first run only, 1-3 minutes):" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+echo "  [1/2] ${MCAT_TORCH:-torch==2.13.0} (a CPU build where this machine has one)" >&2
 pip_install "${MCAT_TORCH:-torch==2.13.0}"
+echo "  [2/2] mcat and its dependencies: gymnasium[mujoco], mujoco, numpy, matplotlib," \
+  "tensorboard; pytest, ruff and mypy for the tests" >&2
 pip_install -e ".[dev]"
+echo "  done in $((SECONDS - start)) s" >&2
 echo "$want" > "$stamp"

@@ -118,10 +118,10 @@ def test_mcat_agent_learns_the_translator_online_and_adds_sil_to_td3():
     H then recovers the exactly equivalent action for every ordered pair, and the transferred
     actions the collector would use come out of act_transferred."""
     import numpy as np
-    from test_models import collect_random
-    from test_translator import CF_STEPS, GAINS, _check_recovers
 
     from mcat.agents.mcat import MCATAgent, MCATConfig
+    from test_models import collect_random
+    from test_translator import CF_STEPS, GAINS, _check_recovers
 
     torch.manual_seed(0)
     replay, o, a = collect_random("point-gain", GAINS, 800)

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from toy_runs import TOY_AGENT, keep_torch_threads, quiet  # noqa: F401 (fixture)
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
@@ -14,6 +13,7 @@ from mcat.errors import MCATError
 from mcat.tasks import Interval, TaskFamily, register_family
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import Trainer
+from toy_runs import TOY_AGENT, keep_torch_threads, quiet  # noqa: F401 (fixture)
 
 
 class SparseReach(PointGainEnv):

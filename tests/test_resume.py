@@ -14,7 +14,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
@@ -22,6 +21,7 @@ from mcat.runs import find_checkpoint, from_saved, list_checkpoints, to_saveable
 from mcat.tasks import get_family
 from mcat.tasks.wrappers import env_state, set_env_state
 from mcat.train import Trainer
+from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 SMALL = [
     "--batch-size",
@@ -285,3 +285,43 @@ def test_resume_refuses_other_flags(tmp_path, capsys):
     assert "drop --steps" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ no dead ends
+LOUD_TOY = [a for a in TOY if a != "--quiet"]  # the notices are the point here
+
+
+def test_killed_before_its_first_checkpoint_runs_again_to_the_same_result(toy_reference, tmp_path):
+    run = tmp_path / "early"
+    argv = ["train", *LOUD_TOY, "--out", str(run)]
+    mcat(argv, crash="step:250")  # before the first checkpoint (300)
+    assert (run / "config.json").is_file() and not list_checkpoints(run)
+    result = mcat(["train", "--resume", str(run)])
+    assert "has no checkpoint yet: starting the run again from step 0" in result.stdout
+    assert logs(run) == logs(toy_reference)
+
+
+def test_the_same_command_again_continues_the_run(toy_reference, tmp_path):
+    run = tmp_path / "again"
+    argv = ["train", *LOUD_TOY, "--out", str(run)]
+    mcat(argv, crash="step:250")  # no checkpoint yet: the same command starts it again
+    mcat(argv, crash="step:520")  # and, killed after the checkpoint of 300 ...
+    result = mcat(argv)  # ... continues from it
+    assert "already holds this run: continuing it" in result.stdout
+    assert logs(run) == logs(toy_reference)
+    finished = mcat(argv)  # a finished run shows its final evaluation
+    assert "already holds this run, finished" in finished.stdout
+    assert logs(run) == logs(toy_reference)
+
+
+def test_another_command_on_the_same_out_is_refused_and_its_advice_works(toy_reference, tmp_path):
+    run = tmp_path / "other"
+    mcat(["train", *TOY, "--out", str(run)], crash="step:520")
+    other = ["train", *TOY, "--seed", "1", "--out", str(run)]
+    refused = mcat(other, check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "already holds another run (seed is 0 there, 1 here); pass --overwrite" in refused.stderr
+    assert logs(run)[0].startswith(b"step,task,split,return")  # nothing of it was touched
+    mcat([*other, "--overwrite"])  # the advice, followed
+    assert json.loads((run / "config.json").read_text())["seed"] == 1
+    assert (run / "summary.json").is_file()

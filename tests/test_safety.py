@@ -12,7 +12,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from toy_runs import keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 from mcat import runs
 from mcat.cli import main
@@ -20,6 +19,7 @@ from mcat.errors import MCATError
 from mcat.runs import find_checkpoint, list_checkpoints, load_checkpoint_file
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import Trainer
+from toy_runs import keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
 
 
 def _config(**changes):
@@ -123,6 +123,10 @@ def test_truncated_checkpoints(run, finished, capsys):
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert "no complete checkpoint in" in err and "truncated" in err and err.count("\n") == 1
+    advice = err.split("to start the run again from step 0: ")[1].split()
+    assert advice[:2] == ["mcat", "train"]
+    assert main([*advice[2:], "--quiet"]) == 0  # the advice, followed, runs it from step 0
+    assert (run / "metrics.csv").read_bytes() == (finished / "metrics.csv").read_bytes()
 
 
 def test_checkpoint_of_another_algo_family_or_config(run, tmp_path, capsys):

@@ -210,11 +210,17 @@ def test_unreadable_run_dirs(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{not json")
     assert main(["eval", str(tmp_path)]) == 2
     assert "cannot read" in capsys.readouterr().err
-    (tmp_path / "config.json").write_text(json.dumps({"family": "point-gain"}))
-    assert main(["eval", str(tmp_path)]) == 2
-    assert "has no checkpoint" in capsys.readouterr().err
+    small = {"family": "point-gain", "steps": 200, "learning_starts": 100, "eval_every": 200}
+    (tmp_path / "config.json").write_text(json.dumps(small))
     assert main(["plot", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 2
     assert "has no metrics.csv" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "has no checkpoint yet" in err
+    advice = err.split("; ")[-1].split()  # mcat train --resume DIR runs it
+    assert advice[:4] == ["mcat", "train", "--resume", str(tmp_path)]
+    assert main([*advice[1:4], "--quiet"]) == 0  # followed: the run is trained ...
+    assert main(["eval", str(tmp_path)]) == 0  # ... and evaluated
 
 
 def test_presets_are_valid_configs():

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from test_models import collect_random
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config
 from mcat.learners.translator import all_pairs_loss, translator_loss
 from mcat.models.translator import ActionTranslator
+from test_models import collect_random
 
 GAINS = (0.75, 1.0, 1.5)  # up to a factor 2 between tasks
 # C+F steps on random-action data of the GAINS tasks before H is trained and checked at tol 0.05:

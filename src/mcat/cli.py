@@ -12,6 +12,7 @@ import numpy as np
 
 from mcat import __version__
 from mcat.errors import MCATError
+from mcat.validation import check_distinct, check_int, check_seed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,13 +61,15 @@ def cmd_families(args: argparse.Namespace) -> int:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     """Run a random (or zero) policy on one task and report returns and reward payouts."""
+    from gymnasium.spaces import Box
+
     from mcat.tasks import check_reward_delay, get_family
 
     family = get_family(args.family)
     task = family.check_task(args.task) if args.task is not None else family.train_tasks[0]
     delay = check_reward_delay(args.reward_delay)
-    if args.episodes < 1:
-        raise MCATError(f"--episodes must be >= 1, got {args.episodes}")
+    check_int("episodes", args.episodes, 1)
+    check_seed(args.seed)
     env = family.make_env(task, reward_delay=delay, seed=args.seed, style=args.style)
     print(
         f"{family.name} task {task:g} ({family.parameter}), "
@@ -78,13 +81,13 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         payouts = steps = 0
         done = False
         while not done:
-            action = (
-                env.action_space.sample()
-                if args.policy == "random"
-                else np.zeros(env.action_space.shape)
-            )
+            if args.policy == "random":
+                action = env.action_space.sample()
+            else:
+                assert isinstance(env.action_space, Box)  # every task family acts in a Box
+                action = np.zeros(env.action_space.shape)
             _, reward, terminated, truncated, info = env.step(action)
-            total += reward
+            total += float(reward)  # already a float (DelayedReward's)
             dense += info["dense_reward"]
             payouts += reward != 0.0
             steps += 1
@@ -215,10 +218,10 @@ def _apply_mcat_flags(args: argparse.Namespace, data: dict) -> None:
         )
 
 
-def _print_returns(rows: list[tuple[str, str, float, float | None]]) -> None:
+def _print_returns(rows: Sequence[tuple[str, str, float, float | None]]) -> None:
     print(
         f"  {'split':5}  {'task':>8}  {'return':>10}"
-        + ("  saved" if any(r[3] is not None for r in rows) else "")
+        + (f"  {'saved':>10}" if any(r[3] is not None for r in rows) else "")
     )
     for split, task, ret, saved in rows:
         extra = f"  {saved:10.2f}" if saved is not None else ""
@@ -229,6 +232,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mcat.train import Trainer, train
 
     log = (lambda _m: None) if args.quiet else print
+    if args.plot:  # checked before the run, not after hours of training
+        from mcat.plot import PLOT_SUFFIXES
+        from mcat.validation import check_writable_file
+
+        check_writable_file(Path(args.plot), "plot file", PLOT_SUFFIXES)
     if args.resume:
         given = (
             [
@@ -291,9 +299,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg, agent, state = load_run_agent(run_dir)
     family = get_family(cfg.family)
     if args.episodes is not None:
-        if args.episodes < 1:
-            raise MCATError(f"--episodes must be >= 1, got {args.episodes}")
-        cfg.eval_episodes = args.episodes
+        cfg.eval_episodes = check_int("episodes", args.episodes, 1)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     saved = {}
@@ -304,6 +310,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     train_tasks, test_tasks = run_tasks(cfg)
     if args.tasks:
         values = [family.check_task(v) for v in args.tasks]
+        check_distinct("tasks", values)
         tasks = [
             ("train" if v in train_tasks else "test" if v in test_tasks else "new", v)
             for v in values
@@ -323,6 +330,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             for split, v in tasks
         ]
     )
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """The shipped presets (the paper's settings) with their notes."""
+    from mcat.presets import PRESET_DIR, list_presets
+
+    for name in list_presets():
+        note = json.loads((PRESET_DIR / f"{name}.json").read_text()).get("note", "")
+        print(f"{name}\n    {note}" if note else name)
+    print(f"\nuse: mcat train --preset NAME [--seed S ...]; files in {PRESET_DIR}")
     return 0
 
 
@@ -451,7 +469,19 @@ def _experiment_values(args: argparse.Namespace, extra: tuple[str, ...] = ()) ->
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="mcat", description="MCAT: meta-RL with an action translator on sparse-reward tasks."
+        prog="mcat",
+        description="MCAT: meta-RL with an action translator on sparse-reward tasks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  mcat families                      the task families and their tasks\n"
+            "  mcat presets                       the paper's settings, ready to train\n"
+            "  mcat train halfcheetah-armature --steps 50000 --out runs/hc\n"
+            "  mcat train --preset table2-halfcheetah-armature --seed 1\n"
+            "  mcat train --resume runs/hc        continue a stopped run\n"
+            "  mcat eval runs/hc; mcat plot runs/hc -o curves.png\n"
+            "'mcat COMMAND --help' describes each command."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"mcat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -517,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the replay out of checkpoints (smaller; a resumed run is then not identical)",
     )
     p.add_argument(
-        "--preset", help="a preset name (see src/mcat/presets) or JSON file; flags override it"
+        "--preset", help="a preset name (`mcat presets` lists them) or JSON file; flags override it"
     )
     p.add_argument("--config", help="a JSON config file (keys of config.json); flags override it")
     p.add_argument(
@@ -632,6 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, help="episodes per task (default: the run's)")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("presets", help="list the presets: the paper's settings for mcat train")
+    p.set_defaults(func=cmd_presets)
+
     p = sub.add_parser("plot", help="learning curves of runs (mean and standard error over seeds)")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
@@ -646,6 +679,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except MCATError as exc:
         print(f"mcat: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system said no somewhere not already checked: one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"mcat: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "mcat: error: out of memory; use smaller batches, replay capacity or networks",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("mcat: interrupted", file=sys.stderr)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -26,6 +28,18 @@ ContextFn = Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor]
 ActFn = Callable[[np.ndarray, torch.Tensor], np.ndarray]
 
 
+def space_dims(env: gym.Env) -> tuple[int, int, float]:
+    """(observation size, action size, action bound) of an env with flat observations and a Box
+    action space, the kind the agents act in."""
+    obs_shape, act_space = env.observation_space.shape, env.action_space
+    if not obs_shape or not isinstance(act_space, gym.spaces.Box) or not act_space.shape:
+        raise MCATError(
+            "the agents need flat observations and a Box action space, "
+            f"got {env.observation_space} and {act_space}"
+        )
+    return obs_shape[0], act_space.shape[0], float(act_space.high[0])
+
+
 class ContextHistory:
     """The last K (s'-s, a) pairs of each environment's current episode, oldest first, with a
     mask that is 0 before the episode start (the same layout as the replay's context windows)."""
@@ -35,7 +49,7 @@ class ContextHistory:
         self.act = np.zeros((n, history, act_dim), dtype=np.float32)
         self.mask = np.zeros((n, history), dtype=np.float32)
 
-    def reset(self, idx: np.ndarray | slice) -> None:
+    def reset(self, idx: int | np.integer | np.ndarray | slice) -> None:
         self.delta[idx] = 0.0
         self.act[idx] = 0.0
         self.mask[idx] = 0.0
@@ -93,9 +107,7 @@ class Collector:
         self.rng = np.random.default_rng(self.seed)
         self.slot_task = np.arange(self.n)  # task index of each running environment
         self._next = self.n % T
-        self.obs_dim = self.envs[0].observation_space.shape[0]
-        self.act_dim = self.envs[0].action_space.shape[0]
-        self.max_action = float(self.envs[0].action_space.high[0])
+        self.obs_dim, self.act_dim, self.max_action = space_dims(self.envs[0])
         self.ctx = ContextHistory(self.n, self.history, self.obs_dim, self.act_dim)
         self.obs = np.stack([self.envs[t].reset()[0] for t in self.slot_task]).astype(np.float32)
         self.ep_return = np.zeros(self.n)
@@ -216,6 +228,37 @@ def eval_seed(seed: int, task: float, episode: int) -> int:
 
 
 @torch.no_grad()
+@overload
+def evaluate(
+    family: TaskFamily,
+    tasks: Sequence[float],
+    context_fn: ContextFn,
+    act_fn: ActFn,
+    history: int,
+    episodes: int = ...,
+    seed: int = ...,
+    style: str = ...,
+    max_episode_steps: int | None = ...,
+    per_episode: Literal[False] = ...,
+) -> dict[float, float]: ...
+
+
+@overload
+def evaluate(
+    family: TaskFamily,
+    tasks: Sequence[float],
+    context_fn: ContextFn,
+    act_fn: ActFn,
+    history: int,
+    episodes: int = ...,
+    seed: int = ...,
+    style: str = ...,
+    max_episode_steps: int | None = ...,
+    *,
+    per_episode: Literal[True],
+) -> dict[float, list[float]]: ...
+
+
 def evaluate(
     family: TaskFamily,
     tasks: Sequence[float],
@@ -244,7 +287,7 @@ def evaluate(
             owner.append(i)
     obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
     n = len(envs)
-    act_dim = envs[0].action_space.shape[0]
+    act_dim = space_dims(envs[0])[1]
     ctx = ContextHistory(n, history, obs.shape[1], act_dim)
     totals = np.zeros(n)
     running = np.ones(n, dtype=bool)
@@ -254,12 +297,12 @@ def evaluate(
         actions = np.zeros((n, act_dim), dtype=np.float32)
         actions[idx] = act_fn(obs[idx], z)
         next_obs = obs.copy()
-        for i in idx:
-            o, r, terminated, truncated, _ = envs[i].step(actions[i])
-            next_obs[i] = o
-            totals[i] += r
+        for k in idx:
+            o, r, terminated, truncated, _ = envs[k].step(actions[k])
+            next_obs[k] = o
+            totals[k] += r
             if terminated or truncated:
-                running[i] = False
+                running[k] = False
         ctx.push(next_obs - obs, actions)
         obs = next_obs
     for env in envs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +15,15 @@ from typing import Any
 from mcat.agents.ctd3 import CTD3Config, TD3Config
 from mcat.agents.mcat import MCATConfig
 from mcat.errors import MCATError
+from mcat.validation import (
+    MAX_INT,
+    check_device,
+    check_distinct,
+    check_int,
+    check_number,
+    check_seed,
+    check_threads,
+)
 
 ALGOS = {"ctd3": CTD3Config, "td3": TD3Config, "mcat": MCATConfig}
 
@@ -86,19 +96,31 @@ class RunConfig:
             )
         family = get_family(self.family)
         for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "replay_capacity"):
-            if getattr(self, name) < 1:
-                raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.learning_starts < 0 or self.utd <= 0:
-            raise MCATError("learning-starts must be >= 0 and utd > 0")
+            check_int(name, getattr(self, name), 1)
+        check_int("learning_starts", self.learning_starts, 0)
+        check_number("utd", self.utd, 0.0, low_open=True)
+        check_number("log_interval", self.log_interval, 0.0)
+        check_seed(self.seed)
+        check_threads(self.threads)
+        check_device(self.device)
         check_reward_delay(self.reward_delay)
+        if self.max_episode_steps is not None:
+            check_int("max_episode_steps", self.max_episode_steps, 1)
+        if self.style not in ("paper", "gymnasium"):
+            raise MCATError(f"--style must be paper or gymnasium, got {self.style!r}")
         if self.schedule not in ("round-robin", "sample"):
-            raise MCATError(f"schedule must be round-robin or sample, got {self.schedule!r}")
-        for v in (self.train_tasks or []) + (self.test_tasks or []):
-            family.check_task(v)
-        n = len(self.train_tasks or family.train_tasks)
+            raise MCATError(f"--schedule must be round-robin or sample, got {self.schedule!r}")
+        if self.train_tasks is not None and not self.train_tasks:
+            raise MCATError("--train-tasks needs at least one task")
+        for name in ("train_tasks", "test_tasks"):
+            values = [family.check_task(v) for v in getattr(self, name) or []]
+            check_distinct(name, values)
+        train = [family.check_task(v) for v in self.train_tasks or family.train_tasks]
+        n = len(train)
         if self.envs_per_round is not None and not 1 <= self.envs_per_round <= n:
             raise MCATError(
-                f"envs-per-round must be between 1 and the number of training tasks ({n})"
+                f"--envs-per-round must be between 1 and the number of training tasks ({n}), "
+                f"got {self.envs_per_round}"
             )
         if isinstance(self.agent, MCATConfig) and self.agent.policy_transfer and n < 2:
             raise MCATError(
@@ -137,10 +159,16 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise MCATError(f"config key {name!r}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise MCATError(f"config key {name!r}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is int:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MCATError(f"config key {name!r}: expected an integer, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
             raise MCATError(f"config key {name!r}: expected an integer, got {value!r}")
+        if abs(value) > MAX_INT:
+            raise MCATError(f"config key {name!r}: {value!r} is out of range (|value| < 2**63)")
         return int(value)
     if annotation in (str, bool):
         if not isinstance(value, annotation):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import numpy as np
 
 from mcat.errors import MCATError
 from mcat.runs import load_run_config, read_metrics
+from mcat.validation import check_writable_file
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")  # the formats matplotlib's Agg backend writes
 
 
 def run_label(run_dir: Path) -> str:
@@ -50,6 +54,7 @@ def plot_runs(
 
     if not run_dirs:
         raise MCATError("plot needs at least one run directory")
+    out = check_writable_file(Path(out), "plot file", PLOT_SUFFIXES)
     groups: dict[str, list[dict]] = defaultdict(list)
     for d in run_dirs:
         groups[run_label(Path(d))].append(curves(Path(d)))
@@ -79,8 +84,14 @@ def plot_runs(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    # to a temporary file renamed into place: a failed save leaves no half-written picture
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MCATError(f"cannot write plot file {out}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
     return counts

@@ -6,11 +6,36 @@ environments; `CTD3Agent` is one, and anything with these two methods can be eva
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
 
 from mcat.models import Actor
-from mcat.models.translator import ActionTranslator
+
+
+class Translator(Protocol):
+    """What :class:`TransferredPolicy` needs of H: ``H(s, a_src, z_src, z_tgt) -> a_tgt`` with
+    actions within +-``max_action`` (an :class:`~mcat.models.translator.ActionTranslator`, or
+    :class:`SourceAction`)."""
+
+    max_action: float
+
+    def __call__(
+        self, obs: torch.Tensor, act: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+class SourceAction:
+    """The identity in place of H: the transferred policy is the source policy pi(s, z_src)."""
+
+    def __init__(self, max_action: float = 1.0):
+        self.max_action = max_action
+
+    def __call__(
+        self, obs: torch.Tensor, act: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor
+    ) -> torch.Tensor:
+        return act
 
 
 class TransferredPolicy:
@@ -19,7 +44,7 @@ class TransferredPolicy:
     (empty tensors for a context-free source policy and a pair-only H)."""
 
     def __init__(
-        self, actor: Actor, translator: ActionTranslator, z_src: torch.Tensor, z_tgt: torch.Tensor
+        self, actor: Actor, translator: Translator, z_src: torch.Tensor, z_tgt: torch.Tensor
     ):
         self.actor, self.translator = actor, translator
         self.z_src, self.z_tgt = z_src.reshape(1, -1), z_tgt.reshape(1, -1)
@@ -43,6 +68,8 @@ class TransferredPolicy:
         a_src = self.actor(s, z_src)
         action = self.translator(s, a_src, z_src, z_tgt).cpu().numpy()
         if noise > 0:
+            if rng is None:
+                raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
             bound = self.translator.max_action
             action = np.clip(
                 action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound

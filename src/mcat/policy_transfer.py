@@ -84,14 +84,17 @@ class PolicyTransfer:
         if own is None:
             return OWN
         learned = {j: self.score(j, OWN) for j in range(self.n_tasks) if j != task}
-        candidates = [j for j, s in learned.items() if s is not None and s > own + self.cfg.margin]
+        better = {j: s for j, s in learned.items() if s is not None and s > own + self.cfg.margin}
+        candidates = list(better)
         if not candidates:
             return OWN
-        untried = [j for j in candidates if self.score(task, j) is None]
+        scores = {j: self.score(task, j) for j in candidates}
+        untried = [j for j, s in scores.items() if s is None]
         if untried:
-            return max(untried, key=lambda j: learned[j])
-        best = max(candidates, key=lambda j: self.score(task, j))
-        return best if self.score(task, best) > own else OWN
+            return max(untried, key=lambda j: better[j])
+        tried = {j: s for j, s in scores.items() if s is not None}  # all of them, here
+        best = max(tried, key=lambda j: tried[j])
+        return best if tried[best] > own else OWN
 
     def record(self, task: int, source: int, ret: float) -> None:
         """An episode of ``task`` collected by ``source`` (OWN: the learned policy) ended with
@@ -204,9 +207,9 @@ class TransferActing:
         rows = []
         for i, counts in enumerate(self.period):
             sources = {j: n for j, n in counts.items() if j >= 0}
-            fresh = {j: self.rule.score(i, j) for j in range(len(self.tasks)) if j != i}
-            fresh = {j: s for j, s in fresh.items() if s is not None}
-            best = max(fresh, key=fresh.get) if fresh else None
+            scores = {j: self.rule.score(i, j) for j in range(len(self.tasks)) if j != i}
+            fresh = {j: s for j, s in scores.items() if s is not None}
+            best = max(fresh, key=lambda j: fresh[j]) if fresh else None
             rows.append(
                 [
                     step,

@@ -27,7 +27,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -333,6 +333,11 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def has_checkpoint_files(run_dir: Path) -> bool:
+    """Whether a run ever wrote a checkpoint file (complete or not, legacy included)."""
+    return bool(list_checkpoints(run_dir)) or (Path(run_dir) / LEGACY_CHECKPOINT).is_file()
+
+
 def _complete(run_dir: Path) -> list[tuple[int, Path]]:
     return [(s, p) for s, p in list_checkpoints(run_dir) if _sidecar(p).is_file()]
 
@@ -357,7 +362,8 @@ def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple
     try:
         with open(tmp, "wb") as f:
             out = _HashingWriter(f) if crash is None else _CrashingWriter(f, crash)
-            torch.save({"meta": meta, **state}, out)
+            # the writer has the part of a binary file that torch.save uses (write, flush)
+            torch.save({"meta": meta, **state}, cast(IO[bytes], out))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -374,10 +380,10 @@ def write_checkpoint(run_dir: Path, step: int, state: dict, meta: dict) -> tuple
     except (OSError, RuntimeError) as exc:
         tmp.unlink(missing_ok=True)
         # torch.save turns a failed write into a RuntimeError raised while the OSError is handled
-        cause = exc
+        cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, OSError):
             cause = cause.__context__
-        if cause is None:
+        if not isinstance(cause, OSError):  # None: no OSError behind it
             raise
         raise MCATError(
             f"cannot write checkpoint {path}: {cause.strerror or cause}; "
@@ -488,8 +494,15 @@ def find_checkpoint(run_dir: Path, log=None) -> Checkpoint:
         state = load_checkpoint_file(legacy)
         return Checkpoint(legacy, int(state.get("env_steps", 0)), state)
     if problems:
-        raise MCATError(f"no complete checkpoint in {run_dir / CHECKPOINTS}: {'; '.join(problems)}")
-    raise MCATError(f"{run_dir} has no checkpoint ({CHECKPOINTS}/step-*.pt)")
+        raise MCATError(
+            f"no complete checkpoint in {run_dir / CHECKPOINTS}: {'; '.join(problems)}; "
+            f"to start the run again from step 0: mcat train --config {run_dir / CONFIG} "
+            f"--out {run_dir} --overwrite"
+        )
+    raise MCATError(
+        f"{run_dir} has no checkpoint yet ({CHECKPOINTS}/step-*.pt); "
+        f"mcat train --resume {run_dir} runs it"
+    )
 
 
 def load_checkpoint(run_dir: Path) -> dict:

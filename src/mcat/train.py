@@ -10,13 +10,14 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Agent
 from mcat.agents.mcat import MCATAgent, MCATConfig
-from mcat.collect import Collector, evaluate
+from mcat.collect import Collector, evaluate, space_dims
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
 from mcat.policy_transfer import TRANSFER_COLUMNS, TRANSFER_SUMMARY_COLUMNS, TransferActing
@@ -37,6 +38,7 @@ from mcat.runs import (
     find_checkpoint,
     fmt_duration,
     from_saved,
+    has_checkpoint_files,
     kill_self,
     last_good_checkpoint,
     list_checkpoints,
@@ -101,20 +103,30 @@ def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True)
         )
     if not resume:
         return  # for evaluation, the networks' shapes are checked when they are loaded
-    saved, current = _flat_config(json.loads(meta["config"])), _flat_config(run_config_to_dict(cfg))
-    # keys both know (a key added to RunConfig later is not a difference)
-    differ = [
-        k
-        for k in sorted(set(saved) & set(current))
-        if saved[k] != current[k] and k not in _RESUMABLE_CHANGES
-    ]
+    differ = _differences(json.loads(meta["config"]), run_config_to_dict(cfg))
     if differ:
-        k = differ[0]
+        k, there, here = differ[0]
         raise MCATError(
-            f"checkpoint {ckpt.path} was written with another config: {k} is {saved[k]!r} there "
-            f"and {current[k]!r} in {CONFIG}"
+            f"checkpoint {ckpt.path} was written with another config: {k} is {there!r} there "
+            f"and {here!r} in {CONFIG}"
             + (f" ({len(differ) - 1} more differences)" if len(differ) > 1 else "")
         )
+
+
+def config_differences(saved: RunConfig, current: RunConfig) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, current value) for every setting in which two run configs differ,
+    leaving out those a run may change when it continues (the thread count, the log interval)."""
+    return _differences(run_config_to_dict(saved), run_config_to_dict(current))
+
+
+def _differences(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
+    a, b = _flat_config(saved), _flat_config(current)
+    # keys both know (a key added to RunConfig later is not a difference)
+    return [
+        (k, a[k], b[k])
+        for k in sorted(set(a) & set(b))
+        if a[k] != b[k] and k not in _RESUMABLE_CHANGES
+    ]
 
 
 def _flat_config(data: dict, prefix: str = "") -> dict:
@@ -134,12 +146,7 @@ def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, 
     state = ckpt.state
     family = get_family(cfg.family)
     probe = family.make_env((cfg.train_tasks or family.train_tasks)[0], style=cfg.style)
-    agent = build_agent(
-        cfg,
-        probe.observation_space.shape[0],
-        probe.action_space.shape[0],
-        float(probe.action_space.high[0]),
-    )
+    agent = build_agent(cfg, *space_dims(probe))
     probe.close()
     try:
         agent.load_state_dict(state["agent"], policy_only=policy_only)
@@ -259,6 +266,7 @@ class Trainer:
             0  # after resuming without replay contents: no learning before this step
         )
         self.checkpoint_step = -1
+        self.last_episode_step = 0  # for the progress line only
         self._session_start = time.perf_counter()
         self._log_offsets: dict[str, int] = {}
         if checkpoint is not None:
@@ -311,9 +319,49 @@ class Trainer:
         CSV rows written after the checkpoint are dropped."""
         run_dir = Path(run_dir)
         cfg = load_run_config(run_dir)
+        if not has_checkpoint_files(run_dir):
+            # stopped (or failed) before its first checkpoint: nothing to continue from, and the
+            # same config and seed give the same run, so it starts again
+            log(
+                f"{run_dir} has no checkpoint yet: starting the run again from step 0 "
+                f"with its {CONFIG}"
+            )
+            return cls(cfg, run_dir, overwrite=True, log=log)
         ckpt = find_checkpoint(run_dir, log=log)
         check_checkpoint_fits(ckpt, cfg)
         return cls(cfg, run_dir, log=log, checkpoint=ckpt)
+
+    @classmethod
+    def open(
+        cls, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print
+    ) -> Trainer:
+        """``cfg`` as a new run in ``out``; when ``out`` already holds this same run (same
+        config, the thread count aside) it is continued (or started again when it has no
+        checkpoint), so re-running a command carries on where it stopped. Another run there is
+        refused unless ``overwrite``."""
+        out = Path(out)
+        cfg.validate()
+        if overwrite or not (out / CONFIG).is_file():
+            return cls(cfg, out, overwrite, log)
+        try:
+            saved = load_run_config(out)
+        except MCATError as exc:
+            raise MCATError(
+                f"output directory {out} holds an unreadable run ({exc}); "
+                "pass --overwrite to replace it or choose another --out"
+            ) from None
+        differ = config_differences(saved, cfg)
+        if differ:
+            k, there, here = differ[0]
+            raise MCATError(
+                f"output directory {out} already holds another run ({k} is {there!r} there, "
+                f"{here!r} here); pass --overwrite to replace it or choose another --out"
+            )
+        if (out / SUMMARY).is_file():
+            log(f"{out} already holds this run, finished: showing its final evaluation")
+        elif has_checkpoint_files(out):
+            log(f"{out} already holds this run: continuing it")
+        return cls.resume(out, log)
 
     @classmethod
     def start_or_resume(
@@ -324,9 +372,7 @@ class Trainer:
         out = Path(out)
         if (out / CONFIG).is_file() and list_checkpoints(out):
             try:
-                saved = _flat_config(run_config_to_dict(load_run_config(out)))
-                current = _flat_config(run_config_to_dict(cfg))
-                if all(saved[k] == current[k] for k in current if k not in _RESUMABLE_CHANGES):
+                if not config_differences(load_run_config(out), cfg):
                     return cls.resume(out, log)
                 log(f"{out} holds a run with other settings; starting afresh")
             except MCATError as exc:
@@ -356,6 +402,7 @@ class Trainer:
             for e in finished:
                 self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
             if self.pt is not None:
+                assert self.transfer_log is not None  # opened with self.pt
                 learning = step >= cfg.learning_starts
                 self.transfer_log.write(
                     [
@@ -370,13 +417,35 @@ class Trainer:
                         for e in finished
                     ]
                 )
+        if finished:
+            self.last_episode_step = step
         if step >= cfg.learning_starts and (not self.refill_until or self._refilled(step)):
             self.credit += self.collector.n * cfg.utd / T
+            warmup = self._warmup_start(step)
             while self.credit >= 1.0:
                 self.metrics = self.agent.train_step(self.replay)
                 if not math.isfinite(sum(self.metrics.values())):  # one check of a few floats
                     self._non_finite_loss(step)
                 self.credit -= 1.0
+            if warmup is not None:
+                self.log(f"  warm-up done in {fmt_duration(time.perf_counter() - warmup)}")
+
+    def _warmup_start(self, step: int) -> float | None:
+        """Say so when the next gradient step is the first and the agent warms up its models
+        first (minutes on a CPU, which would otherwise look like a stall); the start time."""
+        if self.credit < 1.0 or self.agent.rl_steps != 0:
+            return None
+        what = self.agent.warmup_description()
+        if what is None:
+            return None
+        self.log(f"step {step:,}: learning starts with the model warm-up ({what})")
+        return time.perf_counter()
+
+    def phase(self) -> str:
+        """What the run is doing now, for the progress line."""
+        if self.env_steps < self.cfg.learning_starts:
+            return "random actions"
+        return "refilling the replay" if self.refill_until else "learning"
 
     def _refilled(self, step: int) -> bool:
         if step < self.refill_until or not self.replay.size.all():
@@ -424,12 +493,13 @@ class Trainer:
         test = f", test {np.mean(list(te.values())):.1f}" if te else ""
         pt = ""
         if self.pt is not None:
-            rows = self.pt.summary_rows(step)
-            self.transfer_summary_log.write(rows)
-            for r in rows:
-                self.tb.add_scalar(f"pt/transferred_episodes/task_{r[1]}", r[3], step)
+            assert self.transfer_summary_log is not None  # opened with self.pt
+            pt_rows = self.pt.summary_rows(step)
+            self.transfer_summary_log.write(pt_rows)
+            for row in pt_rows:
+                self.tb.add_scalar(f"pt/transferred_episodes/task_{row[1]}", row[3], step)
             pt = (
-                f" | policy transfer: {sum(r[3] for r in rows)} of {sum(r[2] for r in rows)} "
+                f" | policy transfer: {sum(r[3] for r in pt_rows)} of {sum(r[2] for r in pt_rows)} "
                 "episodes since the last evaluation"
             )
         self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}{pt}")
@@ -438,7 +508,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly (see the class docstring)."""
-        rng_torch = {"cpu": torch.get_rng_state()}
+        rng_torch: dict[str, torch.Tensor | list[torch.Tensor]] = {"cpu": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng_torch["cuda"] = torch.cuda.get_rng_state_all()
         state = {
@@ -462,6 +532,7 @@ class Trainer:
             },
         }
         if self.pt is not None:
+            assert self.transfer_log is not None and self.transfer_summary_log is not None
             state["data"]["pt"] = self.pt.state_dict()
             state["data"]["logs"].update(
                 {
@@ -528,19 +599,40 @@ class Trainer:
         )
 
     def _progress(self, rate: float) -> None:
+        """A progress line; ``rate`` is measured within the current phase, so the time left
+        comes from what the run does now (learning is far slower than random actions)."""
         cfg, col, step = self.cfg, self.collector, self.env_steps
+        phase = self.phase()
+        if phase == "random actions":
+            left = f"learning starts at step {cfg.learning_starts:,}"
+            left += f" (in {fmt_duration((cfg.learning_starts - step) / max(rate, 1e-9))})"
+        else:
+            left = f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))}"
         recent = ", ".join(
             f"{self.train_tasks[t]:g}: {np.mean(col.recent_returns[t][-3:]):.0f}"
             for t in sorted(col.recent_returns)
         )
+        episodes = "no episode finished yet"
+        if recent:
+            at = (
+                f" (last ended at step {self.last_episode_step:,})"
+                if self.last_episode_step
+                else ""
+            )
+            episodes = f"episode returns{at} {recent}"
         self.log(
-            f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {rate:.0f} steps/s | "
-            f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))} | "
-            f"recent returns {recent or '-'}"
+            f"step {step:,}/{cfg.steps:,} ({100 * step / cfg.steps:.0f}%) | {phase} | "
+            f"{rate:.0f} steps/s | {left} | {episodes}"
         )
         for k, v in self.metrics.items():
             self.tb.add_scalar(k, v, step)
         self.tb.add_scalar("perf/steps_per_s", rate, step)
+
+    @overload
+    def run(self, stop_at: None = None) -> dict: ...  # runs to cfg.steps: always the summary
+
+    @overload
+    def run(self, stop_at: int) -> dict | None: ...
 
     def run(self, stop_at: int | None = None) -> dict | None:
         """Train to ``cfg.steps``, evaluating and checkpointing on schedule; returns the summary.
@@ -574,10 +666,12 @@ class Trainer:
                 f"seed {cfg.seed} -> {self.out}"
             )
         self._session_start = last_log = time.perf_counter()
-        last_log_steps = self.env_steps
+        last_log_steps, phase = self.env_steps, self.phase()
         while self.env_steps < stop_at:
             self.iterate()
             step = self.env_steps
+            if self.phase() != phase:  # a new phase's rate starts now (after any warm-up)
+                phase, last_log, last_log_steps = self.phase(), time.perf_counter(), step
             if step >= self.next_eval:
                 while self.next_eval <= step:
                     self.next_eval += cfg.eval_every
@@ -628,7 +722,7 @@ def _install_test_hooks(trainer: Trainer) -> None:
                 kill_self()
             return finished
 
-        trainer.collector.step = step_then_die
+        trainer.collector.step = step_then_die  # type: ignore[method-assign]  # test hook
     if NAN_HOOK in os.environ:
         at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
 
@@ -638,11 +732,12 @@ def _install_test_hooks(trainer: Trainer) -> None:
                     next(trainer.agent.critic.parameters()).view(-1)[0] = float("nan")
             return train_step(replay)
 
-        trainer.agent.train_step = poisoned
+        trainer.agent.train_step = poisoned  # type: ignore[method-assign]  # test hook
 
 
 def train(
     cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print
 ) -> dict:
-    """Run ``cfg`` and write its outputs under ``out``; returns the summary."""
-    return Trainer(cfg, out, overwrite, log).run()
+    """Run ``cfg`` and write its outputs under ``out`` (continuing it when ``out`` holds this
+    run, see :meth:`Trainer.open`); returns the summary."""
+    return Trainer.open(cfg, out, overwrite, log).run()

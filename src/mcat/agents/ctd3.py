@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from mcat.learners.dynamics import dynamics_losses, update_normalizers
 from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
 from mcat.models import Actor, ContextEncoder, ForwardModel, TwinCritic
 from mcat.replay import MultiTaskReplay, ReplayBatch
+from mcat.validation import check_int, check_number
 
 
 @dataclass
@@ -85,28 +87,38 @@ class CTD3Config:
             "history",
             "z_dim",
             "future",
+            "model_hidden",
+            "model_layers",
             "model_batch_size",
+            "contrastive_samples",
             "batch_size",
             "policy_delay",
             "model_every",
         ):
-            if getattr(self, name) < 1:
-                raise MCATError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_int(f"agent.{name}", getattr(self, name), 1)
+        for name in ("model_steps", "model_warmup_steps"):
+            check_int(f"agent.{name}", getattr(self, name), 0)
+        for name in ("model_lr", "actor_lr", "critic_lr"):
+            check_number(f"agent.{name}", getattr(self, name), 0.0, low_open=True)
         for name in (
-            "model_steps",
-            "model_warmup_steps",
             "contrastive_weight",
+            "contrastive_margin",
             "exploration_noise",
             "policy_noise",
+            "noise_clip",
         ):
-            if getattr(self, name) < 0:
-                raise MCATError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.gamma <= 1 or not 0 < self.tau <= 1:
-            raise MCATError("gamma must be in [0, 1] and tau in (0, 1]")
+            check_number(f"agent.{name}", getattr(self, name), 0.0)
+        for name in ("encoder_hidden", "hidden"):
+            if not getattr(self, name):
+                raise MCATError(f"agent.{name} needs at least one layer")
+            for width in getattr(self, name):
+                check_int(f"agent.{name}", width, 1)
+        check_number("agent.gamma", self.gamma, 0.0, 1.0)
+        check_number("agent.tau", self.tau, 0.0, 1.0, low_open=True)
 
 
 def batch_to_torch(
-    batch: ReplayBatch, device: torch.device, fields: tuple[str, ...]
+    batch: ReplayBatch, device: torch.device | str, fields: tuple[str, ...]
 ) -> dict[str, torch.Tensor]:
     return {
         f: torch.as_tensor(np.ascontiguousarray(getattr(batch, f)), device=device) for f in fields
@@ -144,14 +156,16 @@ class CTD3Agent:
     act_dim: int
     cfg: CTD3Config = field(default_factory=CTD3Config)
     max_action: float = 1.0
-    device: str = "cpu"
+    device: torch.device | str = "cpu"  # a torch.device after __post_init__
 
     def __post_init__(self) -> None:
         c = self.cfg
         c.validate()
         dev = self.device = torch.device(self.device)
         self.z_dim = c.z_dim if c.use_context else 0
-        self.encoder = self.forward_model = self.model_opt = None
+        self.encoder: ContextEncoder | None = None
+        self.forward_model: ForwardModel | None = None
+        self.model_opt: torch.optim.Adam | None = None
         if c.use_context:
             self.encoder = ContextEncoder(
                 self.obs_dim, self.act_dim, c.history, c.z_dim, c.encoder_hidden
@@ -166,8 +180,9 @@ class CTD3Agent:
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # fused Adam: one kernel per step instead of one per parameter tensor (same algorithm)
-        adam = {"fused": True} if dev.type in ("cpu", "cuda") else {}
+        adam: dict[str, Any] = {"fused": True} if dev.type in ("cpu", "cuda") else {}
         if c.use_context:
+            assert self.encoder is not None and self.forward_model is not None  # made above
             self.model_opt = torch.optim.Adam(
                 [
                     {"params": self.encoder.parameters(), "weight_decay": 0.0},
@@ -207,33 +222,42 @@ class CTD3Agent:
             .numpy()
         )
         if noise > 0:
+            if rng is None:
+                raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
             action = action + rng.normal(0.0, noise * self.max_action, size=action.shape)
             action = np.clip(action, -self.max_action, self.max_action)
         return action
 
     # ------------------------------------------------------------------ learning
+    def _models(self) -> tuple[ContextEncoder, ForwardModel, torch.optim.Adam]:
+        """C, F and their optimiser, which only an agent with context has."""
+        if self.encoder is None or self.forward_model is None or self.model_opt is None:
+            raise RuntimeError("this agent has no context encoder or forward model")
+        return self.encoder, self.forward_model, self.model_opt
+
     def update_models(self, replay: MultiTaskReplay, steps: int) -> dict[str, float]:
         """``steps`` gradient steps of C and F on fresh batches of every training task."""
         c = self.cfg
         metrics: dict[str, float] = {}
         for _ in range(steps):
+            encoder, forward_model, model_opt = self._models()
             batch = batch_to_torch(
                 replay.sample(c.model_batch_size, context=c.history, future=c.future),
                 self.device,
                 MODEL_FIELDS,
             )
-            update_normalizers(self.encoder, self.forward_model, batch)
+            update_normalizers(encoder, forward_model, batch)
             loss, metrics = dynamics_losses(
-                self.encoder,
-                self.forward_model,
+                encoder,
+                forward_model,
                 batch,
                 c.contrastive_weight,
                 c.contrastive_margin,
                 c.contrastive_samples,
             )
-            self.model_opt.zero_grad(set_to_none=True)
+            model_opt.zero_grad(set_to_none=True)
             loss.backward()
-            self.model_opt.step()
+            model_opt.step()
             self.model_steps_done += 1
         return metrics
 
@@ -301,7 +325,7 @@ class CTD3Agent:
 
     # extension points for algorithms built on this one (MCAT adds self-imitation here)
     # replay fields the extra losses need, sampled with the TD3 batch (not a dataclass field)
-    rl_extra_fields = ()
+    rl_extra_fields: ClassVar[tuple[str, ...]] = ()
 
     def critic_extra_loss(
         self, b: dict[str, torch.Tensor], q1: torch.Tensor, q2: torch.Tensor
@@ -316,6 +340,12 @@ class CTD3Agent:
         """A term added to the actor loss, given the batch, pi(s) with its graph, the stored
         actions and min_k Q_k(s, a) from the critic step (none for context-TD3)."""
         return None
+
+    def warmup_description(self) -> str | None:
+        """What the first :meth:`train_step` does before its TD3 step (None: nothing extra)."""
+        if self.encoder is None or self.model_steps_done or not self.cfg.model_warmup_steps:
+            return None
+        return f"{self.cfg.model_warmup_steps} C+F steps"
 
     def train_step(self, replay: MultiTaskReplay) -> dict[str, float]:
         """One TD3 step, preceded by the C+F warm-up (first call) or a C+F block (every
@@ -333,12 +363,13 @@ class CTD3Agent:
     @torch.no_grad()
     def task_features(self, replay: MultiTaskReplay, segments: int = 1024) -> torch.Tensor:
         """z^(i): the mean context over ``segments`` segments of each task's buffer (Sec. 3.2)."""
+        encoder, _, _ = self._models()
         b = batch_to_torch(
             replay.sample(segments, context=self.cfg.history),
             self.device,
             ("ctx_delta", "ctx_act", "ctx_mask"),
         )
-        return self.encoder(b["ctx_delta"], b["ctx_act"], b["ctx_mask"]).mean(1)
+        return encoder(b["ctx_delta"], b["ctx_act"], b["ctx_mask"]).mean(1)
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:

@@ -23,6 +23,7 @@ from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models.translator import ActionTranslator
 from mcat.policy_transfer import PTConfig
 from mcat.replay import MultiTaskReplay
+from mcat.validation import check_int, check_number
 
 
 @dataclass
@@ -73,16 +74,15 @@ class MCATConfig(CTD3Config):
         if self.sil_weighting not in ("mask", "advantage"):
             raise MCATError(f"sil_weighting must be mask or advantage, got {self.sil_weighting!r}")
         for name in ("translator_batch_size", "feature_segments"):
-            if getattr(self, name) < 1:
-                raise MCATError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "sil_critic_weight",
-            "sil_actor_weight",
-            "translator_steps",
-            "translator_warmup_steps",
-        ):
-            if getattr(self, name) < 0:
-                raise MCATError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_int(f"agent.{name}", getattr(self, name), 1)
+        for name in ("translator_steps", "translator_warmup_steps"):
+            check_int(f"agent.{name}", getattr(self, name), 0)
+        for name in ("sil_critic_weight", "sil_actor_weight"):
+            check_number(f"agent.{name}", getattr(self, name), 0.0)
+        check_number("agent.translator_lr", self.translator_lr, 0.0, low_open=True)
+        check_int("pt_window", self.pt_window, 1)
+        check_int("pt_stale_after", self.pt_stale_after, self.pt_window)
+        check_number("pt_margin", self.pt_margin, 0.0)
         self.pt_config().validate()
 
     def pt_config(self) -> PTConfig:
@@ -116,11 +116,17 @@ class MCATAgent(CTD3Agent):
     ) -> np.ndarray:
         """H(s, pi(s, z_src), z_src, z_tgt) for a batch of states, each with its own source and
         target task index; Gaussian exploration noise as in :meth:`act`."""
+        if self.features is None:
+            raise RuntimeError(
+                "act_transferred needs the task features: train the translator first"
+            )
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         z_src = self.features[torch.as_tensor(sources, device=self.device)]
         z_tgt = self.features[torch.as_tensor(targets, device=self.device)]
         action = self.translator(s, self.actor(s, z_src), z_src, z_tgt).cpu().numpy()
         if noise > 0:
+            if rng is None:
+                raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
             action = np.clip(
                 action + rng.normal(0.0, noise * self.max_action, size=action.shape),
                 -self.max_action,
@@ -132,7 +138,8 @@ class MCATAgent(CTD3Agent):
     def update_translator(self, replay: MultiTaskReplay, steps: int) -> dict[str, float]:
         """Refresh the task features, then ``steps`` H steps on every ordered pair (C, F frozen)."""
         c = self.cfg
-        self.features = self.task_features(replay, c.feature_segments)
+        self.features = features = self.task_features(replay, c.feature_segments)
+        _, forward_model, _ = self._models()
         metrics: dict[str, float] = {}
         for _ in range(steps):
             b = batch_to_torch(
@@ -140,11 +147,11 @@ class MCATAgent(CTD3Agent):
             )
             loss = all_pairs_loss(
                 self.translator,
-                self.forward_model,
+                forward_model,
                 b["obs"],
                 b["act"],
                 b["next_obs"] - b["obs"],
-                self.features,
+                features,
                 c.translator_objective,
             )
             self.translator_opt.zero_grad(set_to_none=True)
@@ -153,6 +160,12 @@ class MCATAgent(CTD3Agent):
             self.translator_steps_done += 1
             metrics = {"translator/loss": loss.item()}
         return metrics
+
+    def warmup_description(self) -> str | None:
+        what = super().warmup_description()
+        if what and self.cfg.policy_transfer and self.cfg.translator_warmup_steps:
+            what += f", then {self.cfg.translator_warmup_steps} H steps"
+        return what
 
     def update_models(self, replay: MultiTaskReplay, steps: int) -> dict[str, float]:
         """A C+F block, then the H block that follows it."""

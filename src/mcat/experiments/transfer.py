@@ -22,6 +22,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from mcat.replay import MultiTaskReplay
 from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
+from mcat.validation import check_creatable_dir, check_int, check_number, check_seed, check_threads
 
 TRANSLATORS = ("mcat", "dcc")
 
@@ -98,8 +100,12 @@ class TransferConfig:
             "batch_size",
             "eval_episodes",
         ):
-            if getattr(self, name) < 1:
-                raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+            check_int(name, getattr(self, name), 1)
+        check_seed(self.seed)
+        check_threads(self.threads)
+        check_number("dataset_noise", self.dataset_noise, 0.0)
+        if self.max_episode_steps is not None:
+            check_int("max_episode_steps", self.max_episode_steps, 1)
         if self.objective not in ("nll", "l1"):
             raise MCATError(f"objective must be nll or l1, got {self.objective!r}")
         if self.translator not in TRANSLATORS:
@@ -117,6 +123,12 @@ class Cache:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise MCATError(f"--cache {self.root} exists and is not a directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MCATError(f"cannot create --cache {self.root}: {exc.strerror or exc}") from None
 
     def path(self, kind: str, key: str) -> Path:
         folder = self.root / kind / key
@@ -350,7 +362,12 @@ def prepare_result(cfg, out: Path, overwrite: bool, what: str) -> Path:
         raise MCATError(
             f"{out} already holds a {what} result; pass --overwrite or choose another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise MCATError(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MCATError(f"cannot create --out {out}: {exc.strerror or exc}") from None
     write_json(out / "config.json", dataclasses.asdict(cfg))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -361,9 +378,11 @@ def run_transfer(
     cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print
 ) -> dict:
     cfg.validate()
+    check_creatable_dir(Path(out), "--out")  # both checked before either is made
+    check_creatable_dir(Path(cache_dir), "--cache")
+    cache = Cache(cache_dir)
     out = prepare_result(cfg, out, overwrite, "transfer")
     start = time.perf_counter()
-    cache = Cache(cache_dir)
     run_dir, policy_meta = source_policy(cfg, cache, log)
     _, agent, _ = load_run_agent(run_dir)
     source_data, _ = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
@@ -387,7 +406,7 @@ def run_transfer(
             per_episode=True,
         )[task]
 
-    summary = {
+    summary: dict[str, Any] = {
         "family": cfg.family,
         "source": cfg.source,
         "target": cfg.target,

@@ -44,11 +44,12 @@ from mcat.experiments.transfer import (
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
-from mcat.policies import TransferredPolicy
+from mcat.policies import SourceAction, TransferredPolicy
 from mcat.replay import MultiTaskReplay
 from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
+from mcat.validation import check_creatable_dir, check_int, check_number, check_seed, check_threads
 
 
 @dataclass
@@ -98,8 +99,12 @@ class MatrixConfig:
             "batch_size",
             "eval_episodes",
         ):
-            if getattr(self, name) < 1:
-                raise MCATError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+            check_int(name, getattr(self, name), 1)
+        check_seed(self.seed)
+        check_threads(self.threads)
+        check_number("dataset_noise", self.dataset_noise, 0.0)
+        if self.max_episode_steps is not None:
+            check_int("max_episode_steps", self.max_episode_steps, 1)
         if self.objective not in OBJECTIVES:
             raise MCATError(
                 f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"
@@ -324,9 +329,11 @@ def run_matrix(
     cfg: MatrixConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print
 ) -> dict:
     cfg.validate()
+    check_creatable_dir(Path(out), "--out")  # both checked before either is made
+    check_creatable_dir(Path(cache_dir), "--cache")
+    cache = Cache(cache_dir)
     out = prepare_result(cfg, out, overwrite, "transfer-matrix")
     start = time.perf_counter()
-    cache = Cache(cache_dir)
     run_dir, policy_meta = source_policy(cfg, cache, log)
     _, agent, _ = load_run_agent(run_dir)
     data, data_meta = datasets(cfg, cache, agent, policy_meta, log)
@@ -350,7 +357,7 @@ def run_matrix(
 
     log(f"evaluating {len(tasks)} source policies and {len(tasks) ** 2} transferred policies")
     rows, matrix = [], np.zeros((len(tasks), len(tasks)))
-    identity = lambda s, a, z_src, z_tgt: a  # noqa: E731 - the source policy itself, pi(s, z_src)
+    identity = SourceAction(agent.max_action)  # the source policy itself, pi(s, z_src)
     for j, src in enumerate(tasks):
         plain = episodes(TransferredPolicy(agent.actor, identity, features[j], features[j]), tasks)
         for i, tgt in enumerate(tasks):

@@ -50,6 +50,6 @@ def actor_loss(critic: TwinCritic, obs, pi: torch.Tensor, z) -> torch.Tensor:
 @torch.no_grad()
 def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
     """target <- tau * source + (1 - tau) * target, in one fused call per parameter list."""
-    t = list(target.parameters())
-    s = list(source.parameters())
+    t: list[torch.Tensor] = list(target.parameters())
+    s: list[torch.Tensor] = list(source.parameters())
     torch._foreach_lerp_(t, s, tau)

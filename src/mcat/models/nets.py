@@ -28,6 +28,10 @@ class RunningNorm(nn.Module):
     ``mask`` is 0 (padding) are left out.
     """
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    var: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, dim: int, eps: float = 1e-8):
         super().__init__()
         self.eps = eps

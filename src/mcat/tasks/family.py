@@ -70,11 +70,14 @@ def check_reward_delay(reward_delay: Any) -> int:
     if (
         isinstance(reward_delay, bool)
         or not isinstance(reward_delay, int | float)
+        or not math.isfinite(reward_delay)
         or reward_delay != int(reward_delay)
     ):
         raise MCATError(f"reward delay must be a whole number of steps >= 1, got {reward_delay!r}")
     if reward_delay < 1:
         raise MCATError(f"reward delay must be >= 1 step, got {reward_delay!r}")
+    if reward_delay > 2**63 - 1:
+        raise MCATError(f"reward delay must be < 2**63 steps, got {reward_delay!r}")
     return int(reward_delay)
 
 

@@ -18,13 +18,17 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
-from mcat.tasks.family import Choice, Interval, TaskFamily, register_family
+from mcat.tasks.family import Choice, Interval, TaskFamily, TaskValue, register_family
 from mcat.tasks.wrappers import CrippleActions
+
+if TYPE_CHECKING:
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 POSITIVE = Interval(0.0, math.inf, low_open=True)
 NON_NEGATIVE = Interval(0.0, math.inf)
@@ -45,14 +49,18 @@ ANT_PAPER_KWARGS = dict(
 HOPPER_PAPER_KWARGS = dict(terminate_when_unhealthy=False)
 
 
+def _mujoco_env(env: gym.Env) -> MujocoEnv:
+    return cast("MujocoEnv", env.unwrapped)  # the families here are built on MuJoCo envs
+
+
 def _model(env: gym.Env) -> mujoco.MjModel:
-    return env.unwrapped.model
+    return _mujoco_env(env).model
 
 
 def _recompute_constants(env: gym.Env) -> None:
     # Quantities derived from masses and armature at compile time (inverse weights used by the
     # constraint solver, subtree masses) must follow the new values.
-    mujoco.mj_setConst(env.unwrapped.model, env.unwrapped.data)
+    mujoco.mj_setConst(_mujoco_env(env).model, _mujoco_env(env).data)
 
 
 def actuated_dofs(model: mujoco.MjModel) -> np.ndarray:
@@ -86,14 +94,14 @@ NO_CRIPPLED_LEG = -1
 CRIPPLE_SHRINK = 0.5  # size factor of the crippled leg's two moving capsules
 
 
-def cripple_leg(env: gym.Env, leg: int) -> gym.Env | None:
+def cripple_leg(env: gym.Env, leg: TaskValue) -> gym.Env | None:
     """Cripple Ant leg ``leg`` (0..3; -1 = none): its two motors are forced to 0 and the capsules
     of its thigh and shin shrink by :data:`CRIPPLE_SHRINK` (radius and length, so it touches the
     ground less), following the crippled-ant task of Nagabandi et al. 2018."""
     if leg == NO_CRIPPLED_LEG:
         return None
     model = _model(env)
-    dims = [2 * leg, 2 * leg + 1]
+    dims = [2 * int(leg), 2 * int(leg) + 1]  # check_task already gives a Choice's values as ints
     joints = model.actuator_trnid[dims, 0]
     bodies = model.jnt_bodyid[joints]
     geoms = np.flatnonzero(np.isin(model.geom_bodyid, bodies))

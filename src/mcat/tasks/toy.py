@@ -8,6 +8,8 @@ the action bounds), which makes it a ground truth for the action translator.
 
 from __future__ import annotations
 
+from typing import cast
+
 import gymnasium as gym
 import numpy as np
 
@@ -40,7 +42,7 @@ class PointGainEnv(gym.Env):
 
 
 def _set_gain(env: gym.Env, gain: float) -> None:
-    env.unwrapped.gain = float(gain)
+    cast(PointGainEnv, env.unwrapped).gain = float(gain)  # the family's env
 
 
 POINT_GAIN = register_family(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -68,6 +68,14 @@ class CrippleActions(gym.ActionWrapper):
 _SCALARS = (bool, int, float, str, type(None), np.generic)
 
 
+class _CustomState(Protocol):
+    """A layer that saves its own state (see above)."""
+
+    def get_checkpoint_state(self) -> Any: ...
+
+    def set_checkpoint_state(self, state: Any) -> None: ...
+
+
 def _layers(env: gym.Env) -> list[gym.Env]:
     layers = [env]
     while isinstance(layers[-1], gym.Wrapper):
@@ -101,8 +109,8 @@ def env_state(env: gym.Env) -> list[dict]:
             elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
                 attrs[name] = value.copy()
         entry = {"type": type(layer).__name__, "attrs": attrs}
-        if getattr(layer, "_np_random", None) is not None:
-            entry["np_random"] = layer._np_random.bit_generator.state
+        if (rng := getattr(layer, "_np_random", None)) is not None:
+            entry["np_random"] = rng.bit_generator.state
         if (mj := _mujoco(layer)) is not None:
             mujoco, model, data, spec = mj
             physics = np.empty(mujoco.mj_stateSize(model, spec))
@@ -134,7 +142,8 @@ def set_env_state(env: gym.Env, state: list[dict]) -> None:
         )
     for layer, entry in zip(layers, saved, strict=True):
         if "custom" in entry:
-            layer.set_checkpoint_state(entry["custom"])
+            # saved by get_checkpoint_state of a layer of this type, which defines both
+            cast(_CustomState, layer).set_checkpoint_state(entry["custom"])
             continue
         for name, value in entry["attrs"].items():
             current = getattr(layer, name, None)
@@ -148,11 +157,12 @@ def set_env_state(env: gym.Env, state: list[dict]) -> None:
             else:
                 setattr(layer, name, value)
         if "np_random" in entry:
-            if getattr(layer, "_np_random", None) is None:
-                layer._np_random = np.random.Generator(
+            rng = getattr(layer, "_np_random", None)
+            if rng is None:
+                rng = layer._np_random = np.random.Generator(
                     getattr(np.random, entry["np_random"]["bit_generator"])()
                 )
-            layer._np_random.bit_generator.state = entry["np_random"]
+            rng.bit_generator.state = entry["np_random"]
         if "mujoco" in entry:
             mujoco, model, data, spec = _mujoco(layer)
             mujoco.mj_setState(model, data, np.asarray(entry["mujoco"], dtype=np.float64), spec)
