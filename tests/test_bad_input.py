@@ -28,8 +28,8 @@ STRING_BAD = {
     "config": ["PATH/missing.json", "PATH/file.txt", "PATH/bad.json"],
     "preset": ["nope", "PATH/bad.json"],
     "set": ["novalue", "=3", "agent.bogus=1", "steps=-3", "agent.batch_size=big"],
-    "plot": ["/proc/mcat-test.png", "PATH/x.txt", "PATH", "PATH/missing/x.png"],
-    "output": ["/proc/mcat-test.png", "PATH/x.txt", "PATH", "PATH/missing/x.png"],
+    "plot": ["/proc/mcat-test.png", "PATH/x.txt", "PATH", "PATH/file.txt/x.png"],
+    "output": ["/proc/mcat-test.png", "PATH/x.txt", "PATH", "PATH/file.txt/x.png"],
     "device": ["banana", "cuda:99", "cpu:x"],
     "algo": ["sac", ""],
     "run_dir": ["PATH/missing", "PATH/file.txt", "PATH/not-a-run"],
@@ -206,7 +206,11 @@ TINY += ["10", "--threads", "1", "--set", "agent.model_warmup_steps=2", "--quiet
         (["--steps", "5"], "drop --steps", []),  # after --resume RUN
         (["point-gain", "--algo", "mcat", "--train-tasks", "1"], "(--no-pt)", ["--no-pt"]),
         (["point-gain", "--no-pt", "--algo", "mcat", "--pt-window", "3"], "drop one of them", None),
-        (["point-gain", "--pt-window", "3"], "only for --algo mcat", ["--algo", "mcat"]),
+        (
+            ["point-gain", "--pt-window", "3"],
+            "only for --algo mcat",
+            ["--algo", "mcat", "--set", "agent.translator_warmup_steps=2"],
+        ),
         ([], "give a FAMILY", ["point-gain"]),
     ],
 )

@@ -3,6 +3,7 @@ real-environment run."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -88,6 +89,9 @@ def easy_hard_run(tmp_path_factory):
             "eval_every": 1000,
             "threads": 1,
             "seed": 2,
+            # checkpoints at 2,976, 5,950 (mid-episode: the resume test continues from it) and
+            # 8,000; the last two are kept
+            "checkpoint_every": 2975,
             "agent": PT_AGENT,
         }
     )
@@ -169,23 +173,19 @@ def test_without_pt_no_translator_and_no_transfer_log(tmp_path, easy_hard_run):
     }
 
 
-def test_mcat_resumes_with_its_transfer_state(tmp_path):
-    cfg = dict(
-        family="test-sparse-reach",
-        algo="mcat",
-        steps=3000,
-        learning_starts=500,
-        eval_every=500,
-        checkpoint_every=1300,
-        threads=1,
-        agent=PT_AGENT,
-    )
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    Trainer(run_config_from_dict(cfg), ref, log=quiet).run()
-    assert Trainer(run_config_from_dict(cfg), run, log=quiet).run(stop_at=1300) is None
-    Trainer.resume(run, log=quiet).run()
+def test_mcat_resumes_with_its_transfer_state(easy_hard_run, tmp_path):
+    """Continued from the mid-episode checkpoint at 5,950, with policy transfer active, the run
+    writes exactly the logs the uninterrupted run wrote."""
+    run = tmp_path / "run"
+    shutil.copytree(easy_hard_run, run)
+    for name in ("step-000008000.pt", "step-000008000.json"):
+        (run / "checkpoints" / name).unlink()
+    (run / "summary.json").unlink()
+    trainer = Trainer.resume(run, log=quiet)
+    assert trainer.env_steps == 5950 and trainer.pt is not None
+    trainer.run()
     for name in ("metrics.csv", "episodes.csv", "transfer.csv", "transfer_summary.csv"):
-        assert (run / name).read_bytes() == (ref / name).read_bytes(), name
+        assert (run / name).read_bytes() == (easy_hard_run / name).read_bytes(), name
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_mcat_resumes_with_its_transfer_state(tmp_path):
         (["--algo", "mcat", "--no-pt", "--pt-window", "2"], "--no-pt contradicts --pt-window"),
         (["--algo", "ctd3", "--no-sil"], "--no-sil: only for --algo mcat"),
         (["--algo", "mcat", "--train-tasks", "1.0"], "needs at least two training tasks"),
-        (["--algo", "mcat", "--pt-window", "0"], "window >= 1"),
+        (["--algo", "mcat", "--pt-window", "0"], "--pt-window must be >= 1"),
     ],
 )
 def test_contradictory_or_impossible_mcat_settings_are_one_line_errors(

@@ -291,37 +291,32 @@ def test_resume_refuses_other_flags(tmp_path, capsys):
 LOUD_TOY = [a for a in TOY if a != "--quiet"]  # the notices are the point here
 
 
-def test_killed_before_its_first_checkpoint_runs_again_to_the_same_result(toy_reference, tmp_path):
+def test_no_dead_ends_a_stopped_run_continues_whichever_way_it_is_restarted(
+    toy_reference, tmp_path
+):
     run = tmp_path / "early"
     argv = ["train", *LOUD_TOY, "--out", str(run)]
-    mcat(argv, crash="step:250")  # before the first checkpoint (300)
+    # killed before its first checkpoint (300): --resume starts it again from step 0 ...
+    mcat(argv, crash="step:250")
     assert (run / "config.json").is_file() and not list_checkpoints(run)
-    result = mcat(["train", "--resume", str(run)])
-    assert "has no checkpoint yet: starting the run again from step 0" in result.stdout
-    assert logs(run) == logs(toy_reference)
-
-
-def test_the_same_command_again_continues_the_run(toy_reference, tmp_path):
-    run = tmp_path / "again"
-    argv = ["train", *LOUD_TOY, "--out", str(run)]
-    mcat(argv, crash="step:250")  # no checkpoint yet: the same command starts it again
-    mcat(argv, crash="step:520")  # and, killed after the checkpoint of 300 ...
-    result = mcat(argv)  # ... continues from it
+    restarted = mcat(["train", "--resume", str(run)], crash="step:520")  # ... killed again
+    assert "has no checkpoint yet: starting the run again from step 0" in restarted.stdout
+    assert complete(run) == [300]
+    # the same command again continues from the checkpoint, to the uninterrupted run's result
+    result = mcat(argv)
     assert "already holds this run: continuing it" in result.stdout
     assert logs(run) == logs(toy_reference)
-    finished = mcat(argv)  # a finished run shows its final evaluation
+    finished = mcat(argv)  # once more: a finished run shows its final evaluation, changes nothing
     assert "already holds this run, finished" in finished.stdout
     assert logs(run) == logs(toy_reference)
-
-
-def test_another_command_on_the_same_out_is_refused_and_its_advice_works(toy_reference, tmp_path):
-    run = tmp_path / "other"
-    mcat(["train", *TOY, "--out", str(run)], crash="step:520")
-    other = ["train", *TOY, "--seed", "1", "--out", str(run)]
+    # another run on the same --out is refused, untouched, and the advice works
+    other = ["train", *TOY, "--steps", "300", "--out", str(run)]  # a short other run
     refused = mcat(other, check=False)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "already holds another run (seed is 0 there, 1 here); pass --overwrite" in refused.stderr
-    assert logs(run)[0].startswith(b"step,task,split,return")  # nothing of it was touched
-    mcat([*other, "--overwrite"])  # the advice, followed
-    assert json.loads((run / "config.json").read_text())["seed"] == 1
-    assert (run / "summary.json").is_file()
+    assert "already holds another run (steps is 1500 there, 300 here); pass --overwrite" in (
+        refused.stderr
+    )
+    assert logs(run) == logs(toy_reference)
+    mcat([*other, "--overwrite"])
+    assert json.loads((run / "config.json").read_text())["steps"] == 300
+    assert logs(run) != logs(toy_reference) and (run / "summary.json").is_file()

@@ -125,7 +125,7 @@ def test_truncated_checkpoints(run, finished, capsys):
     assert "no complete checkpoint in" in err and "truncated" in err and err.count("\n") == 1
     advice = err.split("to start the run again from step 0: ")[1].split()
     assert advice[:2] == ["mcat", "train"]
-    assert main([*advice[2:], "--quiet"]) == 0  # the advice, followed, runs it from step 0
+    assert main([*advice[1:], "--quiet"]) == 0  # the advice, followed, runs it from step 0
     assert (run / "metrics.csv").read_bytes() == (finished / "metrics.csv").read_bytes()
 
 

@@ -1,6 +1,7 @@
 """`mcat transfer` (fixed-dataset experiment, Table 1) end to end, its cache, and bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -19,23 +20,19 @@ TOY = [
 ]
 
 
-def test_toy_transfer_end_to_end_and_cache_reuse(tmp_path, capsys):
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = [
-        "transfer",
-        "point-gain",
-        "--source",
-        "0.75",
-        "--target",
-        "1.5",
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        *TOY,
-    ]
+@pytest.fixture(scope="module")
+def toy_transfer(tmp_path_factory):
+    """One toy transfer (source policy, datasets, F, H, evaluation) shared by the tests here."""
+    root = tmp_path_factory.mktemp("transfer")
+    out, cache = root / "out", root / "cache"
+    argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5"]
+    argv += ["--out", str(out), "--cache", str(cache), *TOY]
     assert main(argv) == 0
-    first = json.loads((out / "summary.json").read_text())
+    return argv, out, cache, json.loads((out / "summary.json").read_text())
+
+
+def test_toy_transfer_end_to_end_and_cache_reuse(toy_transfer, capsys):
+    argv, out, _, first = toy_transfer
     for key in ("source_on_source", "source_on_target", "transferred_on_target"):
         assert set(first[key]) == {"mean", "se", "episodes"} and len(first[key]["episodes"]) == 10
         assert first[key]["mean"] == pytest.approx(np.mean(first[key]["episodes"]))
@@ -122,23 +119,11 @@ def test_bad_transfer_input(extra, message, tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_a_cache_made_with_other_settings_is_refused_and_kept(tmp_path, capsys):
+def test_a_cache_made_with_other_settings_is_refused_and_kept(toy_transfer, tmp_path, capsys):
+    argv, _, shared, _ = toy_transfer
     out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = [
-        "transfer",
-        "point-gain",
-        "--source",
-        "0.75",
-        "--target",
-        "1.5",
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-        *TOY,
-        "--quiet",
-    ]
-    assert main(argv) == 0
+    shutil.copytree(shared, cache)  # a finished cache of our own to tamper with
+    argv = [*argv[:6], "--out", str(out), "--cache", str(cache), *TOY, "--quiet"]
     meta = sorted((cache / "data").glob("*/meta.json"))[0]
     tampered = json.loads(meta.read_text())
     tampered["family"] = (
@@ -146,7 +131,7 @@ def test_a_cache_made_with_other_settings_is_refused_and_kept(tmp_path, capsys):
     )
     meta.write_text(json.dumps(tampered))
     data_before = (meta.parent / "data.npz").read_bytes()
-    assert main([*argv, "--overwrite"]) == 2
+    assert main(argv) == 2
     assert "was made with other settings" in capsys.readouterr().err
     assert json.loads(meta.read_text())["family"] == "halfcheetah-armature"
     assert (meta.parent / "data.npz").read_bytes() == data_before

@@ -61,17 +61,59 @@ def _check_recovers(translate, src, tgt, tol):
     assert np.median(err) < tol, (src, tgt, np.median(err), err.max())
 
 
-def test_conditioned_translator_recovers_equivalent_actions_for_every_pair(toy_models):
+@pytest.fixture(scope="module")
+def conditioned_translator(toy_models):
+    """One conditioned H(s, a, z_src, z_tgt) trained for 1500 steps on all pairs, shared by the
+    check of every pair and the transferred-policy check."""
     replay, agent, features = toy_models
     torch.manual_seed(1)
     H = ActionTranslator(2, 2, z_dim=features.shape[1])
     _train(H, agent.forward_model, replay, features, 1500, conditioned=True)
+    return H
+
+
+def test_conditioned_translator_recovers_equivalent_actions_for_every_pair(
+    toy_models, conditioned_translator
+):
+    _, _, features = toy_models
+    H = conditioned_translator
     for src in range(3):
         for tgt in range(3):
             if src != tgt:
                 zs = features[src].expand(256, -1)
                 zt = features[tgt].expand(256, -1)
                 _check_recovers(lambda o, a, zs=zs, zt=zt: H(o, a, zs, zt), src, tgt, tol=0.05)
+
+
+def test_mcat_agent_learns_the_translator_online_for_every_pair(toy_models):
+    """The MCAT agent's own H block (update_translator: task features from C, then H steps on
+    every ordered pair with F frozen), from the C+F of toy_models, recovers the exactly
+    equivalent action for every pair."""
+    from mcat.agents.mcat import MCATAgent, MCATConfig
+
+    replay, trained, _ = toy_models
+    torch.manual_seed(0)
+    cfg = MCATConfig(
+        model_batch_size=64,
+        translator_batch_size=64,
+        translator_lr=1e-3,
+        translator_objective="nll",
+    )
+    agent = MCATAgent(2, 2, cfg)
+    agent.encoder.load_state_dict(trained.encoder.state_dict())
+    agent.forward_model.load_state_dict(trained.forward_model.state_dict())
+    agent.update_translator(replay, 1000)
+    assert agent.translator_steps_done == 1000 and agent.features.shape == (3, cfg.z_dim)
+    for src in range(3):
+        for tgt in range(3):
+            if src != tgt:
+                zs, zt = agent.features[src].expand(256, -1), agent.features[tgt].expand(256, -1)
+                _check_recovers(
+                    lambda s, act, zs=zs, zt=zt: agent.translator(s, act, zs, zt),
+                    src,
+                    tgt,
+                    tol=0.05,
+                )
 
 
 def test_pair_only_translator_recovers_the_equivalent_action(toy_models):
@@ -121,7 +163,9 @@ class GoalSeekingActor(torch.nn.Module):
         return self(torch.as_tensor(obs, dtype=torch.float32), z).numpy()
 
 
-def test_transferred_policy_on_target_comes_close_to_source_on_source(toy_models):
+def test_transferred_policy_on_target_comes_close_to_source_on_source(
+    toy_models, conditioned_translator
+):
     """Gain 0.75 -> 1.5: the untranslated source policy behaves differently on the target (here it
     even scores better: the target is faster), while the transferred one reproduces the source's
     behaviour on the source, so its return matches source-on-source."""
@@ -129,10 +173,8 @@ def test_transferred_policy_on_target_comes_close_to_source_on_source(toy_models
     from mcat.policies import TransferredPolicy
     from mcat.tasks import get_family
 
-    replay, agent, features = toy_models
-    torch.manual_seed(3)
-    H = ActionTranslator(2, 2, z_dim=features.shape[1])
-    _train(H, agent.forward_model, replay, features, 1500, conditioned=True)
+    _, _, features = toy_models
+    H = conditioned_translator
     src, tgt = 0, 2
     source = GoalSeekingActor(GAINS[src])
     transferred = TransferredPolicy(source, H, features[src], features[tgt])

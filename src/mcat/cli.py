@@ -218,10 +218,13 @@ def _apply_mcat_flags(args: argparse.Namespace, data: dict) -> None:
         )
 
 
-def _print_returns(rows: Sequence[tuple[str, str, float, float | None]]) -> None:
+def _print_returns(
+    rows: Sequence[tuple[str, str, float, float | None]], extra: str = "saved"
+) -> None:
+    """The per-task returns, with an ``extra`` column where rows have a fourth value."""
     print(
         f"  {'split':5}  {'task':>8}  {'return':>10}"
-        + (f"  {'saved':>10}" if any(r[3] is not None for r in rows) else "")
+        + (f"  {extra:>10}" if any(r[3] is not None for r in rows) else "")
     )
     for split, task, ret, saved in rows:
         extra = f"  {saved:10.2f}" if saved is not None else ""
@@ -229,7 +232,8 @@ def _print_returns(rows: Sequence[tuple[str, str, float, float | None]]) -> None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mcat.train import Trainer, train
+    from mcat.runs import load_run_config
+    from mcat.train import Trainer, random_policy_returns, train
 
     log = (lambda _m: None) if args.quiet else print
     if args.plot:  # checked before the run, not after hours of training
@@ -270,14 +274,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
         )
         summary = train(cfg, out, overwrite=args.overwrite, log=log)
-    rows = [(v["split"], task, v["return"], None) for task, v in summary["per_task"].items()]
+    # beside each return, a uniformly random policy's on the same episodes: the bar to clear
+    cfg = load_run_config(out)
+    tasks = [float(task) for task in summary["per_task"]]
+    random = dict(zip(tasks, random_policy_returns(cfg, tasks).values(), strict=True))
+    rows = [
+        (v["split"], task, v["return"], random[float(task)])
+        for task, v in summary["per_task"].items()
+    ]
     print(
         f"final evaluation after {summary['steps']:,} env steps "
-        f"({summary['env_steps_per_s']:.0f} steps/s):"
+        f"({summary['env_steps_per_s']:.0f} steps/s), beside a random policy:"
     )
-    _print_returns(rows)
-    test = f"{summary['test_return']:.2f}" if summary["test_return"] is not None else "-"
-    print(f"  mean: train {summary['train_return']:.2f}, test {test}")
+    _print_returns(rows, extra="random")
+    means = {
+        split: (
+            np.mean([r[2] for r in rows if r[0] == split]),
+            np.mean([r[3] for r in rows if r[0] == split]),
+        )
+        for split in ("train", "test")
+        if any(r[0] == split for r in rows)
+    }
+    print("  mean: " + ", ".join(f"{s} {m:.2f} (random {r:.2f})" for s, (m, r) in means.items()))
     print(f"run written to {out}")
     if args.plot:
         from mcat.plot import plot_runs

@@ -87,6 +87,7 @@ def plot_runs(
     # to a temporary file renamed into place: a failed save leaves no half-written picture
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(tmp, dpi=100)
         os.replace(tmp, out)
     except OSError as exc:

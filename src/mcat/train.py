@@ -172,6 +172,34 @@ def evaluate_agent(agent: CTD3Agent, cfg: RunConfig, tasks: list[float]) -> dict
     )
 
 
+def random_policy_returns(cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
+    """The uniformly random policy on the evaluation episodes of ``cfg`` (the same seeds as
+    :func:`evaluate_agent`): the bar a trained policy has to clear."""
+    family = get_family(cfg.family)
+    probe = family.make_env(tasks[0], style=cfg.style)
+    _, act_dim, high = space_dims(probe)
+    probe.close()
+    rng = np.random.default_rng(cfg.seed)
+
+    def act(obs: np.ndarray, _z: object) -> np.ndarray:
+        return rng.uniform(-high, high, size=(len(obs), act_dim)).astype(np.float32)
+
+    def no_context(delta: np.ndarray, act: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        return torch.zeros(len(delta), 0)
+
+    return evaluate(
+        family,
+        tasks,
+        no_context,
+        act,
+        1,
+        episodes=cfg.eval_episodes,
+        seed=cfg.seed,
+        style=cfg.style,
+        max_episode_steps=cfg.max_episode_steps,
+    )
+
+
 def summarize(
     cfg: RunConfig, step: int, train: dict[float, float], test: dict[float, float]
 ) -> dict:

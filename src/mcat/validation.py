@@ -104,8 +104,9 @@ def check_distinct(name: str, values: Sequence[float]) -> None:
 
 def check_writable_file(path: Path, what: str, suffixes: Sequence[str] = ()) -> Path:
     """Check, before any work, that ``path`` can be written: not a directory, an allowed suffix,
-    and a parent directory where a file can be created (tried with a temporary file, removed at
-    once: permission bits alone do not tell, e.g. for root or on a read-only mount)."""
+    and a parent directory (existing, or one that can be made) where a file can be created
+    (tried with a temporary file, removed at once: permission bits alone do not tell, e.g. for
+    root or on a read-only mount)."""
     path = Path(path)
     if path.is_dir():
         raise MCATError(f"{what} {path} is a directory; give a file name such as {path / 'x.png'}")
@@ -115,8 +116,11 @@ def check_writable_file(path: Path, what: str, suffixes: Sequence[str] = ()) -> 
             f"use one of {', '.join(suffixes)}"
         )
     parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():  # made when the file is written (a run's own folder, say)
+        check_creatable_dir(parent, f"the folder of {what}")
+        return path
     if not parent.is_dir():
-        raise MCATError(f"{what} {path}: the folder {parent} does not exist")
+        raise MCATError(f"{what} {path}: {parent} is not a directory")
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".mcat-write-check-")
         os.close(fd)
