@@ -111,7 +111,9 @@ def test_contrastive_loss_pulls_same_task_contexts_together():
     replay, o, a = collect_random("point-gain", tasks, 400)
     spreads = {}
     for weight in (0.0, 1.0):
-        agent = _train_dynamics(replay, o, a, steps=200, contrastive_weight=weight)
+        # 100 steps (was 200): within/between spread 0.13 with the loss vs 0.56 without, the same
+        # 4x separation as at 200 (0.04 vs 0.20), measured with one thread
+        agent = _train_dynamics(replay, o, a, steps=100, contrastive_weight=weight)
         with torch.no_grad():
             b = replay.sample(128, context=10, rng=np.random.default_rng(3))
             z = agent.encoder(*(torch.as_tensor(x) for x in (b.ctx_delta, b.ctx_act, b.ctx_mask)))
