@@ -121,12 +121,7 @@ def check_writable_file(path: Path, what: str, suffixes: Sequence[str] = ()) -> 
         return path
     if not parent.is_dir():
         raise MCATError(f"{what} {path}: {parent} is not a directory")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".mcat-write-check-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise MCATError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    _try_a_file_in(parent, f"cannot write {what} {path}")
     return path
 
 
@@ -143,10 +138,15 @@ def check_creatable_dir(path: Path, what: str) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise MCATError(f"cannot create {what} {path}: {ancestor} is not a directory")
+    _try_a_file_in(ancestor, f"cannot create {what} {path}")
+    return path
+
+
+def _try_a_file_in(folder: Path, failure: str) -> None:
+    """Create and remove a temporary file in ``folder``; ``failure`` starts the error line."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=ancestor, prefix=".mcat-write-check-")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".mcat-write-check-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise MCATError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
-    return path
+        raise MCATError(f"{failure}: {exc.strerror or exc}") from None

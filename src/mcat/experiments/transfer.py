@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_byt
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
 from mcat.validation import check_creatable_dir, check_int, check_number, check_seed, check_threads
+
+if TYPE_CHECKING:  # the matrix module imports this one
+    from mcat.experiments.transfer_matrix import MatrixConfig
 
 TRANSLATORS = ("mcat", "dcc")
 
@@ -92,26 +95,31 @@ class TransferConfig:
             raise MCATError(
                 f"source and target are the same task ({self.source:g}); choose two different tasks"
             )
-        for name in (
-            "source_steps",
-            "dataset_size",
-            "model_steps",
-            "translator_steps",
-            "batch_size",
-            "eval_episodes",
-        ):
-            check_int(name, getattr(self, name), 1)
-        check_seed(self.seed)
-        check_threads(self.threads)
-        check_number("dataset_noise", self.dataset_noise, 0.0)
-        if self.max_episode_steps is not None:
-            check_int("max_episode_steps", self.max_episode_steps, 1)
+        check_experiment_settings(self)
         if self.objective not in ("nll", "l1"):
             raise MCATError(f"objective must be nll or l1, got {self.objective!r}")
         if self.translator not in TRANSLATORS:
             raise MCATError(
                 f"unknown translator {self.translator!r}; available: {', '.join(TRANSLATORS)}"
             )
+
+
+def check_experiment_settings(cfg: TransferConfig | MatrixConfig) -> None:
+    """The budgets, seed, threads, noise and episode length that both transfer experiments share."""
+    for name in (
+        "source_steps",
+        "dataset_size",
+        "model_steps",
+        "translator_steps",
+        "batch_size",
+        "eval_episodes",
+    ):
+        check_int(name, getattr(cfg, name), 1)
+    check_seed(cfg.seed)
+    check_threads(cfg.threads)
+    check_number("dataset_noise", cfg.dataset_noise, 0.0)
+    if cfg.max_episode_steps is not None:
+        check_int("max_episode_steps", cfg.max_episode_steps, 1)
 
 
 def _key(*parts) -> str:

@@ -38,6 +38,7 @@ from mcat.experiments.transfer import (
     _key,
     _lr_schedule,
     _mean_se,
+    check_experiment_settings,
     fit_forward_model,
     prepare_result,
 )
@@ -49,7 +50,7 @@ from mcat.replay import MultiTaskReplay
 from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
 from mcat.tasks import get_family
 from mcat.train import Trainer, load_run_agent
-from mcat.validation import check_creatable_dir, check_int, check_number, check_seed, check_threads
+from mcat.validation import check_creatable_dir
 
 
 @dataclass
@@ -91,20 +92,7 @@ class MatrixConfig:
             raise MCATError("transfer-matrix needs at least two tasks (--tasks A B ...)")
         if len(set(self.tasks)) != len(self.tasks):
             raise MCATError(f"--tasks lists a task twice: {self.tasks}")
-        for name in (
-            "source_steps",
-            "dataset_size",
-            "model_steps",
-            "translator_steps",
-            "batch_size",
-            "eval_episodes",
-        ):
-            check_int(name, getattr(self, name), 1)
-        check_seed(self.seed)
-        check_threads(self.threads)
-        check_number("dataset_noise", self.dataset_noise, 0.0)
-        if self.max_episode_steps is not None:
-            check_int("max_episode_steps", self.max_episode_steps, 1)
+        check_experiment_settings(self)
         if self.objective not in OBJECTIVES:
             raise MCATError(
                 f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}"
