@@ -108,9 +108,8 @@ def time_ctd3(
         trainer = Trainer(cfg, tmp, log=lambda m: None)
         while trainer.env_steps < WARMUP:
             trainer.iterate()
-        trainer.agent.update_models(
-            trainer.replay, cfg.agent.model_warmup_steps
-        )  # the one-off warm-up(s), not timed
+        # the one-off warm-up(s), not timed
+        trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)
         if trainer.pt is not None:
             trainer.pt.slot_source[[1, 2]] = (
                 0  # tasks 0.2 and 0.3 act with task 0.1's transferred policy

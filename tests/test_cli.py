@@ -114,9 +114,8 @@ def test_experiment_help_states_the_config_defaults(command, module, cls, capsys
     }
     with pytest.raises(SystemExit):
         main([command, "--help"])
-    text = " ".join(capsys.readouterr().out.split()).split("options:")[
-        1
-    ]  # the flags' help, not the usage line
+    # the flags' help, not the usage line
+    text = " ".join(capsys.readouterr().out.split()).split("options:")[1]
     for flag in (
         "source_steps",
         "dataset_size",

@@ -30,9 +30,8 @@ def test_toy_delay_pays_dense_total_at_multiples_and_at_the_end(delay):
     env = get_family("point-gain").make_env(1.0, reward_delay=delay, seed=0)
     rewards, dense, _ = _run_episode(env, np.random.default_rng(0))
     assert len(rewards) == 50
-    assert np.flatnonzero(rewards).tolist() == _expected_payouts(
-        50, delay
-    )  # toy rewards are never 0
+    # toy rewards are never 0
+    assert np.flatnonzero(rewards).tolist() == _expected_payouts(50, delay)
     assert rewards.sum() == pytest.approx(dense.sum(), rel=1e-12)
     # each payout is the sum of the dense rewards since the previous one
     edges = [-1, *_expected_payouts(50, delay)]

@@ -104,12 +104,13 @@ def test_policy_transfer_is_chosen_on_the_hard_task_and_raises_its_returns(easy_
     hard = [r for r in transfer if r["task"] == "-1"]
     easy = [r for r in transfer if r["task"] == "2.5"]
     moved = [r for r in hard if r["policy"] == "transfer"]
+    # easy is learned
     assert (
         max(
             np.mean([float(r["return"]) for r in easy[i : i + 10]]) for i in range(0, len(easy), 10)
         )
         > 25
-    )  # easy is learned
+    )
     assert moved and all(r["source"] == "2.5" for r in moved)
     # transfer starts only once the easy task is learned: its learned policy then scores above the
     # hard task's

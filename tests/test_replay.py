@@ -14,9 +14,8 @@ class ReferenceLog:
     """Every transition ever written, per task, in write order (the slow, obvious model)."""
 
     def __init__(self, num_tasks):
-        self.rows = [
-            [] for _ in range(num_tasks)
-        ]  # (episode, obs, act, rew, next_obs, term, ended)
+        # (episode, obs, act, rew, next_obs, term, ended)
+        self.rows = [[] for _ in range(num_tasks)]
         self.episode = [0] * num_tasks
 
     def add(self, task, obs, act, rew, next_obs, term, trunc):

@@ -149,9 +149,8 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
     result = mcat(resume)
     assert "run written to" in result.stdout
     assert logs(run) == logs(toy_reference)
-    assert len(complete(run)) == 2 and not list(
-        (run / "checkpoints").glob("*.tmp")
-    )  # the last two are kept
+    # the last two are kept
+    assert len(complete(run)) == 2 and not list((run / "checkpoints").glob("*.tmp"))
     summary, reference = (
         json.loads((d / "summary.json").read_text()) for d in (run, toy_reference)
     )
@@ -161,9 +160,8 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
 def test_halfcheetah_killed_mid_episode_resumes_identically(tmp_path):
     reference, run = tmp_path / "ref", tmp_path / "killed"
     mcat(["train", *CHEETAH, "--out", str(reference)])
-    mcat(
-        ["train", *CHEETAH, "--out", str(run)], crash="step:430"
-    )  # 2 envs, 100-step episodes: mid-episode
+    # 2 envs, 100-step episodes: mid-episode
+    mcat(["train", *CHEETAH, "--out", str(run)], crash="step:430")
     assert complete(run) == [250]
     mcat(["train", "--resume", str(run)])
     assert logs(run) == logs(reference)
@@ -225,9 +223,8 @@ def test_start_or_resume_continues_an_unfinished_run(tmp_path):
     reference, run = tmp_path / "ref", tmp_path / "run"
     Trainer(toy_config(), reference, log=quiet).run()
     assert Trainer(toy_config(), run, log=quiet).run(stop_at=400) is None
-    trainer = Trainer.start_or_resume(
-        toy_config(threads=2), run, log=quiet
-    )  # another thread count is no other run
+    # another thread count is no other run
+    trainer = Trainer.start_or_resume(toy_config(threads=2), run, log=quiet)
     assert trainer.checkpoint_step == 400 and trainer.env_steps == 400 and trainer.cfg.threads == 1
     trainer.run()
     assert logs(run) == logs(reference)

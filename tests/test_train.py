@@ -79,9 +79,8 @@ def test_train_writes_every_file(halfcheetah_run):
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert load_checkpoint(out)["env_steps"] == 600
     episodes = (out / "episodes.csv").read_text().splitlines()
-    assert (
-        episodes[0] == "step,task,return,length" and len(episodes) == 1 + 6
-    )  # 3 episodes of 100 steps per task
+    # 3 episodes of 100 steps per task
+    assert episodes[0] == "step,task,return,length" and len(episodes) == 1 + 6
     summary = json.loads((out / "summary.json").read_text())
     for key in ("algo", "family", "steps", "seed", "train_return", "test_return", "per_task"):
         assert key in summary
@@ -236,9 +235,8 @@ def test_presets_are_valid_configs():
     for name in names:
         cfg = run_config_from_dict(load_preset(name))
         cfg.validate()
-        assert (
-            cfg.algo == "mcat" and cfg.agent.policy_transfer
-        )  # the tables' MCAT rows; --no-pt gives the ablation
+        # the tables' MCAT rows; --no-pt gives the ablation
+        assert cfg.algo == "mcat" and cfg.agent.policy_transfer
 
 
 def test_td3_algo_has_no_context_and_trains(tmp_path):

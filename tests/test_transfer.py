@@ -38,9 +38,10 @@ def test_toy_transfer_end_to_end_and_cache_reuse(toy_transfer, capsys):
         assert first[key]["mean"] == pytest.approx(np.mean(first[key]["episodes"]))
     gap = abs(first["source_on_target"]["mean"] - first["source_on_source"]["mean"])
     assert gap > 10  # the source policy suffers from the new dynamics ...
+    # ... H undoes it
     assert (
         abs(first["transferred_on_target"]["mean"] - first["source_on_source"]["mean"]) < 0.1 * gap
-    )  # ... H undoes it
+    )
     capsys.readouterr()
     assert main([*argv, "--overwrite"]) == 0
     log = capsys.readouterr().out

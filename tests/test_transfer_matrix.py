@@ -89,10 +89,11 @@ def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
             got = H(obs, act, features[j].expand(len(obs), -1), features[i].expand(len(obs), -1))
         assert inside.sum() > 100
         error = (got - want).abs()[inside].median()
+        # beats the identity
         assert error < 0.1 and error < 0.5 * (act - want).abs()[inside].median(), (
             tasks[j],
             tasks[i],
-        )  # beats the identity
+        )
 
 
 def test_halfcheetah_matrix_runs_on_the_real_environment(tmp_path):

@@ -51,9 +51,8 @@ def _check_recovers(translate, src, tgt, tol):
     """a_tgt = a_src * k_src / k_tgt where that stays inside the action bounds."""
     rng = np.random.default_rng(5)
     ratio = GAINS[src] / GAINS[tgt]
-    a_src = (rng.uniform(-0.9, 0.9, (256, 2)) / max(ratio, 1.0)).astype(
-        np.float32
-    )  # equivalent action in bounds
+    # equivalent action in bounds
+    a_src = (rng.uniform(-0.9, 0.9, (256, 2)) / max(ratio, 1.0)).astype(np.float32)
     obs = rng.normal(0, 0.5, (256, 2)).astype(np.float32)
     with torch.no_grad():
         a_tgt = translate(torch.as_tensor(obs), torch.as_tensor(a_src)).numpy()
@@ -120,9 +119,8 @@ def test_pair_only_translator_recovers_the_equivalent_action(toy_models):
     replay, agent, features = toy_models
     torch.manual_seed(2)
     H = ActionTranslator(2, 2, conditioned=False)
-    _train(
-        H, agent.forward_model, replay, features, 800, conditioned=False, src=2, tgt=0
-    )  # the hardest pair
+    # the hardest pair
+    _train(H, agent.forward_model, replay, features, 800, conditioned=False, src=2, tgt=0)
     _check_recovers(lambda o, a: H(o, a), 2, 0, tol=0.05)
 
 

@@ -173,9 +173,8 @@ def main() -> None:
         p.error(f"--last must be at least 1, got {args.last}")
     runs = defaultdict(dict)  # (family, delay) -> {(variant, seed): evaluations}
     compared: dict[tuple[str, int], int] = {}  # the step each row compares at
-    trend: dict[str, list[tuple[int, float, str, str, float | None]]] = defaultdict(
-        list
-    )  # family -> rows
+    # family -> rows
+    trend: dict[str, list[tuple[int, float, str, str, float | None]]] = defaultdict(list)
     for run in sorted((HERE / "runs").glob("*")):
         m = NAME.match(run.name)
         if m and (run / "metrics.csv").is_file():

@@ -276,8 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(cfg, out, overwrite=args.overwrite, log=log)
     # beside each return, a uniformly random policy's on the same episodes: the bar to clear
     cfg = load_run_config(out)
-    tasks = [float(task) for task in summary["per_task"]]
-    random = dict(zip(tasks, random_policy_returns(cfg, tasks).values(), strict=True))
+    random = random_policy_returns(cfg, [float(task) for task in summary["per_task"]])
     rows = [
         (v["split"], task, v["return"], random[float(task)])
         for task, v in summary["per_task"].items()

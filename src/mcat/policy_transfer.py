@@ -66,9 +66,8 @@ class PolicyTransfer:
         self.cfg = cfg or PTConfig()
         self.cfg.validate()
         self.n_tasks = n_tasks
-        self.history: list[list[tuple[int, int, float]]] = [
-            [] for _ in range(n_tasks)
-        ]  # (episode, source, return)
+        # (episode, source, return)
+        self.history: list[list[tuple[int, int, float]]] = [[] for _ in range(n_tasks)]
         self.episodes = [0] * n_tasks
 
     def score(self, task: int, source: int) -> float | None:
@@ -102,9 +101,8 @@ class PolicyTransfer:
         self.history[task].append((self.episodes[task], source, float(ret)))
         self.episodes[task] += 1
         keep = self.episodes[task] - self.cfg.stale_after
-        self.history[task] = [
-            h for h in self.history[task] if h[0] >= keep
-        ]  # older ones are never read
+        # older ones are never read
+        self.history[task] = [h for h in self.history[task] if h[0] >= keep]
 
     def state_dict(self) -> dict:
         return {

@@ -159,12 +159,17 @@ def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, 
 
 def evaluate_agent(agent: CTD3Agent, cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
     """The evaluation every run and `mcat eval` use: same seeds, so the same returns."""
+    return _evaluate(cfg, tasks, agent.context, agent.act, cfg.agent.history)
+
+
+def _evaluate(cfg: RunConfig, tasks: list[float], context_fn, act_fn, history: int):
+    """:func:`evaluate` on the episodes of ``cfg`` (its seed, episodes, style and length)."""
     return evaluate(
         get_family(cfg.family),
         tasks,
-        agent.context,
-        agent.act,
-        cfg.agent.history,
+        context_fn,
+        act_fn,
+        history,
         episodes=cfg.eval_episodes,
         seed=cfg.seed,
         style=cfg.style,
@@ -175,8 +180,7 @@ def evaluate_agent(agent: CTD3Agent, cfg: RunConfig, tasks: list[float]) -> dict
 def random_policy_returns(cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
     """The uniformly random policy on the evaluation episodes of ``cfg`` (the same seeds as
     :func:`evaluate_agent`): the bar a trained policy has to clear."""
-    family = get_family(cfg.family)
-    probe = family.make_env(tasks[0], style=cfg.style)
+    probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)
     _, act_dim, high = space_dims(probe)
     probe.close()
     rng = np.random.default_rng(cfg.seed)
@@ -187,17 +191,7 @@ def random_policy_returns(cfg: RunConfig, tasks: list[float]) -> dict[float, flo
     def no_context(delta: np.ndarray, act: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         return torch.zeros(len(delta), 0)
 
-    return evaluate(
-        family,
-        tasks,
-        no_context,
-        act,
-        1,
-        episodes=cfg.eval_episodes,
-        seed=cfg.seed,
-        style=cfg.style,
-        max_episode_steps=cfg.max_episode_steps,
-    )
+    return _evaluate(cfg, tasks, no_context, act, 1)
 
 
 def summarize(
@@ -252,9 +246,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if cfg.deterministic:
-            os.environ.setdefault(
-                "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
-            )  # read when cuBLAS first starts
+            # read when cuBLAS first starts
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         seed_everything(cfg.seed)
         family = get_family(cfg.family)
@@ -290,9 +283,8 @@ class Trainer:
         self.next_eval, self.next_ckpt = cfg.eval_every, cfg.checkpoint_every
         self.last_eval: tuple[int, dict[float, float], dict[float, float]] | None = None
         self.wall_time = 0.0  # seconds spent in earlier sessions of this run
-        self.refill_until = (
-            0  # after resuming without replay contents: no learning before this step
-        )
+        # after resuming without replay contents: no learning before this step
+        self.refill_until = 0
         self.checkpoint_step = -1
         self.last_episode_step = 0  # for the progress line only
         self._session_start = time.perf_counter()

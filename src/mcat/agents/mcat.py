@@ -212,9 +212,8 @@ class MCATAgent(CTD3Agent):
         return state
 
     def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
-        super().load_state_dict(
-            state, policy_only
-        )  # the translator and its optimiser are among modules()
+        # the translator and its optimiser are among modules()
+        super().load_state_dict(state, policy_only)
         self.features = state["mcat"]["features"]
         if not policy_only:
             self.translator_steps_done = int(state["mcat"]["translator_steps_done"])
