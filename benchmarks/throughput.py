@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -144,6 +145,73 @@ def time_ctd3(
         return rate
 
 
+def time_fast(
+    steps: int, seeds: int, device: str = "cpu", breakdown: dict | None = None
+) -> tuple[float, float]:
+    """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
+    set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
+    (env steps/s of one seed, aggregate env steps/s over the seeds) and, once, the time spent
+    building the CUDA graphs (their capture is in the warm-up, not timed)."""
+    from mcat.seeds import SeedGroup
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RunConfig(
+            family="halfcheetah-armature",
+            algo="mcat",
+            steps=WARMUP + steps + 100,
+            test_tasks=[],
+            learning_starts=WARMUP,
+            eval_every=10**9,
+            checkpoint_every=10**9,
+            device=device,
+            fast=True,
+            agent=MCATConfig(),
+        )
+        group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
+        while group.env_steps < WARMUP:
+            group.iterate()
+        for tr in group.trainers:
+            assert tr.pt is not None
+            tr.pt.slot_source[[1, 2]] = 0  # tasks 0.2 and 0.3 act with task 0.1's policy
+        # the one-off warm-ups, and every step kind run until its graph is captured
+        for _ in range(2 * 250 + 10):
+            group.iterate()
+        learner = group.learner
+        assert learner is not None
+        learner.wait()
+        timers = Timers(device)
+        timers.sync()
+        start, t0 = group.env_steps, time.perf_counter()
+        while group.env_steps < start + steps:
+            group.iterate()
+        timers.sync()
+        rate = (group.env_steps - start) / (time.perf_counter() - t0)
+        if breakdown is not None:  # a shorter window with every part synchronised and timed
+            timers.wrap(learner, "act", "acting")
+            for tr in group.trainers:
+                timers.wrap(tr, "collect", "collect")
+            timers.wrap(learner, "train_step", "learning")
+            timers.wrap(group.store, "flush", "flush")
+            timers.sync()
+            start, t0 = group.env_steps, time.perf_counter()
+            while group.env_steps < start + steps // 3:
+                group.iterate()
+            timers.sync()
+            total = time.perf_counter() - t0
+            t = timers.seconds
+            parts = {
+                "acting": t["acting"],
+                "environments and replay queue": t["collect"],
+                "replay copy to the GPU": t["flush"],
+                "learning (TD3 + SIL, C+F, H)": t["learning"],
+            }
+            parts["rest (loop, logs)"] = total - sum(parts.values())
+            breakdown.update({k: v / total for k, v in parts.items()})
+        for tr in group.trainers:
+            tr.close()
+        return rate, rate * seeds
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=3000)
@@ -151,6 +219,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="torch device of every learner (cpu, cuda)")
     p.add_argument(
         "--only", choices=("all", "mcat"), default="all", help="mcat: SB3 and the 5-task runs only"
+    )
+    p.add_argument(
+        "--fast-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="S",
+        help="also time full MCAT on the fast path with each of these numbers of seeds",
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -183,6 +259,16 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
+    for seeds in args.fast_seeds:
+        parts = {}
+        one, total = time_fast(args.steps, seeds, dev, breakdown=parts)
+        print(
+            f"MCAT fast path, {seeds:2d} seed(s):                 {one:7.1f} env steps/s per seed, "
+            f"{total:8.1f} in all  ({total / sb3:.2f} x SB3, {total / full:.2f} x MCAT above)"
+        )
+        print(
+            "  where its time goes: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
+        )
     gpu = f", {torch.cuda.get_device_name()}" if dev.startswith("cuda") else ""
     print(f"torch {torch.__version__}, {args.threads} threads, device {dev}{gpu}")
 

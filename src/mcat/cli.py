@@ -149,6 +149,7 @@ TRAIN_FLAGS = (
     "max_episode_steps",
     "replay_capacity",
     "checkpoint_replay",
+    "fast",
 )
 
 
@@ -233,7 +234,7 @@ def _print_returns(
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mcat.runs import load_run_config
-    from mcat.train import Trainer, random_policy_returns, train
+    from mcat.train import Trainer, train
 
     log = (lambda _m: None) if args.quiet else print
     if args.plot:  # checked before the run, not after hours of training
@@ -241,6 +242,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         from mcat.validation import check_writable_file
 
         check_writable_file(Path(args.plot), "plot file", PLOT_SUFFIXES)
+    if args.seeds is not None and (args.resume or args.seed is not None):
+        raise MCATError(
+            "--seeds trains new seeds together (re-run the same command to continue them); "
+            f"drop {'--resume' if args.resume else '--seed'}"
+        )
     if args.resume:
         given = (
             [
@@ -265,16 +271,54 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues the run with its own config.json; drop {', '.join(given)}"
             )
         out = Path(args.resume)
-        summary = Trainer.resume(out, log=log).run()
-    else:
-        cfg = train_config_from_args(args)
+        if load_run_config(out).fast:
+            from mcat.seeds import SeedGroup
+
+            cfg = load_run_config(out)
+            summary = SeedGroup(cfg, [cfg.seed], out, log=log, resume=True).run()[0]
+        else:
+            summary = Trainer.resume(out, log=log).run()
+        assert summary is not None
+        return _report(out, summary, args.plot)
+    cfg = train_config_from_args(args)
+    if args.seeds is not None:
+        from mcat.seeds import SeedGroup
+
+        check_distinct("seeds", args.seeds, "seed")
+        for seed in args.seeds:
+            check_seed(seed, "seeds")
+        cfg.fast = True
         out = (
             Path(args.out)
             if args.out
-            else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
+            else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seeds"
         )
-        summary = train(cfg, out, overwrite=args.overwrite, log=log)
-    # beside each return, a uniformly random policy's on the same episodes: the bar to clear
+        summaries = SeedGroup(cfg, args.seeds, out, overwrite=args.overwrite, log=log).run()
+        for seed, summary in zip(args.seeds, summaries, strict=True):
+            print(f"seed {seed}:")
+            assert summary is not None
+            _report(out / f"seed{seed}", summary, None)
+        if args.plot:
+            from mcat.plot import plot_runs
+
+            plot_runs([out / f"seed{s}" for s in args.seeds], Path(args.plot))
+            print(f"learning curves: {args.plot}")
+        return 0
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seed{cfg.seed}"
+    )
+    summary = train(cfg, out, overwrite=args.overwrite, log=log)
+    return _report(out, summary, args.plot)
+
+
+def _report(out: Path, summary: dict, plot: str | None) -> int:
+    """The final evaluation beside a uniformly random policy's on the same episodes (the bar to
+    clear), where the run is, and the plot if asked."""
+    from mcat.runs import load_run_config
+    from mcat.train import random_policy_returns
+
     cfg = load_run_config(out)
     random = random_policy_returns(cfg, [float(task) for task in summary["per_task"]])
     rows = [
@@ -296,11 +340,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     print("  mean: " + ", ".join(f"{s} {m:.2f} (random {r:.2f})" for s, (m, r) in means.items()))
     print(f"run written to {out}")
-    if args.plot:
+    if plot:
         from mcat.plot import plot_runs
 
-        plot_runs([out], Path(args.plot))
-        print(f"learning curves: {args.plot}")
+        plot_runs([out], Path(plot))
+        print(f"learning curves: {plot}")
     return 0
 
 
@@ -546,6 +590,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, help="total env steps over all training tasks (default 100000)"
     )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="train these seeds together in one process on the fast path (OUT/seedS each)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        default=None,
+        help="the fast path: device replay, updates batched over seeds, CUDA graphs on a GPU",
+    )
     p.add_argument(
         "--reward-delay", type=int, help="pay the summed reward every D steps (default 1)"
     )

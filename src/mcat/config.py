@@ -81,6 +81,10 @@ class RunConfig:
     deterministic: bool = False
     """torch.use_deterministic_algorithms(True), and CUBLAS_WORKSPACE_CONFIG=:4096:8 unless set: for
     repeatable GPU runs (CPU runs repeat without it; see README, Determinism)."""
+    fast: bool = False
+    """The fast path (mcat.agents.fast): replay on the device and every update and acting step
+    batched over seeds, as CUDA graphs on a GPU. Same algorithm, other random draws (not
+    bit-identical to the default path). Meant for a GPU; on a CPU it runs, more slowly."""
     agent: Any = field(default_factory=CTD3Config)
     """Hyper-parameters of the algorithm."""
 

@@ -266,9 +266,7 @@ class Trainer:
         self.episode_len = cfg.max_episode_steps or family.max_episode_steps
         capacity = min(cfg.replay_capacity, cfg.steps // T + self.episode_len + 2)
         col = self.collector
-        self.replay = MultiTaskReplay(
-            T, col.obs_dim, col.act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed
-        )
+        self.replay = self._make_replay(T, col.obs_dim, col.act_dim, capacity)
         self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
         # MCAT's policy transfer: which policy collects each slot's episode
         # (None: always the learned one)
@@ -300,6 +298,13 @@ class Trainer:
             ) from None
         if NAN_HOOK in os.environ or os.environ.get(CRASH_HOOK, "").startswith("step:"):
             _install_test_hooks(self)
+
+    def _make_replay(
+        self, tasks: int, obs_dim: int, act_dim: int, capacity: int
+    ) -> MultiTaskReplay:
+        return MultiTaskReplay(
+            tasks, obs_dim, act_dim, capacity, gamma=self.cfg.agent.gamma, seed=self.cfg.seed
+        )
 
     def _open_outputs(self, checkpoint: Checkpoint | None) -> None:
         if checkpoint is not None:
@@ -333,7 +338,7 @@ class Trainer:
         )
 
     @classmethod
-    def resume(cls, run_dir: Path, log: Callable[[str], None] = print) -> Trainer:
+    def resume(cls, run_dir: Path, log: Callable[[str], None] = print, **extra: Any) -> Trainer:
         """The run in ``run_dir`` (its config.json), continued from its newest complete
         checkpoint: incomplete or corrupt newer checkpoint files are passed over and removed, and
         CSV rows written after the checkpoint are dropped."""
@@ -346,14 +351,19 @@ class Trainer:
                 f"{run_dir} has no checkpoint yet: starting the run again from step 0 "
                 f"with its {CONFIG}"
             )
-            return cls(cfg, run_dir, overwrite=True, log=log)
+            return cls(cfg, run_dir, overwrite=True, log=log, **extra)
         ckpt = find_checkpoint(run_dir, log=log)
         check_checkpoint_fits(ckpt, cfg)
-        return cls(cfg, run_dir, log=log, checkpoint=ckpt)
+        return cls(cfg, run_dir, log=log, checkpoint=ckpt, **extra)
 
     @classmethod
     def open(
-        cls, cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print
+        cls,
+        cfg: RunConfig,
+        out: Path,
+        overwrite: bool = False,
+        log: Callable[[str], None] = print,
+        **extra: Any,
     ) -> Trainer:
         """``cfg`` as a new run in ``out``; when ``out`` already holds this same run (same
         config, the thread count aside) it is continued (or started again when it has no
@@ -362,7 +372,7 @@ class Trainer:
         out = Path(out)
         cfg.validate()
         if overwrite or not (out / CONFIG).is_file():
-            return cls(cfg, out, overwrite, log)
+            return cls(cfg, out, overwrite, log, **extra)
         try:
             saved = load_run_config(out)
         except MCATError as exc:
@@ -381,7 +391,7 @@ class Trainer:
             log(f"{out} already holds this run, finished: showing its final evaluation")
         elif has_checkpoint_files(out):
             log(f"{out} already holds this run: continuing it")
-        return cls.resume(out, log)
+        return cls.resume(out, log, **extra)
 
     @classmethod
     def start_or_resume(
@@ -412,48 +422,60 @@ class Trainer:
         return self.agent.act(obs, z, noise=self.cfg.agent.exploration_noise, rng=self.rng)
 
     def iterate(self) -> None:
-        cfg, T = self.cfg, len(self.train_tasks)
-        finished = self.collector.step(self.replay, self.policy)
+        self.collect(self.policy)
+        steps = self.due_gradient_steps()
+        if not steps:
+            return
+        warmup = self._warmup_start(self.env_steps)
+        for _ in range(steps):
+            self.metrics = self.agent.train_step(self.replay)
+            if not math.isfinite(sum(self.metrics.values())):  # one check of a few floats
+                self._non_finite_loss(self.env_steps)
+        if warmup is not None:
+            self.log(f"  warm-up done in {fmt_duration(time.perf_counter() - warmup)}")
+
+    def collect(self, policy: Callable[[np.ndarray, Collector], np.ndarray]) -> None:
+        """One step in every running environment, and the logs of the episodes that ended."""
+        cfg = self.cfg
+        finished = self.collector.step(self.replay, policy)
         step = self.env_steps
-        if finished:
-            self.episodes_log.write(
-                [[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished]
+        if not finished:
+            return
+        self.episodes_log.write(
+            [[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished]
+        )
+        for e in finished:
+            self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
+        if self.pt is not None:
+            assert self.transfer_log is not None  # opened with self.pt
+            learning = step >= cfg.learning_starts
+            self.transfer_log.write(
+                [
+                    self.pt.episode_ended(
+                        e.task, e.slot, e.ret, int(self.collector.slot_task[e.slot]), step, learning
+                    )
+                    for e in finished
+                ]
             )
-            for e in finished:
-                self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
-            if self.pt is not None:
-                assert self.transfer_log is not None  # opened with self.pt
-                learning = step >= cfg.learning_starts
-                self.transfer_log.write(
-                    [
-                        self.pt.episode_ended(
-                            e.task,
-                            e.slot,
-                            e.ret,
-                            int(self.collector.slot_task[e.slot]),
-                            step,
-                            learning,
-                        )
-                        for e in finished
-                    ]
-                )
-        if finished:
-            self.last_episode_step = step
-        if step >= cfg.learning_starts and (not self.refill_until or self._refilled(step)):
-            self.credit += self.collector.n * cfg.utd / T
-            warmup = self._warmup_start(step)
-            while self.credit >= 1.0:
-                self.metrics = self.agent.train_step(self.replay)
-                if not math.isfinite(sum(self.metrics.values())):  # one check of a few floats
-                    self._non_finite_loss(step)
-                self.credit -= 1.0
-            if warmup is not None:
-                self.log(f"  warm-up done in {fmt_duration(time.perf_counter() - warmup)}")
+        self.last_episode_step = step
+
+    def due_gradient_steps(self) -> int:
+        """The gradient steps the last collection step earned (none before learning starts or
+        while the replay refills)."""
+        cfg, step = self.cfg, self.env_steps
+        if step < cfg.learning_starts or (self.refill_until and not self._refilled(step)):
+            return 0
+        self.credit += self.collector.n * cfg.utd / len(self.train_tasks)
+        steps = 0
+        while self.credit >= 1.0:
+            self.credit -= 1.0
+            steps += 1
+        return steps
 
     def _warmup_start(self, step: int) -> float | None:
         """Say so when the next gradient step is the first and the agent warms up its models
         first (minutes on a CPU, which would otherwise look like a stall); the start time."""
-        if self.credit < 1.0 or self.agent.rl_steps != 0:
+        if self.agent.rl_steps != 0:
             return None
         what = self.agent.warmup_description()
         if what is None:
@@ -673,6 +695,15 @@ class Trainer:
             self.close()
 
     def _run(self, cfg: RunConfig, stop_at: int) -> dict | None:
+        clock = self.start_loop()
+        while self.env_steps < stop_at:
+            self.iterate()
+            self.after_iterate(clock)
+        return self.finish()
+
+    def start_loop(self) -> list:
+        """Say what starts; the progress clock that :meth:`after_iterate` keeps."""
+        cfg = self.cfg
         if self.checkpoint_step >= 0:
             self.log(
                 f"resuming {cfg.algo} on {cfg.family} from env step {self.env_steps:,} "
@@ -685,26 +716,32 @@ class Trainer:
                 f"{cfg.steps:,} env steps, reward delay {cfg.reward_delay}, "
                 f"seed {cfg.seed} -> {self.out}"
             )
-        self._session_start = last_log = time.perf_counter()
-        last_log_steps, phase = self.env_steps, self.phase()
-        while self.env_steps < stop_at:
-            self.iterate()
-            step = self.env_steps
-            if self.phase() != phase:  # a new phase's rate starts now (after any warm-up)
-                phase, last_log, last_log_steps = self.phase(), time.perf_counter(), step
-            if step >= self.next_eval:
-                while self.next_eval <= step:
-                    self.next_eval += cfg.eval_every
-                self.last_eval = (step, *self.evaluate())
-            if step >= self.next_ckpt:
-                while self.next_ckpt <= step:
-                    self.next_ckpt += cfg.checkpoint_every
-                self.checkpoint()
-            now = time.perf_counter()
-            if now - last_log >= cfg.log_interval:
-                self._progress((step - last_log_steps) / (now - last_log))
-                last_log, last_log_steps = now, step
-        step = self.env_steps
+        self._session_start = time.perf_counter()
+        return [self.phase(), self._session_start, self.env_steps]
+
+    def after_iterate(self, clock: list) -> None:
+        """Evaluation, checkpoint and progress line when they are due; ``clock`` is
+        [phase, time and step of the last progress line]."""
+        cfg, step = self.cfg, self.env_steps
+        if self.phase() != clock[0]:  # a new phase's rate starts now (after any warm-up)
+            clock[:] = [self.phase(), time.perf_counter(), step]
+        if step >= self.next_eval:
+            while self.next_eval <= step:
+                self.next_eval += cfg.eval_every
+            self.last_eval = (step, *self.evaluate())
+        if step >= self.next_ckpt:
+            while self.next_ckpt <= step:
+                self.next_ckpt += cfg.checkpoint_every
+            self.checkpoint()
+        now = time.perf_counter()
+        if now - clock[1] >= cfg.log_interval:
+            self._progress((step - clock[2]) / (now - clock[1]))
+            clock[1:] = [now, step]
+
+    def finish(self) -> dict | None:
+        """After the loop: a checkpoint, and at the end of the run the final evaluation and the
+        summary (returned; None when the run stopped early)."""
+        cfg, step = self.cfg, self.env_steps
         if step < cfg.steps:
             self.checkpoint()
             return None
@@ -759,5 +796,12 @@ def train(
     cfg: RunConfig, out: Path, overwrite: bool = False, log: Callable[[str], None] = print
 ) -> dict:
     """Run ``cfg`` and write its outputs under ``out`` (continuing it when ``out`` holds this
-    run, see :meth:`Trainer.open`); returns the summary."""
+    run, see :meth:`Trainer.open`); returns the summary. ``cfg.fast`` runs it on the fast path
+    (:class:`mcat.seeds.SeedGroup` with one seed)."""
+    if cfg.fast:
+        from mcat.seeds import SeedGroup
+
+        summary = SeedGroup(cfg, [cfg.seed], out, overwrite, log).run()[0]
+        assert summary is not None
+        return summary
     return Trainer.open(cfg, out, overwrite, log).run()

@@ -94,11 +94,11 @@ def check_device(value: Any) -> str:
     return value
 
 
-def check_distinct(name: str, values: Sequence[float]) -> None:
+def check_distinct(name: str, values: Sequence[float], what: str = "task") -> None:
     seen: set[float] = set()
     for v in values:
         if v in seen:
-            raise MCATError(f"{flag(name)} lists the task {v:g} twice")
+            raise MCATError(f"{flag(name)} lists the {what} {v:g} twice")
         seen.add(v)
 
 

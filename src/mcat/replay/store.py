@@ -135,13 +135,7 @@ class MultiTaskReplay:
                 f"an episode reached the replay capacity ({self.capacity}); use a larger capacity"
             )
         slots = self.ptr[tasks]
-        self.obs[tasks, slots] = obs
-        self.act[tasks, slots] = act
-        self.rew[tasks, slots] = rew
-        self.next_obs[tasks, slots] = next_obs
-        self.terminated[tasks, slots] = terminated
-        self.mc_return[tasks, slots] = 0.0
-        self.episode[tasks, slots] = self.current_episode[tasks]
+        self._write(tasks, slots, obs, act, rew, next_obs, terminated)
         self.ptr[tasks] = (slots + 1) % self.capacity
         self.size[tasks] = np.minimum(self.size[tasks] + 1, self.capacity)
         self.episode_length[tasks] += 1
@@ -151,12 +145,28 @@ class MultiTaskReplay:
         for task in tasks[ended]:
             self._finish_episode(int(task))
 
+    def _write(self, tasks, slots, obs, act, rew, next_obs, terminated) -> None:
+        """Store one transition per task at ``slots`` (counters are the caller's)."""
+        self.obs[tasks, slots] = obs
+        self.act[tasks, slots] = act
+        self.rew[tasks, slots] = rew
+        self.next_obs[tasks, slots] = next_obs
+        self.terminated[tasks, slots] = terminated
+        self.mc_return[tasks, slots] = 0.0
+        self.episode[tasks, slots] = self.current_episode[tasks]
+
     def _finish_episode(self, task: int) -> None:
         length = int(self.episode_length[task])
         slots = (self.ptr[task] - length + np.arange(length)) % self.capacity
-        self.mc_return[task, slots] = discounted_returns(self.rew[task, slots], self.gamma)
+        self._write_returns(task, slots, discounted_returns(self._rewards(task, slots), self.gamma))
         self.current_episode[task] += 1
         self.episode_length[task] = 0
+
+    def _rewards(self, task: int, slots: np.ndarray) -> np.ndarray:
+        return self.rew[task, slots]
+
+    def _write_returns(self, task: int, slots: np.ndarray, returns: np.ndarray) -> None:
+        self.mc_return[task, slots] = returns
 
     # ------------------------------------------------------------------ reading
     def sample(

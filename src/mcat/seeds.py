@@ -1,0 +1,279 @@
+"""The fast path's training loop: one run, or several seeds of one run, in one process.
+
+Each seed is an ordinary :class:`Trainer` (its own collector and environments, exploration and
+schedule generators, policy-transfer rule, logs, evaluation, checkpoints and run directory),
+except that its replay is its rows of one :class:`DeviceReplay` and its gradient steps are done
+for all seeds at once by one :class:`FastLearner`. All seeds advance in lockstep: each
+iteration computes every seed's actions in one call, steps every seed's environments, then does
+the gradient steps they earned (the same number for every seed).
+
+Several seeds write one directory each, ``OUT/seed<S>``, which holds exactly what a fast run of
+that seed alone writes (``mcat train --fast --seed S``): the seeds share no random stream. A run
+killed at any moment continues when the same command is run again; seeds whose newest
+checkpoint is ahead of the others' are taken back to the newest step that all seeds have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcat.agents.fast import FastLearner
+from mcat.collect import Collector
+from mcat.config import RunConfig
+from mcat.errors import MCATError
+from mcat.replay.device import DeviceReplay, SeedReplay
+from mcat.runs import (
+    CONFIG,
+    discard_checkpoints_after,
+    fmt_duration,
+    last_good_checkpoint,
+    list_checkpoints,
+    load_run_config,
+)
+from mcat.train import Trainer, config_differences
+from mcat.validation import check_distinct
+
+
+class SeedTrainer(Trainer):
+    """One seed of a :class:`SeedGroup` (see the module docstring)."""
+
+    def __init__(self, *args, group: SeedGroup, index: int, **kwargs):
+        self.group, self.index = group, index
+        self.saved_generator: torch.Tensor | None = None
+        super().__init__(*args, **kwargs)
+
+    def _make_replay(self, tasks: int, obs_dim: int, act_dim: int, capacity: int) -> SeedReplay:
+        return self.group.replay_view(
+            self.index, tasks, obs_dim, act_dim, capacity, self.cfg.agent.gamma
+        )
+
+    def state_dict(self) -> dict:
+        self.group.sync()
+        state = super().state_dict()
+        state["fast_rng"] = self.group.generators[self.index].get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.saved_generator = state.get("fast_rng")
+
+    def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
+        self.group.sync()
+        return super().evaluate()
+
+    def _progress(self, rate: float) -> None:
+        if self.group.learner is not None:
+            self.metrics = self.group.learner.metrics(self.index)
+        super()._progress(rate)
+
+
+def common_checkpoint_step(dirs: list[Path]) -> int | None:
+    """The newest checkpoint step that every run directory has (None if one has none)."""
+    steps = [{s for s, _ in list_checkpoints(d)} for d in dirs]
+    shared = set.intersection(*steps) if steps else set()
+    return max(shared) if shared else None
+
+
+class SeedGroup:
+    """Seeds ``seeds`` of ``cfg`` trained together; one run directory each (``out`` itself for
+    one seed, ``out/seed<S>`` for several)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        seeds: list[int],
+        out: Path,
+        overwrite: bool = False,
+        log: Callable[[str], None] = print,
+        resume: bool = False,
+    ):
+        check_distinct("seeds", [int(s) for s in seeds], "seed")
+        cfg.validate()
+        self.seeds = seeds
+        self.log = log
+        self.device = torch.device(cfg.device)
+        self.generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
+        self.store: DeviceReplay | None = None
+        self.learner: FastLearner | None = None
+        out = Path(out)
+        dirs = [out] if len(seeds) == 1 else [out / f"seed{s}" for s in seeds]
+        if not resume and not overwrite:
+            self._align(cfg, seeds, dirs)
+        self.trainers: list[SeedTrainer] = []
+        for i, (s, d) in enumerate(zip(seeds, dirs, strict=True)):
+            seed_log = log if len(seeds) == 1 else (lambda m, s=s: log(f"[seed {s}] {m}"))
+            c = dataclasses.replace(cfg, seed=int(s), fast=True)
+            if resume:
+                tr = SeedTrainer.resume(d, log=seed_log, group=self, index=i)
+            else:
+                tr = SeedTrainer.open(c, d, overwrite, seed_log, group=self, index=i)
+            assert isinstance(tr, SeedTrainer)
+            self.trainers.append(tr)
+        steps = {tr.env_steps for tr in self.trainers}
+        if len(steps) > 1:
+            raise MCATError(f"the seeds' runs are at different env steps {sorted(steps)}")
+        for tr, gen in zip(self.trainers, self.generators, strict=True):
+            if tr.saved_generator is not None:
+                gen.set_state(tr.saved_generator)
+        assert self.store is not None
+        self.store.flush()
+        self.learner = FastLearner(
+            [tr.agent for tr in self.trainers], self.store, self.generators, log=log
+        )
+
+    def _align(self, cfg: RunConfig, seeds: list[int], dirs: list[Path]) -> None:
+        """Take seeds whose checkpoints are ahead back to the newest step all seeds have, so
+        that they continue in lockstep (a run killed while writing its seeds' checkpoints).
+        Only when every directory holds this same run: anything else is left to
+        :meth:`Trainer.open` to continue or refuse."""
+        if len(dirs) < 2 or not all((d / CONFIG).is_file() for d in dirs):
+            return
+        for s, d in zip(seeds, dirs, strict=True):
+            try:
+                if config_differences(
+                    load_run_config(d), dataclasses.replace(cfg, seed=int(s), fast=True)
+                ):
+                    return
+            except MCATError:
+                return
+        step = common_checkpoint_step(dirs)
+        if step is None:
+            return
+        for d in dirs:
+            gone = discard_checkpoints_after(d, step)
+            if gone:
+                self.log(
+                    f"{d}: back to the checkpoint at step {step:,} (removed {', '.join(gone)})"
+                )
+
+    def replay_view(
+        self, index: int, tasks: int, obs_dim: int, act_dim: int, capacity: int, gamma: float
+    ) -> SeedReplay:
+        """Seed ``index``'s rows of the shared device replay (made by the first seed's call)."""
+        if self.store is None:
+            self.store = DeviceReplay(
+                len(self.seeds), tasks, obs_dim, act_dim, capacity, gamma, self.device
+            )
+        return self.store.views[index]
+
+    def sync(self) -> None:
+        if self.learner is not None:
+            self.learner.sync_to_agents()
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def env_steps(self) -> int:
+        return self.trainers[0].env_steps
+
+    def iterate(self) -> None:
+        trs = self.trainers
+        assert self.learner is not None and self.store is not None
+        cfg = trs[0].cfg
+        learning = self.env_steps >= cfg.learning_starts
+        if learning:
+            mean = self._actions()
+        for i, tr in enumerate(trs):
+            if learning:
+
+                def policy(obs: np.ndarray, col: Collector, i: int = i) -> np.ndarray:
+                    return self._explore(i, mean[i], col)
+
+                tr.collect(policy)
+            else:
+                tr.collect(tr.policy)
+        self.store.flush()
+        due = [tr.due_gradient_steps() for tr in trs]
+        if not due[0]:
+            return
+        warmup = None
+        if self.learner.rl_steps == 0:
+            empty = [
+                (s, v.size.tolist())
+                for s, v in zip(self.seeds, self.store.views, strict=True)
+                if not v.size.all()
+            ]
+            if empty:
+                raise MCATError(f"cannot sample: seed {empty[0][0]} has tasks without transitions")
+            what = self.learner.warmup_description()
+            if what:
+                self.log(
+                    f"step {self.env_steps:,}: learning starts with the model warm-up ({what})"
+                )
+                warmup = time.perf_counter()
+        for _ in range(due[0]):
+            self.learner.train_step()
+        if warmup is not None:
+            self.log(f"  warm-up done in {fmt_duration(time.perf_counter() - warmup)}")
+
+    def _actions(self) -> np.ndarray:
+        """Every seed's noise-free actions in one call; a seed whose last losses were not
+        finite stops the run."""
+        assert self.learner is not None
+        cols = [tr.collector for tr in self.trainers]
+        sources = np.stack(
+            [
+                np.where(tr.pt.slot_source >= 0, tr.pt.slot_source, -1)
+                if tr.pt is not None
+                else np.full(tr.collector.n, -1)
+                for tr in self.trainers
+            ]
+        )
+        mean, bad = self.learner.act(
+            np.stack([c.obs for c in cols]),
+            np.stack([c.ctx.delta for c in cols]),
+            np.stack([c.ctx.act for c in cols]),
+            np.stack([c.ctx.mask for c in cols]),
+            sources,
+            np.stack([c.slot_task for c in cols]),
+        )
+        if bad.any():
+            tr = self.trainers[int(np.flatnonzero(bad)[0])]
+            raise tr._fault(
+                f"non-finite loss (by gradient step {self.learner.rl_steps:,})", self.env_steps
+            )
+        return mean
+
+    def _explore(self, index: int, mean: np.ndarray, col: Collector) -> np.ndarray:
+        """``mean`` plus seed ``index``'s exploration noise, drawn from its generator in the
+        order of the default path (learned-policy slots first, then transferred ones)."""
+        tr = self.trainers[index]
+        noise = tr.cfg.agent.exploration_noise * col.max_action
+        if noise <= 0:
+            return mean
+        transfer = tr.pt.slot_source >= 0 if tr.pt is not None else np.zeros(len(mean), dtype=bool)
+        out = np.empty(mean.shape, dtype=np.float64)
+        for part in (~transfer, transfer) if transfer.any() else (np.ones(len(mean), bool),):
+            if part.any():
+                out[part] = np.clip(
+                    mean[part] + tr.rng.normal(0.0, noise, size=mean[part].shape),
+                    -col.max_action,
+                    col.max_action,
+                )
+        return out
+
+    def run(self, stop_at: int | None = None) -> list[dict | None]:
+        """Train every seed to the end (or to ``stop_at`` env steps, with a checkpoint); the
+        seeds' summaries."""
+        trs = self.trainers
+        stop = trs[0].cfg.steps if stop_at is None else min(stop_at, trs[0].cfg.steps)
+        try:
+            clocks = [tr.start_loop() for tr in trs]
+            while self.env_steps < stop:
+                self.iterate()
+                for tr, clock in zip(trs, clocks, strict=True):
+                    tr.after_iterate(clock)
+            return [tr.finish() for tr in trs]
+        except OSError as exc:
+            raise MCATError(
+                f"cannot write to a run directory: {exc.strerror or exc}; "
+                f"{last_good_checkpoint(trs[0].out)}"
+            ) from None
+        finally:
+            for tr in trs:
+                tr.close()

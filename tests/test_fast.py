@@ -1,0 +1,302 @@
+"""The fast path (mcat.agents.fast, mcat.replay.device, mcat.seeds): its replay windows equal the
+default replay's, its steps compute the default steps' losses and parameters on the same batches,
+several seeds in one process write exactly what single-seed runs write, and a multi-seed run
+killed anywhere continues identically.
+
+``MCAT_TEST_DEVICE=cuda`` runs the step checks on a GPU (with and without CUDA graphs)."""
+
+import copy
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mcat.agents.ctd3 import CTD3Agent
+from mcat.agents.fast import FastLearner, masked_contrastive, update_norm
+from mcat.agents.mcat import MCATAgent, MCATConfig
+from mcat.cli import main
+from mcat.learners.dynamics import contrastive_loss
+from mcat.models.nets import RunningNorm
+from mcat.replay import MultiTaskReplay
+from mcat.replay.device import DeviceReplay
+from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
+
+DEVICE = os.environ.get("MCAT_TEST_DEVICE", "cpu")
+T, OBS, ACT, CAP = 3, 5, 2, 400
+# float tolerance between the fast step and the default one: different but equivalent kernels
+# (foreach vs fused Adam, masked sums vs boolean selection, batched matrix products) differ in
+# the last bits; after the steps below the largest differences measured were ~1e-6
+ATOL, RTOL = 1e-4, 1e-3
+
+
+def filled_replay(seed: int = 0) -> MultiTaskReplay:
+    """Random episodes of 30-60 steps in every task (the ring wraps once)."""
+    rng = np.random.default_rng(seed)
+    rep = MultiTaskReplay(T, OBS, ACT, CAP, seed=seed)
+    left = rng.integers(30, 60, size=T)
+    obs = rng.normal(size=(T, OBS)).astype(np.float32)
+    for _ in range(450):
+        act = rng.uniform(-1, 1, size=(T, ACT)).astype(np.float32)
+        nxt = (obs + 0.1 * rng.normal(size=(T, OBS))).astype(np.float32)
+        left -= 1
+        ended = left == 0
+        rep.add(
+            obs,
+            act,
+            rng.normal(size=T).astype(np.float32),
+            nxt,
+            ended & (rng.random(T) < 0.5),
+            ended,
+        )
+        obs = np.where(ended[:, None], rng.normal(size=(T, OBS)), nxt).astype(np.float32)
+        left[ended] = rng.integers(30, 60, size=int(ended.sum()))
+    return rep
+
+
+def device_copy(rep: MultiTaskReplay, seeds: int = 1) -> DeviceReplay:
+    store = DeviceReplay(seeds, T, OBS, ACT, CAP, rep.gamma, DEVICE)
+    for view in store.views:
+        view.load_state_dict(rep.state_dict())
+    return store
+
+
+def test_device_replay_windows_equal_the_default_replay():
+    rep = filled_replay()
+    store = device_copy(rep)
+    u = np.random.default_rng(1).random((T, 64)).astype(np.float32)
+
+    class Fixed:  # the default replay's generator, drawing the same numbers
+        def random(self, shape):
+            return u.astype(np.float64)
+
+    for context, future in ((10, 0), (4, 6), (0, 0)):
+        expected = rep.sample(64, context=context, future=future, rng=Fixed())
+        got = store.gather(torch.from_numpy(u).to(DEVICE), context, future)
+        for name, value in got.items():
+            np.testing.assert_array_equal(value.cpu().numpy(), getattr(expected, name), name)
+    # episodes that wrap the ring and episodes still running are both there
+    assert expected.mc_valid.min() == 0 and expected.mc_valid.max() == 1
+
+
+def test_graph_safe_pieces_equal_the_originals():
+    z = torch.randn(3, 8, 4)
+    torch.testing.assert_close(masked_contrastive(z, 1.0), contrastive_loss(z, 1.0))
+    norm = RunningNorm(4)
+    x, mask = torch.randn(2, 6, 4), (torch.rand(2, 6) > 0.3).float()
+    stacked = {k: v[None].clone() for k, v in norm.state_dict().items()}
+    for _ in range(3):
+        norm.update(x, mask)
+        update_norm(stacked, "", x[None], mask[None])
+    for k, v in norm.state_dict().items():
+        torch.testing.assert_close(stacked[k][0], v)
+
+
+class Queue:
+    """A replay whose sample() hands out prepared batches in order (the default agent's side)."""
+
+    def __init__(self, batches):
+        self.batches, self.num_tasks = list(batches), T
+
+    def sample(self, *args, **kwargs):
+        return self.batches.pop(0)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-seed", "vmapped"])
+def test_fast_steps_equal_the_default_steps_on_the_same_batches(batched):
+    torch.manual_seed(0)
+    cfg = MCATConfig(hidden=(64, 64), encoder_hidden=(32, 32), model_hidden=32, history=4, future=3)
+    agent = MCATAgent(OBS, ACT, cfg, device=DEVICE)
+    twin = copy.deepcopy(agent)
+    rep = filled_replay()
+    gen = torch.Generator(DEVICE).manual_seed(0)
+    learner = FastLearner([twin], device_copy(rep), [gen], graphs=False, batched=batched)
+    rng = np.random.default_rng(3)
+    batches = [
+        rep.sample(cfg.model_batch_size, context=cfg.history, future=cfg.future, rng=rng),
+        rep.sample(cfg.model_batch_size, context=cfg.history, future=cfg.future, rng=rng),
+        rep.sample(cfg.feature_segments, context=cfg.history, rng=rng),
+        rep.sample(cfg.translator_batch_size, rng=rng),
+        rep.sample(cfg.translator_batch_size, rng=rng),
+        rep.sample(cfg.batch_size, context=cfg.history, rng=rng),
+        rep.sample(cfg.batch_size, context=cfg.history, rng=rng),
+    ]
+    fields = [f for f in batches[0].__dataclass_fields__ if f not in ("tasks", "slot")]
+    as_torch = [
+        {
+            f: torch.as_tensor(np.ascontiguousarray(getattr(b, f)), device=DEVICE)[None]
+            for f in fields
+        }
+        for b in batches
+    ]
+    learner._sample = lambda *a, **k: as_torch.pop(0)  # type: ignore[method-assign]
+    default = Queue(batches)
+    expected = CTD3Agent.update_models(agent, default, 2)
+    learner._model_step()
+    learner._model_step()
+    expected |= agent.update_translator(default, 2)
+    learner._feature_step()
+    learner._translator_step()
+    learner._translator_step()
+    for actor in (False, True):
+        torch.manual_seed(11)  # the target-policy noise: the same draws on both sides
+        gen.manual_seed(11)
+        expected |= agent.update_rl(default)
+        learner._rl_step(actor)
+    got = learner.metrics(0)
+    assert set(got) == set(expected)
+    for k in expected:
+        assert got[k] == pytest.approx(expected[k], rel=RTOL, abs=ATOL), k
+    learner.rl_steps, learner.model_steps_done, learner.translator_steps_done = 2, 2, 2
+    learner.has_features = True
+    learner.sync_to_agents()
+    worst = 0.0
+    for name, module in agent.modules().items():
+        if isinstance(module, torch.nn.Module):
+            mine = dict(
+                (*twin.modules()[name].named_parameters(), *twin.modules()[name].named_buffers())
+            )
+            for key, value in (*module.named_parameters(), *module.named_buffers()):
+                torch.testing.assert_close(mine[key], value, atol=ATOL, rtol=RTOL)
+                worst = max(worst, float((mine[key] - value).detach().abs().max()))
+        else:  # optimiser moments
+            mine_opt = twin.modules()[name]
+            for p, q in zip(
+                [p for g in module.param_groups for p in g["params"]],
+                [p for g in mine_opt.param_groups for p in g["params"]],
+                strict=True,
+            ):
+                for key in ("exp_avg", "exp_avg_sq"):
+                    torch.testing.assert_close(
+                        mine_opt.state[q][key], module.state[p][key], atol=ATOL, rtol=RTOL
+                    )
+                assert float(mine_opt.state[q]["step"]) == float(module.state[p]["step"])
+    torch.testing.assert_close(twin.features, agent.features, atol=ATOL, rtol=RTOL)
+    assert worst > 0 or batched is False  # the check compares real, moved parameters
+    assert worst < 1e-4
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs need a GPU (MCAT_TEST_DEVICE=cuda)")
+def test_cuda_graphs_equal_eager_steps():
+    torch.manual_seed(0)
+    cfg = MCATConfig(
+        history=4,
+        future=3,
+        model_warmup_steps=5,
+        translator_warmup_steps=5,
+        model_every=4,
+        model_steps=2,
+        translator_steps=2,
+    )
+    agents = [MCATAgent(OBS, ACT, cfg, device=DEVICE) for _ in range(2)]
+    rep = filled_replay()
+    learners = []
+    for graphs in (False, True):
+        gens = [torch.Generator(DEVICE).manual_seed(s) for s in range(2)]
+        learners.append(
+            FastLearner(
+                copy.deepcopy(agents), device_copy(rep, 2), gens, graphs=graphs, batched=True
+            )
+        )
+    for _ in range(20):
+        for learner in learners:
+            learner.train_step()
+    assert learners[1]._graphs, "nothing was captured"
+    for learner in learners:
+        learner.sync_to_agents()
+    for a, b in zip(learners[0].agents, learners[1].agents, strict=True):
+        for (k, p), (_, q) in zip(
+            a.actor.named_parameters(), b.actor.named_parameters(), strict=True
+        ):
+            torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=k)
+
+
+# ---------------------------------------------------------------------- several seeds, CLI
+FAST = [
+    "train",
+    "point-gain",
+    "--algo",
+    "mcat",
+    "--steps",
+    "900",
+    "--learning-starts",
+    "250",
+    "--eval-every",
+    "300",
+    "--checkpoint-every",
+    "300",
+    "--batch-size",
+    "16",
+    "--threads",
+    "1",
+    "--set",
+    "agent.hidden=[32,32]",
+    "--set",
+    "agent.model_warmup_steps=10",
+    "--set",
+    "agent.translator_warmup_steps=10",
+    "--set",
+    "agent.model_every=20",
+    "--set",
+    "agent.model_steps=2",
+    "--set",
+    "agent.translator_steps=2",
+    "--quiet",
+]
+LOGS = ("metrics.csv", "episodes.csv", "transfer.csv")
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fast") / "seeds"
+    assert main([*FAST, "--seeds", "0", "2", "--out", str(out)]) == 0
+    return out
+
+
+def test_seeds_in_one_process_equal_single_seed_runs(two_seeds, tmp_path):
+    assert main([*FAST, "--fast", "--seed", "2", "--out", str(tmp_path / "alone")]) == 0
+    for name in LOGS:
+        alone = (tmp_path / "alone" / name).read_bytes()
+        assert (two_seeds / "seed2" / name).read_bytes() == alone, name
+    # and the two seeds are different runs
+    assert (two_seeds / "seed0" / "episodes.csv").read_bytes() != alone
+
+
+def test_seeds_killed_and_rerun_continue_identically(two_seeds, tmp_path):
+    """Killed mid-iteration after seed 0's checkpoint of step 600 was written but before seed
+    2's (the kill comes at 620; seed 2's file is then removed, standing for a kill between the
+    two writes): the re-run takes seed 0 back to step 300 and both continue identically."""
+    crash_at = 620
+    out = tmp_path / "seeds"
+    cmd = [sys.executable, "-m", "mcat.cli", *FAST, "--seeds", "0", "2", "--out", str(out)]
+    env = dict(os.environ, MCAT_TEST_CRASH=f"step:{crash_at}")
+    killed = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    for f in (out / "seed2" / "checkpoints").glob("step-000000600*"):
+        f.unlink()
+    assert main([*FAST, "--seeds", "0", "2", "--out", str(out)]) == 0
+    for seed in ("seed0", "seed2"):
+        for name in LOGS:
+            assert (out / seed / name).read_bytes() == (two_seeds / seed / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seeds", "1", "1"], "seeds"),
+        (["--seeds", "1", "--seed", "2"], "--seed"),
+        (["--seeds", "1", "--resume", "runs/x"], "--resume"),
+        (["--seeds", "-1"], "seeds"),
+    ],
+)
+def test_bad_seed_lists_give_one_line(extra, message, tmp_path, capsys):
+    try:
+        code = main([*FAST, *extra, "--out", str(tmp_path / "x")])
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "x").exists()
