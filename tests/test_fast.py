@@ -220,13 +220,13 @@ FAST = [
     "--algo",
     "mcat",
     "--steps",
-    "900",
+    "600",
     "--learning-starts",
-    "250",
+    "150",
     "--eval-every",
-    "300",
+    "200",
     "--checkpoint-every",
-    "300",
+    "200",
     "--batch-size",
     "16",
     "--threads",
@@ -265,16 +265,16 @@ def test_seeds_in_one_process_equal_single_seed_runs(two_seeds, tmp_path):
 
 
 def test_seeds_killed_and_rerun_continue_identically(two_seeds, tmp_path):
-    """Killed mid-iteration after seed 0's checkpoint of step 600 was written but before seed
-    2's (the kill comes at 620; seed 2's file is then removed, standing for a kill between the
-    two writes): the re-run takes seed 0 back to step 300 and both continue identically."""
-    crash_at = 620
+    """Killed mid-iteration after seed 0's checkpoint of step 400 was written but before seed
+    2's (the kill comes at 420; seed 2's file is then removed, standing for a kill between the
+    two writes): the re-run takes seed 0 back to step 200 and both continue identically."""
+    crash_at = 420
     out = tmp_path / "seeds"
     cmd = [sys.executable, "-m", "mcat.cli", *FAST, "--seeds", "0", "2", "--out", str(out)]
     env = dict(os.environ, MCAT_TEST_CRASH=f"step:{crash_at}")
     killed = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
-    for f in (out / "seed2" / "checkpoints").glob("step-000000600*"):
+    for f in (out / "seed2" / "checkpoints").glob("step-000000400*"):
         f.unlink()
     assert main([*FAST, "--seeds", "0", "2", "--out", str(out)]) == 0
     for seed in ("seed0", "seed2"):

@@ -63,6 +63,10 @@ class SeedTrainer(Trainer):
         super().load_state_dict(state)
         self.saved_generator = state.get("fast_rng")
 
+    def checkpoint(self) -> None:
+        self.group.sync()  # the parameters checked for NaN and saved are the learner's
+        super().checkpoint()
+
     def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
         self.group.sync()
         return super().evaluate()

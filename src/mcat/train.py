@@ -239,6 +239,11 @@ class Trainer:
         checkpoint: Checkpoint | None = None,
     ):
         cfg.validate()
+        if cfg.fast and type(self) is Trainer:
+            raise MCATError(
+                "this run is on the fast path (fast: true): run it with mcat.train.train, "
+                "mcat.seeds.SeedGroup or `mcat train` (--resume DIR continues it)"
+            )
         self.cfg, self.out, self.log = cfg, Path(out), log
         self.train_tasks, self.test_tasks = run_tasks(cfg)
         if checkpoint is None:
