@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from toy_runs import TOY_AGENT, quiet, toy_config  # noqa: E402
+from toy_runs import TOY_AGENT, quiet, toy_config
 
 DATA = Path(__file__).parent / "data" / "regression"
 LOGS = ("metrics.csv", "episodes.csv", "transfer.csv")

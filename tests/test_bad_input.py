@@ -60,6 +60,7 @@ def _bases(run, tmp):
         "eval": ["eval", str(run)],
         "plot": ["plot", str(run), "-o", str(tmp / "ok.png")],
         "presets": ["presets"],
+        "algos": ["algos"],
         "transfer": ["transfer", "point-gain", "--source", "1", "--target", "1.5", *small],
         "transfer-matrix": ["transfer-matrix", "point-gain", "--tasks", "1", "1.5", *small],
     }

@@ -394,6 +394,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_algos(args: argparse.Namespace) -> int:
+    """The registered algorithms (built-in and from plugins)."""
+    from mcat.algos import list_algos
+
+    for algo in list_algos():
+        print(f"{algo.name:12} {algo.description}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     """The shipped presets (the paper's settings) with their notes."""
     from mcat.presets import PRESET_DIR, list_presets
@@ -583,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--algo",
         help=(
             "algorithm: ctd3 (default, context TD3), "
-            "mcat (ctd3 + self-imitation + policy transfer) or td3 (no context)"
+            "mcat (ctd3 + self-imitation + policy transfer), td3 (no context), "
+            "or one a plugin registers (`mcat algos` lists them)"
         ),
     )
     p.add_argument(
@@ -738,6 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the presets: the paper's settings for mcat train")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("algos", help="list the algorithms (--algo of mcat train), plugins included")
+    p.set_defaults(func=cmd_algos)
 
     p = sub.add_parser("plot", help="learning curves of runs (mean and standard error over seeds)")
     p.add_argument("run_dirs", nargs="+")

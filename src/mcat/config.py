@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcat.agents.ctd3 import CTD3Config, TD3Config
+from mcat.agents.ctd3 import CTD3Config
 from mcat.agents.mcat import MCATConfig
+from mcat.algos import get_algo
 from mcat.errors import MCATError
 from mcat.validation import (
     MAX_INT,
@@ -24,8 +25,6 @@ from mcat.validation import (
     check_seed,
     check_threads,
 )
-
-ALGOS = {"ctd3": CTD3Config, "td3": TD3Config, "mcat": MCATConfig}
 
 
 @dataclass
@@ -91,11 +90,10 @@ class RunConfig:
     def validate(self) -> None:
         from mcat.tasks import check_reward_delay, get_family
 
-        if self.algo not in ALGOS:
-            raise MCATError(f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
-        if type(self.agent) is not ALGOS[self.algo]:
+        config_class = get_algo(self.algo).config
+        if type(self.agent) is not config_class:
             raise MCATError(
-                f"algo {self.algo} needs an agent config of type {ALGOS[self.algo].__name__}, "
+                f"algo {self.algo} needs an agent config of type {config_class.__name__}, "
                 f"got {type(self.agent).__name__}"
             )
         family = get_family(self.family)
@@ -132,7 +130,17 @@ class RunConfig:
                 "(a source and a target), "
                 f"got {n}; add training tasks or turn it off (--no-pt)"
             )
-        self.agent.validate()
+        if self.fast:
+            from mcat.agents.ctd3 import CTD3Agent
+            from mcat.agents.mcat import MCATAgent
+
+            if get_algo(self.algo).agent not in (CTD3Agent, MCATAgent):
+                raise MCATError(
+                    f"the fast path runs ctd3, td3 and mcat; algo {self.algo} runs without --fast"
+                )
+        validate = getattr(self.agent, "validate", None)  # a plugin's config may have none
+        if callable(validate):
+            validate()
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -204,15 +212,17 @@ def run_config_from_dict(data: dict) -> RunConfig:
     data = dict(data)
     agent = data.pop("agent", {})
     algo = data.get("algo", "ctd3")
-    if algo not in ALGOS:
-        raise MCATError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
+    if not isinstance(algo, str):
+        raise MCATError(f"algo must be a name, got {algo!r}")
+    config_class = get_algo(algo).config
     if "family" not in data:
         raise MCATError("config needs a 'family'")
     cfg = dataclass_from_dict(RunConfig, data)
     agent = dict(agent)
-    if "use_context" in agent and agent["use_context"] != ALGOS[algo]().use_context:
+    fixed = getattr(config_class(), "use_context", None)
+    if "use_context" in agent and fixed is not None and agent["use_context"] != fixed:
         raise MCATError(f"agent.use_context={agent['use_context']} contradicts algo {algo}")
-    cfg.agent = dataclass_from_dict(ALGOS[algo], agent, where="agent.")
+    cfg.agent = dataclass_from_dict(config_class, agent, where="agent.")
     return cfg
 
 

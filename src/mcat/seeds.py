@@ -98,6 +98,7 @@ class SeedGroup:
         resume: bool = False,
     ):
         check_distinct("seeds", [int(s) for s in seeds], "seed")
+        cfg = dataclasses.replace(cfg, fast=True)
         cfg.validate()
         self.seeds = seeds
         self.log = log

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Agent
-from mcat.agents.mcat import MCATAgent, MCATConfig
+from mcat.agents.mcat import MCATConfig
+from mcat.algos import get_algo
 from mcat.collect import Collector, evaluate, space_dims
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
@@ -76,7 +77,8 @@ def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
 
 
 def build_agent(cfg: RunConfig, obs_dim: int, act_dim: int, max_action: float) -> CTD3Agent:
-    cls = MCATAgent if isinstance(cfg.agent, MCATConfig) else CTD3Agent
+    """The agent of ``cfg.algo`` (see :mod:`mcat.algos`)."""
+    cls = get_algo(cfg.algo).agent
     return cls(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device)
 
 

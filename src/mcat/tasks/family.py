@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
 from mcat.errors import MCATError
+from mcat.plugins import load_plugins
 from mcat.tasks.wrappers import DelayedReward
 
 TaskValue = float | int
@@ -203,8 +203,6 @@ def _quiet_known_model_warnings() -> Iterator[None]:
 
 
 _REGISTRY: dict[str, TaskFamily] = {}
-_PLUGINS_LOADED = False
-PLUGIN_ENV_VAR = "MCAT_PLUGINS"
 PLUGIN_GROUP = "mcat.families"
 
 
@@ -224,22 +222,7 @@ def register_family(family: TaskFamily, *, overwrite: bool = False) -> TaskFamil
 def _load_plugins() -> None:
     """Import user modules that register families: the ``mcat.families`` entry-point group of
     installed packages, and the comma-separated module names in ``$MCAT_PLUGINS``."""
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
-        return
-    _PLUGINS_LOADED = True
-    import importlib
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=PLUGIN_GROUP):
-        ep.load()
-    for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV_VAR, "").split(","))):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise MCATError(
-                f"cannot import plugin module {module!r} named in ${PLUGIN_ENV_VAR}: {exc}"
-            ) from None
+    load_plugins(PLUGIN_GROUP)
 
 
 def list_families() -> list[str]:
