@@ -111,10 +111,9 @@ def time_ctd3(
             trainer.iterate()
         # the one-off warm-up(s), not timed
         trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)
-        if trainer.pt is not None:
-            trainer.pt.slot_source[[1, 2]] = (
-                0  # tasks 0.2 and 0.3 act with task 0.1's transferred policy
-            )
+        pt = getattr(trainer.agent, "pt", None)
+        if pt is not None:
+            pt.slot_source[[1, 2]] = 0  # tasks 0.2 and 0.3 act with task 0.1's transferred policy
         timers = Timers(device)
         if breakdown is not None:
             timers.wrap(trainer, "policy", "acting")
@@ -171,8 +170,9 @@ def time_fast(
         while group.env_steps < WARMUP:
             group.iterate()
         for tr in group.trainers:
-            assert tr.pt is not None
-            tr.pt.slot_source[[1, 2]] = 0  # tasks 0.2 and 0.3 act with task 0.1's policy
+            pt = getattr(tr.agent, "pt", None)
+            assert pt is not None
+            pt.slot_source[[1, 2]] = 0  # tasks 0.2 and 0.3 act with task 0.1's policy
         # the one-off warm-ups, and every step kind run until its graph is captured
         for _ in range(2 * 250 + 10):
             group.iterate()

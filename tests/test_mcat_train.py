@@ -162,7 +162,7 @@ def test_without_pt_no_translator_and_no_transfer_log(tmp_path, easy_hard_run):
     )
     trainer = Trainer(cfg, tmp_path / "nopt", log=quiet)
     trainer.run()
-    assert trainer.agent.translator_steps_done == 0 and trainer.pt is None
+    assert trainer.agent.translator_steps_done == 0 and trainer.agent.pt is None
     assert not (tmp_path / "nopt" / "transfer.csv").exists()
     # plotted as its own group beside MCAT
     from mcat.plot import plot_runs
@@ -183,7 +183,7 @@ def test_mcat_resumes_with_its_transfer_state(easy_hard_run, tmp_path):
         (run / "checkpoints" / name).unlink()
     (run / "summary.json").unlink()
     trainer = Trainer.resume(run, log=quiet)
-    assert trainer.env_steps == 5950 and trainer.pt is not None
+    assert trainer.env_steps == 5950 and trainer.agent.pt is not None
     trainer.run()
     for name in ("metrics.csv", "episodes.csv", "transfer.csv", "transfer_summary.csv"):
         assert (run / name).read_bytes() == (easy_hard_run / name).read_bytes(), name

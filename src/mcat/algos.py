@@ -68,6 +68,35 @@ class Agent(Protocol):
 
     def load_state_dict(self, state: dict, policy_only: bool = False) -> None: ...
 
+    # collection hooks (CTD3Agent's defaults: the learned policy collects, nothing extra; MCAT's
+    # policy transfer is its override of these)
+    def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None: ...
+
+    def act_collect(
+        self,
+        obs: np.ndarray,
+        z: torch.Tensor,
+        slot_task: np.ndarray,
+        noise: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray: ...
+
+    def slot_sources(self) -> np.ndarray | None: ...
+
+    def log_files(self) -> dict[str, list[str]]: ...
+
+    def episode_ended(
+        self, task: int, slot: int, ret: float, next_task: int, step: int, learning: bool
+    ) -> dict[str, list[list]]: ...
+
+    def evaluation_report(
+        self, step: int
+    ) -> tuple[dict[str, list[list]], dict[str, float], str]: ...
+
+    def collection_state(self) -> dict | None: ...
+
+    def load_collection_state(self, state: dict | None) -> None: ...
+
 
 @dataclass(frozen=True)
 class Algo:

@@ -116,6 +116,7 @@ class PolicyTransfer:
 
 
 RANDOM = -2  # an episode begun before learning started (random actions): not scored
+TRANSFER, TRANSFER_SUMMARY = "transfer.csv", "transfer_summary.csv"  # the logs of a run
 TRANSFER_COLUMNS = ["step", "task", "policy", "source", "return", "own_recent", "source_recent"]
 TRANSFER_SUMMARY_COLUMNS = [
     "step",

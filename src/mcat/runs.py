@@ -34,6 +34,7 @@ import torch
 
 from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_to_dict
 from mcat.errors import MCATError
+from mcat.policy_transfer import TRANSFER, TRANSFER_SUMMARY  # MCAT's logs, named for readers
 
 CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = (
     "config.json",
@@ -42,7 +43,6 @@ CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = (
     "summary.json",
     "checkpoints",
 )
-TRANSFER, TRANSFER_SUMMARY = "transfer.csv", "transfer_summary.csv"  # MCAT's policy-transfer logs
 LEGACY_CHECKPOINT = (
     "checkpoints/latest.pt"  # runs written before resumable checkpoints (still loadable)
 )

@@ -221,14 +221,7 @@ class SeedGroup:
         finite stops the run."""
         assert self.learner is not None
         cols = [tr.collector for tr in self.trainers]
-        sources = np.stack(
-            [
-                np.where(tr.pt.slot_source >= 0, tr.pt.slot_source, -1)
-                if tr.pt is not None
-                else np.full(tr.collector.n, -1)
-                for tr in self.trainers
-            ]
-        )
+        sources = np.stack([self._sources(tr) for tr in self.trainers])
         mean, bad = self.learner.act(
             np.stack([c.obs for c in cols]),
             np.stack([c.ctx.delta for c in cols]),
@@ -244,6 +237,12 @@ class SeedGroup:
             )
         return mean
 
+    @staticmethod
+    def _sources(tr: Trainer) -> np.ndarray:
+        """Each slot's source task of a transferred policy, -1 for the learned policy."""
+        sources = tr.agent.slot_sources()
+        return np.full(tr.collector.n, -1) if sources is None else sources
+
     def _explore(self, index: int, mean: np.ndarray, col: Collector) -> np.ndarray:
         """``mean`` plus seed ``index``'s exploration noise, drawn from its generator in the
         order of the default path (learned-policy slots first, then transferred ones)."""
@@ -251,7 +250,7 @@ class SeedGroup:
         noise = tr.cfg.agent.exploration_noise * col.max_action
         if noise <= 0:
             return mean
-        transfer = tr.pt.slot_source >= 0 if tr.pt is not None else np.zeros(len(mean), dtype=bool)
+        transfer = self._sources(tr) >= 0
         out = np.empty(mean.shape, dtype=np.float64)
         for part in (~transfer, transfer) if transfer.any() else (np.ones(len(mean), bool),):
             if part.any():

@@ -16,12 +16,10 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Agent
-from mcat.agents.mcat import MCATConfig
 from mcat.algos import get_algo
 from mcat.collect import Collector, evaluate, space_dims
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
-from mcat.policy_transfer import TRANSFER_COLUMNS, TRANSFER_SUMMARY_COLUMNS, TransferActing
 from mcat.replay import MultiTaskReplay
 from mcat.runs import (
     CHECKPOINT_FORMAT,
@@ -30,8 +28,6 @@ from mcat.runs import (
     EPISODES,
     METRICS,
     SUMMARY,
-    TRANSFER,
-    TRANSFER_SUMMARY,
     Checkpoint,
     CsvLog,
     crash_point,
@@ -225,8 +221,9 @@ class Trainer:
     A checkpoint holds :meth:`state_dict`: ``agent`` (networks, optimisers, normalisers and
     counters, tensors), ``rng_torch`` (torch generators) and ``data`` (NumPy/Python: replay,
     collector with every environment's state, trainer counters and generator, Python and NumPy
-    generators, CSV lengths) and, for MCAT with policy transfer, ``data["pt"]`` (the rule's
-    history and each slot's current choice). An algorithm with more state extends
+    generators, CSV lengths) and ``data["pt"]``, the algorithm's collection state when it has
+    one (MCAT with policy transfer: the rule's history and each slot's current choice; the key
+    keeps its old name so that older checkpoints resume). An algorithm with more state extends
     :meth:`state_dict` and :meth:`load_state_dict` in a subclass, adding its own key under
     ``data`` (or a key of tensors at the top).
     """
@@ -275,13 +272,8 @@ class Trainer:
         col = self.collector
         self.replay = self._make_replay(T, col.obs_dim, col.act_dim, capacity)
         self.agent = build_agent(cfg, col.obs_dim, col.act_dim, col.max_action)
-        # MCAT's policy transfer: which policy collects each slot's episode
-        # (None: always the learned one)
-        self.pt = None
-        if isinstance(cfg.agent, MCATConfig) and cfg.agent.policy_transfer:
-            self.pt = TransferActing(
-                self.agent, self.train_tasks, col.n, cfg.agent.pt_config(), cfg.learning_starts
-            )
+        # the algorithm's own part of collection (MCAT: which policy collects each episode)
+        self.agent.start_collection(self.train_tasks, col.n, cfg.learning_starts)
         self.rng = np.random.default_rng(cfg.seed + 1)
         self.credit = 0.0  # gradient steps earned and not yet done
         self.metrics: dict[str, float] = {}
@@ -326,16 +318,11 @@ class Trainer:
             ["step", "task", "return", "length"],
             self._log_offsets.get(EPISODES),
         )
-        self.transfer_log = self.transfer_summary_log = None
-        if self.pt is not None:
-            self.transfer_log = CsvLog(
-                self.out / TRANSFER, TRANSFER_COLUMNS, self._log_offsets.get(TRANSFER)
-            )
-            self.transfer_summary_log = CsvLog(
-                self.out / TRANSFER_SUMMARY,
-                TRANSFER_SUMMARY_COLUMNS,
-                self._log_offsets.get(TRANSFER_SUMMARY),
-            )
+        # the algorithm's extra logs (MCAT: transfer.csv and transfer_summary.csv)
+        self.extra_logs = {
+            name: CsvLog(self.out / name, columns, self._log_offsets.get(name))
+            for name, columns in self.agent.log_files().items()
+        }
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step hides events the killed session logged after the checkpoint (TensorBoard
@@ -424,9 +411,9 @@ class Trainer:
         if col.env_steps < self.cfg.learning_starts:
             return self.rng.uniform(-col.max_action, col.max_action, size=(col.n, col.act_dim))
         z = self.agent.context(col.ctx.delta, col.ctx.act, col.ctx.mask)
-        if self.pt is not None:
-            return self.pt.act(obs, z, col.slot_task, self.cfg.agent.exploration_noise, self.rng)
-        return self.agent.act(obs, z, noise=self.cfg.agent.exploration_noise, rng=self.rng)
+        return self.agent.act_collect(
+            obs, z, col.slot_task, self.cfg.agent.exploration_noise, self.rng
+        )
 
     def iterate(self) -> None:
         self.collect(self.policy)
@@ -453,18 +440,23 @@ class Trainer:
         )
         for e in finished:
             self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
-        if self.pt is not None:
-            assert self.transfer_log is not None  # opened with self.pt
-            learning = step >= cfg.learning_starts
-            self.transfer_log.write(
-                [
-                    self.pt.episode_ended(
-                        e.task, e.slot, e.ret, int(self.collector.slot_task[e.slot]), step, learning
-                    )
-                    for e in finished
-                ]
-            )
+        learning = step >= cfg.learning_starts
+        rows: dict[str, list[list]] = {}
+        for e in finished:
+            next_task = int(self.collector.slot_task[e.slot])
+            for name, new in self.agent.episode_ended(
+                e.task, e.slot, e.ret, next_task, step, learning
+            ).items():
+                rows.setdefault(name, []).extend(new)
+        self._write_extra(rows)
         self.last_episode_step = step
+
+    def _write_extra(self, rows: dict[str, list[list]]) -> None:
+        """Rows an algorithm gives for its extra log files."""
+        for name, new in rows.items():
+            if name not in self.extra_logs:
+                raise MCATError(f"algo {self.cfg.algo} wrote to {name}, not among its log_files()")
+            self.extra_logs[name].write(new)
 
     def due_gradient_steps(self) -> int:
         """The gradient steps the last collection step earned (none before learning starts or
@@ -540,18 +532,11 @@ class Trainer:
             if res:
                 self.tb.add_scalar(f"eval/{split}_mean", float(np.mean(list(res.values()))), step)
         test = f", test {np.mean(list(te.values())):.1f}" if te else ""
-        pt = ""
-        if self.pt is not None:
-            assert self.transfer_summary_log is not None  # opened with self.pt
-            pt_rows = self.pt.summary_rows(step)
-            self.transfer_summary_log.write(pt_rows)
-            for row in pt_rows:
-                self.tb.add_scalar(f"pt/transferred_episodes/task_{row[1]}", row[3], step)
-            pt = (
-                f" | policy transfer: {sum(r[3] for r in pt_rows)} of {sum(r[2] for r in pt_rows)} "
-                "episodes since the last evaluation"
-            )
-        self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}{pt}")
+        extra_rows, scalars, extra = self.agent.evaluation_report(step)
+        self._write_extra(extra_rows)
+        for tag, value in scalars.items():
+            self.tb.add_scalar(tag, value, step)
+        self.log(f"  eval @ {step:,}: train {np.mean(list(tr.values())):.1f}{test}{extra}")
         return tr, te
 
     # ------------------------------------------------------------------ checkpoints
@@ -580,15 +565,10 @@ class Trainer:
                 "logs": {METRICS: self.metrics_log.tell(), EPISODES: self.episodes_log.tell()},
             },
         }
-        if self.pt is not None:
-            assert self.transfer_log is not None and self.transfer_summary_log is not None
-            state["data"]["pt"] = self.pt.state_dict()
-            state["data"]["logs"].update(
-                {
-                    TRANSFER: self.transfer_log.tell(),
-                    TRANSFER_SUMMARY: self.transfer_summary_log.tell(),
-                }
-            )
+        collection = self.agent.collection_state()
+        if collection is not None:  # MCAT's policy transfer (under its old key, "pt")
+            state["data"]["pt"] = collection
+        state["data"]["logs"].update({name: log.tell() for name, log in self.extra_logs.items()})
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -596,8 +576,7 @@ class Trainer:
         self.agent.load_state_dict(state["agent"])
         data = from_saved(state["data"])
         self.collector.load_state_dict(data["collector"])
-        if self.pt is not None:
-            self.pt.load_state_dict(data["pt"])
+        self.agent.load_collection_state(data.get("pt"))
         self.replay.load_state_dict(data["replay"])
         if (
             "arrays" not in data["replay"]
@@ -763,14 +742,8 @@ class Trainer:
 
     def close(self) -> None:
         self.tb.close()
-        for log in (
-            self.metrics_log,
-            self.episodes_log,
-            self.transfer_log,
-            self.transfer_summary_log,
-        ):
-            if log is not None:
-                log.close()
+        for log in (self.metrics_log, self.episodes_log, *self.extra_logs.values()):
+            log.close()
 
 
 def _install_test_hooks(trainer: Trainer) -> None:

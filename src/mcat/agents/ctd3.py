@@ -371,6 +371,54 @@ class CTD3Agent:
         )
         return encoder(b["ctx_delta"], b["ctx_act"], b["ctx_mask"]).mean(1)
 
+    # ------------------------------------------------------------------ collection hooks
+    # The training loop calls these around data collection; an algorithm that decides more than
+    # the actions (MCAT: which policy collects each episode) overrides them. The defaults: the
+    # learned policy collects everything, no extra logs, no extra state.
+    def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None:
+        """Called once by the training loop: the training tasks, the number of environment
+        slots collected at once, and the env step where learning starts."""
+
+    def act_collect(
+        self,
+        obs: np.ndarray,
+        z: torch.Tensor,
+        slot_task: np.ndarray,
+        noise: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Actions of every environment slot while collecting (``slot_task``: each slot's task
+        index); :meth:`act` with exploration noise by default."""
+        return self.act(obs, z, noise=noise, rng=rng)
+
+    def slot_sources(self) -> np.ndarray | None:
+        """For each slot, the task whose transferred policy collects its episode (-1: the
+        learned policy), or None when the algorithm never transfers (read by the fast path)."""
+        return None
+
+    def log_files(self) -> dict[str, list[str]]:
+        """Extra CSV files of a run (name -> columns), written through the two hooks below."""
+        return {}
+
+    def episode_ended(
+        self, task: int, slot: int, ret: float, next_task: int, step: int, learning: bool
+    ) -> dict[str, list[list]]:
+        """An episode of ``task`` in ``slot`` ended with return ``ret`` (the slot goes on with
+        ``next_task``): rows for the extra log files."""
+        return {}
+
+    def evaluation_report(self, step: int) -> tuple[dict[str, list[list]], dict[str, float], str]:
+        """At an evaluation: rows for the extra log files, TensorBoard scalars, and a suffix for
+        the evaluation's progress line."""
+        return {}, {}, ""
+
+    def collection_state(self) -> dict | None:
+        """Plain data (no tensors) of the collection-time state, for checkpoints."""
+        return None
+
+    def load_collection_state(self, state: dict | None) -> None:
+        """Restore :meth:`collection_state`."""
+
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:
         named = {

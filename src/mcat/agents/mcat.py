@@ -21,7 +21,14 @@ from mcat.errors import MCATError
 from mcat.learners.sil import sil_actor_loss, sil_critic_loss
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models.translator import ActionTranslator
-from mcat.policy_transfer import PTConfig
+from mcat.policy_transfer import (
+    TRANSFER,
+    TRANSFER_COLUMNS,
+    TRANSFER_SUMMARY,
+    TRANSFER_SUMMARY_COLUMNS,
+    PTConfig,
+    TransferActing,
+)
 from mcat.replay import MultiTaskReplay
 from mcat.validation import check_int, check_number
 
@@ -195,6 +202,52 @@ class MCATAgent(CTD3Agent):
         return c.sil_actor_weight * sil_actor_loss(pi, act, q_min, ret, valid, c.sil_weighting)
 
     rl_extra_fields = ("mc_return", "mc_valid")
+
+    # ------------------------------------------------------------------ policy transfer
+    # (paper Sec. 3.4: which policy collects each episode; mcat.policy_transfer has the rule)
+    pt: TransferActing | None = None
+
+    def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None:
+        if self.cfg.policy_transfer:
+            self.pt = TransferActing(self, tasks, slots, self.cfg.pt_config(), learning_starts)
+
+    def act_collect(self, obs, z, slot_task, noise, rng) -> np.ndarray:
+        if self.pt is None:
+            return super().act_collect(obs, z, slot_task, noise, rng)
+        return self.pt.act(obs, z, slot_task, noise, rng)
+
+    def slot_sources(self) -> np.ndarray | None:
+        if self.pt is None:
+            return None
+        return np.where(self.pt.slot_source >= 0, self.pt.slot_source, -1)
+
+    def log_files(self) -> dict[str, list[str]]:
+        if self.pt is None:
+            return {}
+        return {TRANSFER: TRANSFER_COLUMNS, TRANSFER_SUMMARY: TRANSFER_SUMMARY_COLUMNS}
+
+    def episode_ended(self, task, slot, ret, next_task, step, learning) -> dict[str, list[list]]:
+        if self.pt is None:
+            return {}
+        return {TRANSFER: [self.pt.episode_ended(task, slot, ret, next_task, step, learning)]}
+
+    def evaluation_report(self, step: int) -> tuple[dict[str, list[list]], dict[str, float], str]:
+        if self.pt is None:
+            return {}, {}, ""
+        rows = self.pt.summary_rows(step)
+        scalars = {f"pt/transferred_episodes/task_{row[1]}": row[3] for row in rows}
+        message = (
+            f" | policy transfer: {sum(r[3] for r in rows)} of {sum(r[2] for r in rows)} "
+            "episodes since the last evaluation"
+        )
+        return {TRANSFER_SUMMARY: rows}, scalars, message
+
+    def collection_state(self) -> dict | None:
+        return None if self.pt is None else self.pt.state_dict()
+
+    def load_collection_state(self, state: dict | None) -> None:
+        if self.pt is not None and state is not None:
+            self.pt.load_state_dict(state)
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict:
