@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import re
-import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import torch
 
 from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_to_dict
 from mcat.errors import MCATError
+from mcat.faults import CRASH_HOOK, crash_point, kill_self  # noqa: F401 (re-exported)
 from mcat.policy_transfer import TRANSFER, TRANSFER_SUMMARY  # MCAT's logs, named for readers
 
 CONFIG, METRICS, EPISODES, SUMMARY, CHECKPOINTS = (
@@ -49,12 +49,6 @@ LEGACY_CHECKPOINT = (
 CHECKPOINT_FORMAT = 2
 KEEP_CHECKPOINTS = 2
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
-
-# Test hook (never set in normal use): "checkpoint:STEP:BYTES" kills the process with SIGKILL
-# after BYTES bytes of the first checkpoint written at env step >= STEP, "sidecar:STEP" between
-# the rename of that checkpoint and its sidecar, "step:STEP" in the middle of the training
-# iteration that reaches STEP (see mcat.train).
-CRASH_HOOK = "MCAT_TEST_CRASH"
 
 
 def fmt_duration(seconds: float) -> str:
@@ -86,18 +80,6 @@ class StepProgress:
             f"  {self.what} {done:,}/{self.total:,} ({100 * done // self.total}%){tail} "
             f"| ETA {fmt_duration(eta)}"
         )
-
-
-def crash_point(where: str, step: int) -> int | None:
-    """BYTES of the crash hook when it names ``where`` and ``step`` has reached its STEP."""
-    spec = os.environ.get(CRASH_HOOK, "").split(":")
-    if spec[0] != where or len(spec) < 2 or step < int(spec[1]):
-        return None
-    return int(spec[2]) if len(spec) > 2 else 0
-
-
-def kill_self() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fsync_dir(folder: Path) -> None:

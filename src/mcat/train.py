@@ -20,23 +20,21 @@ from mcat.algos import get_algo
 from mcat.collect import Collector, evaluate, space_dims
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
+from mcat.faults import install_fault_hooks
 from mcat.replay import MultiTaskReplay
 from mcat.runs import (
     CHECKPOINT_FORMAT,
     CONFIG,
-    CRASH_HOOK,
     EPISODES,
     METRICS,
     SUMMARY,
     Checkpoint,
     CsvLog,
-    crash_point,
     discard_checkpoints_after,
     find_checkpoint,
     fmt_duration,
     from_saved,
     has_checkpoint_files,
-    kill_self,
     last_good_checkpoint,
     list_checkpoints,
     load_run_config,
@@ -47,9 +45,6 @@ from mcat.runs import (
 )
 from mcat.tasks import get_family
 
-# Test hook (never set in normal use): "STEP" makes a critic weight NaN from env step STEP on,
-# so the critic loss of the next gradient step is NaN (tests of the numerical-fault stop).
-NAN_HOOK = "MCAT_TEST_NAN_LOSS"
 # Config keys that may differ between a run and the one continuing it: the thread count can
 # change the low bits of CPU float sums (a valid continuation, but not a bit-identical one).
 _RESUMABLE_CHANGES = ("threads", "log_interval")
@@ -295,8 +290,7 @@ class Trainer:
             raise MCATError(
                 f"cannot write to the run directory {self.out}: {exc.strerror or exc}"
             ) from None
-        if NAN_HOOK in os.environ or os.environ.get(CRASH_HOOK, "").startswith("step:"):
-            _install_test_hooks(self)
+        install_fault_hooks(self)  # tests only: nothing happens unless their variables are set
 
     def _make_replay(
         self, tasks: int, obs_dim: int, act_dim: int, capacity: int
@@ -744,32 +738,6 @@ class Trainer:
         self.tb.close()
         for log in (self.metrics_log, self.episodes_log, *self.extra_logs.values()):
             log.close()
-
-
-def _install_test_hooks(trainer: Trainer) -> None:
-    """Fault injection for the tests, from environment variables never set in normal use:
-    ``MCAT_TEST_CRASH=step:STEP`` (SIGKILL in the middle of the iteration reaching STEP, after
-    the environments stepped and before the gradient steps) and ``MCAT_TEST_NAN_LOSS=STEP``."""
-    if os.environ.get(CRASH_HOOK, "").startswith("step:"):
-        collect = trainer.collector.step
-
-        def step_then_die(replay, policy):
-            finished = collect(replay, policy)
-            if crash_point("step", trainer.collector.env_steps) is not None:
-                kill_self()
-            return finished
-
-        trainer.collector.step = step_then_die  # type: ignore[method-assign]  # test hook
-    if NAN_HOOK in os.environ:
-        at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
-
-        def poisoned(replay):
-            if trainer.env_steps >= at:
-                with torch.no_grad():
-                    next(trainer.agent.critic.parameters()).view(-1)[0] = float("nan")
-            return train_step(replay)
-
-        trainer.agent.train_step = poisoned  # type: ignore[method-assign]  # test hook
 
 
 def train(

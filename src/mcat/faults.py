@@ -1,0 +1,58 @@
+"""Fault injection for the tests, driven by environment variables that are never set in normal
+use; the training path calls :func:`install_fault_hooks`, which does nothing without them.
+
+- ``MCAT_TEST_CRASH``: ``checkpoint:STEP:BYTES`` kills the process (SIGKILL) after BYTES bytes of
+  the first checkpoint written at env step >= STEP, ``sidecar:STEP`` between the rename of that
+  checkpoint and its sidecar, ``step:STEP`` in the middle of the training iteration that reaches
+  STEP (after the environments stepped, before the gradient steps);
+- ``MCAT_TEST_NAN_LOSS=STEP`` makes a critic weight NaN from env step STEP on, so the critic loss
+  of the next gradient step is NaN (tests of the numerical-fault stop).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import torch
+
+CRASH_HOOK = "MCAT_TEST_CRASH"
+NAN_HOOK = "MCAT_TEST_NAN_LOSS"
+
+
+def crash_point(where: str, step: int) -> int | None:
+    """BYTES of the crash hook when it names ``where`` and ``step`` has reached its STEP."""
+    spec = os.environ.get(CRASH_HOOK, "").split(":")
+    if spec[0] != where or len(spec) < 2 or step < int(spec[1]):
+        return None
+    return int(spec[2]) if len(spec) > 2 else 0
+
+
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_fault_hooks(trainer: Any) -> None:
+    """Wrap ``trainer``'s collection and gradient steps with the hooks the environment asks
+    for (none in normal use)."""
+    if os.environ.get(CRASH_HOOK, "").startswith("step:"):
+        collect = trainer.collector.step
+
+        def step_then_die(replay, policy):
+            finished = collect(replay, policy)
+            if crash_point("step", trainer.collector.env_steps) is not None:
+                kill_self()
+            return finished
+
+        trainer.collector.step = step_then_die
+    if NAN_HOOK in os.environ:
+        at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
+
+        def poisoned(replay):
+            if trainer.env_steps >= at:
+                with torch.no_grad():
+                    next(trainer.agent.critic.parameters()).view(-1)[0] = float("nan")
+            return train_step(replay)
+
+        trainer.agent.train_step = poisoned
