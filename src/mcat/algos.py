@@ -22,6 +22,7 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config, TD3Config
 from mcat.agents.mcat import MCATAgent, MCATConfig
+from mcat.collect import ActInput
 from mcat.errors import MCATError
 from mcat.plugins import load_plugins
 
@@ -72,14 +73,10 @@ class Agent(Protocol):
     # policy transfer is its override of these)
     def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None: ...
 
-    def act_collect(
-        self,
-        obs: np.ndarray,
-        z: torch.Tensor,
-        slot_task: np.ndarray,
-        noise: float,
-        rng: np.random.Generator,
-    ) -> np.ndarray: ...
+    def act_collect(self, inp: ActInput, noise: float, rng: np.random.Generator) -> np.ndarray:
+        """Actions while collecting, from one input (observations, the current episodes'
+        context windows, each slot's task, step counters: :class:`mcat.collect.ActInput`)."""
+        ...
 
     def slot_sources(self) -> np.ndarray | None: ...
 

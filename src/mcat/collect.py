@@ -64,6 +64,19 @@ class ContextHistory:
 
 
 @dataclass
+class ActInput:
+    """What an agent sees when it acts for the running environments (one row per slot)."""
+
+    obs: np.ndarray  # [n, obs]
+    ctx_delta: np.ndarray  # [n, K, obs] the current episodes' last K s'-s, oldest first
+    ctx_act: np.ndarray  # [n, K, act] and actions
+    ctx_mask: np.ndarray  # [n, K] 1 where the step belongs to the current episode
+    slot_task: np.ndarray  # [n] task index of each slot
+    episode_steps: np.ndarray  # [n] steps taken so far in each slot's episode
+    env_steps: int  # env steps collected so far, all tasks together
+
+
+@dataclass
 class EpisodeRecord:
     task: int  # index into the training tasks
     ret: float
@@ -156,6 +169,18 @@ class Collector:
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
         return finished
+
+    def act_input(self, obs: np.ndarray) -> ActInput:
+        """The acting input for the current step (``obs``: the slots' observations)."""
+        return ActInput(
+            obs,
+            self.ctx.delta,
+            self.ctx.act,
+            self.ctx.mask,
+            self.slot_task,
+            self.ep_length,
+            self.env_steps,
+        )
 
     def _non_finite(self, next_obs: np.ndarray, rewards: np.ndarray) -> None:
         i = int(np.flatnonzero(~(np.isfinite(next_obs).all(1) & np.isfinite(rewards)))[0])

@@ -404,9 +404,8 @@ class Trainer:
     def policy(self, obs: np.ndarray, col: Collector) -> np.ndarray:
         if col.env_steps < self.cfg.learning_starts:
             return self.rng.uniform(-col.max_action, col.max_action, size=(col.n, col.act_dim))
-        z = self.agent.context(col.ctx.delta, col.ctx.act, col.ctx.mask)
         return self.agent.act_collect(
-            obs, z, col.slot_task, self.cfg.agent.exploration_noise, self.rng
+            col.act_input(obs), self.cfg.agent.exploration_noise, self.rng
         )
 
     def iterate(self) -> None:

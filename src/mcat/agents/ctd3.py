@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from mcat.collect import ActInput
 from mcat.errors import MCATError
 from mcat.learners.dynamics import dynamics_losses, update_normalizers
 from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
@@ -379,17 +380,11 @@ class CTD3Agent:
         """Called once by the training loop: the training tasks, the number of environment
         slots collected at once, and the env step where learning starts."""
 
-    def act_collect(
-        self,
-        obs: np.ndarray,
-        z: torch.Tensor,
-        slot_task: np.ndarray,
-        noise: float,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """Actions of every environment slot while collecting (``slot_task``: each slot's task
-        index); :meth:`act` with exploration noise by default."""
-        return self.act(obs, z, noise=noise, rng=rng)
+    def act_collect(self, inp: ActInput, noise: float, rng: np.random.Generator) -> np.ndarray:
+        """Actions of every environment slot while collecting: by default :meth:`act` on the
+        contexts of the current episodes, with exploration noise."""
+        z = self.context(inp.ctx_delta, inp.ctx_act, inp.ctx_mask)
+        return self.act(inp.obs, z, noise=noise, rng=rng)
 
     def slot_sources(self) -> np.ndarray | None:
         """For each slot, the task whose transferred policy collects its episode (-1: the

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config, batch_to_torch
+from mcat.collect import ActInput
 from mcat.errors import MCATError
 from mcat.learners.sil import sil_actor_loss, sil_critic_loss
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
@@ -211,10 +212,11 @@ class MCATAgent(CTD3Agent):
         if self.cfg.policy_transfer:
             self.pt = TransferActing(self, tasks, slots, self.cfg.pt_config(), learning_starts)
 
-    def act_collect(self, obs, z, slot_task, noise, rng) -> np.ndarray:
+    def act_collect(self, inp: ActInput, noise: float, rng: np.random.Generator) -> np.ndarray:
         if self.pt is None:
-            return super().act_collect(obs, z, slot_task, noise, rng)
-        return self.pt.act(obs, z, slot_task, noise, rng)
+            return super().act_collect(inp, noise, rng)
+        z = self.context(inp.ctx_delta, inp.ctx_act, inp.ctx_mask)
+        return self.pt.act(inp.obs, z, inp.slot_task, noise, rng)
 
     def slot_sources(self) -> np.ndarray | None:
         if self.pt is None:
