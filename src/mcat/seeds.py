@@ -122,7 +122,10 @@ class SeedGroup:
             self.trainers.append(tr)
         steps = {tr.env_steps for tr in self.trainers}
         if len(steps) > 1:
-            raise MCATError(f"the seeds' runs are at different env steps {sorted(steps)}")
+            raise MCATError(
+                f"the seeds' runs are at different env steps {sorted(steps)}: continue each "
+                "alone with mcat train --resume DIR, or start them again with --overwrite"
+            )
         for tr, gen in zip(self.trainers, self.generators, strict=True):
             if tr.saved_generator is not None:
                 gen.set_state(tr.saved_generator)
