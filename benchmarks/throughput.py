@@ -4,6 +4,7 @@ where MCAT's time goes.
 
     .venv/bin/pip install stable-baselines3          # benchmark-only dependency
     .venv/bin/python benchmarks/throughput.py [--steps 3000] [--threads 2] [--device cuda]
+        [--only mcat] [--fast-seeds 1 3 10]
 
 Each learner first collects 1,000 random steps (not timed), then the next ``--steps`` env steps
 with one gradient step per env step of each task are timed. ctd3 is timed on one task (batch 256)
@@ -17,6 +18,10 @@ warm-ups are done before the timed window. The breakdown of the full MCAT run ti
 (synchronising the GPU around each when on CUDA, which costs a little speed there): acting
 (context + actor + translator), environment steps and replay writes, TD3 with SIL, C+F blocks,
 H blocks.
+
+``--fast-seeds`` adds full MCAT on the fast path (``--fast``; ``--seeds`` for several seeds in one
+process): env steps/s per seed and for all seeds together, then a shorter window with every part
+synchronised for the breakdown (scripts/gpu_check.sh runs this on a GPU).
 """
 
 from __future__ import annotations
