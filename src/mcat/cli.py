@@ -271,10 +271,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues the run with its own config.json; drop {', '.join(given)}"
             )
         out = Path(args.resume)
-        if load_run_config(out).fast:
+        cfg = load_run_config(out)
+        if cfg.fast:
             from mcat.seeds import SeedGroup
 
-            cfg = load_run_config(out)
             summary = SeedGroup(cfg, [cfg.seed], out, log=log, resume=True).run()[0]
         else:
             summary = Trainer.resume(out, log=log).run()
@@ -298,11 +298,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"seed {seed}:")
             assert summary is not None
             _report(out / f"seed{seed}", summary, None)
-        if args.plot:
-            from mcat.plot import plot_runs
-
-            plot_runs([out / f"seed{s}" for s in args.seeds], Path(args.plot))
-            print(f"learning curves: {args.plot}")
+        _plot([out / f"seed{s}" for s in args.seeds], args.plot)
         return 0
     out = (
         Path(args.out)
@@ -340,12 +336,16 @@ def _report(out: Path, summary: dict, plot: str | None) -> int:
     }
     print("  mean: " + ", ".join(f"{s} {m:.2f} (random {r:.2f})" for s, (m, r) in means.items()))
     print(f"run written to {out}")
+    _plot([out], plot)
+    return 0
+
+
+def _plot(runs: list[Path], plot: str | None) -> None:
     if plot:
         from mcat.plot import plot_runs
 
-        plot_runs([out], Path(plot))
+        plot_runs(runs, Path(plot))
         print(f"learning curves: {plot}")
-    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -67,11 +67,16 @@ class TransferredPolicy:
         z_src, z_tgt = self.z_src.expand(len(s), -1), self.z_tgt.expand(len(s), -1)
         a_src = self.actor(s, z_src)
         action = self.translator(s, a_src, z_src, z_tgt).cpu().numpy()
-        if noise > 0:
-            if rng is None:
-                raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
-            bound = self.translator.max_action
-            action = np.clip(
-                action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound
-            )
+        return add_exploration_noise(action, noise, self.translator.max_action, rng)
+
+
+def add_exploration_noise(
+    action: np.ndarray, noise: float, bound: float, rng: np.random.Generator | None
+) -> np.ndarray:
+    """``action`` plus Gaussian noise of std ``noise * bound``, clipped to [-bound, bound]: the
+    exploration of every deterministic policy here (``action`` unchanged when ``noise`` is 0)."""
+    if noise <= 0:
         return action
+    if rng is None:
+        raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
+    return np.clip(action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound)

@@ -16,7 +16,6 @@ checkpoint is ahead of the others' are taken back to the newest step that all se
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,16 +26,16 @@ from mcat.agents.fast import FastLearner
 from mcat.collect import Collector
 from mcat.config import RunConfig
 from mcat.errors import MCATError
+from mcat.policies import add_exploration_noise
 from mcat.replay.device import DeviceReplay, SeedReplay
 from mcat.runs import (
     CONFIG,
     discard_checkpoints_after,
-    fmt_duration,
     last_good_checkpoint,
     list_checkpoints,
     load_run_config,
 )
-from mcat.train import Trainer, config_differences
+from mcat.train import Trainer, announced_warmup, config_differences
 from mcat.validation import check_distinct
 
 
@@ -199,25 +198,17 @@ class SeedGroup:
         due = [tr.due_gradient_steps() for tr in trs]
         if not due[0]:
             return
-        warmup = None
+        what = None
         if self.learner.rl_steps == 0:
             empty = [
-                (s, v.size.tolist())
-                for s, v in zip(self.seeds, self.store.views, strict=True)
-                if not v.size.all()
+                s for s, v in zip(self.seeds, self.store.views, strict=True) if not v.size.all()
             ]
             if empty:
-                raise MCATError(f"cannot sample: seed {empty[0][0]} has tasks without transitions")
+                raise MCATError(f"cannot sample: seed {empty[0]} has tasks without transitions")
             what = self.learner.warmup_description()
-            if what:
-                self.log(
-                    f"step {self.env_steps:,}: learning starts with the model warm-up ({what})"
-                )
-                warmup = time.perf_counter()
-        for _ in range(due[0]):
-            self.learner.train_step()
-        if warmup is not None:
-            self.log(f"  warm-up done in {fmt_duration(time.perf_counter() - warmup)}")
+        with announced_warmup(self.log, self.env_steps, what):
+            for _ in range(due[0]):
+                self.learner.train_step()
 
     def _actions(self) -> np.ndarray:
         """Every seed's noise-free actions in one call; a seed whose last losses were not
@@ -250,18 +241,14 @@ class SeedGroup:
         """``mean`` plus seed ``index``'s exploration noise, drawn from its generator in the
         order of the default path (learned-policy slots first, then transferred ones)."""
         tr = self.trainers[index]
-        noise = tr.cfg.agent.exploration_noise * col.max_action
-        if noise <= 0:
-            return mean
+        noise = tr.cfg.agent.exploration_noise
         transfer = self._sources(tr) >= 0
+        if noise <= 0 or not transfer.any():
+            return add_exploration_noise(mean, noise, col.max_action, tr.rng)
         out = np.empty(mean.shape, dtype=np.float64)
-        for part in (~transfer, transfer) if transfer.any() else (np.ones(len(mean), bool),):
+        for part in (~transfer, transfer):
             if part.any():
-                out[part] = np.clip(
-                    mean[part] + tr.rng.normal(0.0, noise, size=mean[part].shape),
-                    -col.max_action,
-                    col.max_action,
-                )
+                out[part] = add_exploration_noise(mean[part], noise, col.max_action, tr.rng)
         return out
 
     def run(self, stop_at: int | None = None) -> list[dict | None]:

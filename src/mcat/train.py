@@ -8,7 +8,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, overload
 
@@ -202,6 +203,20 @@ def summarize(
         "test_return": float(np.mean(list(test.values()))) if test else None,
         "per_task": per_task,
     }
+
+
+@contextmanager
+def announced_warmup(log: Callable[[str], None], step: int, what: str | None) -> Iterator[None]:
+    """Around the first gradient steps: say that learning starts with the model warm-up
+    ``what`` (minutes on a CPU, which would otherwise look like a stall), then how long it took;
+    nothing when ``what`` is None."""
+    if what is None:
+        yield
+        return
+    log(f"step {step:,}: learning starts with the model warm-up ({what})")
+    start = time.perf_counter()
+    yield
+    log(f"  warm-up done in {fmt_duration(time.perf_counter() - start)}")
 
 
 class Trainer:
@@ -413,13 +428,12 @@ class Trainer:
         steps = self.due_gradient_steps()
         if not steps:
             return
-        warmup = self._warmup_start(self.env_steps)
-        for _ in range(steps):
-            self.metrics = self.agent.train_step(self.replay)
-            if not math.isfinite(sum(self.metrics.values())):  # one check of a few floats
-                self._non_finite_loss(self.env_steps)
-        if warmup is not None:
-            self.log(f"  warm-up done in {fmt_duration(time.perf_counter() - warmup)}")
+        what = self.agent.warmup_description() if self.agent.rl_steps == 0 else None
+        with announced_warmup(self.log, self.env_steps, what):
+            for _ in range(steps):
+                self.metrics = self.agent.train_step(self.replay)
+                if not math.isfinite(sum(self.metrics.values())):  # one check of a few floats
+                    self._non_finite_loss(self.env_steps)
 
     def collect(self, policy: Callable[[np.ndarray, Collector], np.ndarray]) -> None:
         """One step in every running environment, and the logs of the episodes that ended."""
@@ -463,17 +477,6 @@ class Trainer:
             self.credit -= 1.0
             steps += 1
         return steps
-
-    def _warmup_start(self, step: int) -> float | None:
-        """Say so when the next gradient step is the first and the agent warms up its models
-        first (minutes on a CPU, which would otherwise look like a stall); the start time."""
-        if self.agent.rl_steps != 0:
-            return None
-        what = self.agent.warmup_description()
-        if what is None:
-            return None
-        self.log(f"step {step:,}: learning starts with the model warm-up ({what})")
-        return time.perf_counter()
 
     def phase(self) -> str:
         """What the run is doing now, for the progress line."""

@@ -21,6 +21,7 @@ from mcat.errors import MCATError
 from mcat.learners.dynamics import dynamics_losses, update_normalizers
 from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
 from mcat.models import Actor, ContextEncoder, ForwardModel, TwinCritic
+from mcat.policies import add_exploration_noise
 from mcat.replay import MultiTaskReplay, ReplayBatch
 from mcat.validation import check_int, check_number
 
@@ -222,12 +223,7 @@ class CTD3Agent:
             .cpu()
             .numpy()
         )
-        if noise > 0:
-            if rng is None:
-                raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
-            action = action + rng.normal(0.0, noise * self.max_action, size=action.shape)
-            action = np.clip(action, -self.max_action, self.max_action)
-        return action
+        return add_exploration_noise(action, noise, self.max_action, rng)
 
     # ------------------------------------------------------------------ learning
     def _models(self) -> tuple[ContextEncoder, ForwardModel, torch.optim.Adam]:

@@ -198,35 +198,34 @@ class FastLearner:
             self._pairs = (src[keep].to(dev), tgt[keep].to(dev))
 
     # ------------------------------------------------------------------ state exchange
-    def _opt_params(self, oname: str, agent: CTD3Agent) -> list[torch.Tensor]:
+    @staticmethod
+    def _params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+        """An optimiser's parameters in group order (the same order for an agent's optimiser
+        and its stacked twin, which was built group by group from it)."""
+        return [p for g in opt.param_groups for p in g["params"]]
+
+    def _agent_optimizer(self, oname: str, agent: CTD3Agent) -> torch.optim.Optimizer:
         ref = agent.modules()[oname]
         assert isinstance(ref, torch.optim.Optimizer)
-        return [p for g in ref.param_groups for p in g["params"]]
+        return ref
 
     def _load_optimizer_states(self) -> None:
         """Adam moments and step counts from the agents' optimisers (after a resume)."""
         for oname, opt in self.opts.items():
-            stacked = [p for g in opt.param_groups for p in g["params"]]
-            per_seed = [self._opt_params(oname, a) for a in self.agents]
-            refs = [a.modules()[oname] for a in self.agents]
-            for i, st in enumerate(stacked):
-                states = [
-                    r.state.get(ps[i])
-                    for r, ps in zip(refs, per_seed, strict=True)
-                    if isinstance(r, torch.optim.Optimizer)
-                ]
-                if not states or not all(states):
+            refs = [self._agent_optimizer(oname, a) for a in self.agents]
+            per_seed = [self._params(r) for r in refs]
+            for i, st in enumerate(self._params(opt)):
+                states = [r.state.get(ps[i], {}) for r, ps in zip(refs, per_seed, strict=True)]
+                if not all(states):
                     continue
-                assert all(s is not None for s in states)
-                step = float(states[0]["step"])  # type: ignore[index]
                 opt.state[st] = {
                     "step": torch.tensor(
-                        step,
+                        float(states[0]["step"]),
                         dtype=torch.float32,
                         device=self.device if opt.defaults["capturable"] else "cpu",
                     ),
-                    "exp_avg": torch.stack([s["exp_avg"] for s in states]).to(self.device),  # type: ignore[index]
-                    "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in states]).to(self.device),  # type: ignore[index]
+                    "exp_avg": torch.stack([s["exp_avg"] for s in states]).to(self.device),
+                    "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in states]).to(self.device),
                 }
 
     @torch.no_grad()
@@ -244,15 +243,12 @@ class FastLearner:
                 for key, tensor in (*module.named_parameters(), *module.named_buffers()):
                     tensor.copy_(self.t[name][key][s])
             for oname, opt in self.opts.items():
-                ref = agent.modules()[oname]
-                assert isinstance(ref, torch.optim.Optimizer)
-                stacked = [p for g in opt.param_groups for p in g["params"]]
-                for p, st in zip(self._opt_params(oname, agent), stacked, strict=True):
+                ref = self._agent_optimizer(oname, agent)
+                on_device = ref.defaults.get("fused") or ref.defaults.get("capturable")
+                for p, st in zip(self._params(ref), self._params(opt), strict=True):
                     state = opt.state.get(st)
                     if not state:
                         continue
-                    g = ref.param_groups[0]
-                    on_device = g.get("fused") or g.get("capturable")
                     ref.state[p] = {
                         "step": torch.tensor(
                             float(state["step"]),

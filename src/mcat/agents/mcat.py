@@ -22,6 +22,7 @@ from mcat.errors import MCATError
 from mcat.learners.sil import sil_actor_loss, sil_critic_loss
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models.translator import ActionTranslator
+from mcat.policies import add_exploration_noise
 from mcat.policy_transfer import (
     TRANSFER,
     TRANSFER_COLUMNS,
@@ -132,15 +133,7 @@ class MCATAgent(CTD3Agent):
         z_src = self.features[torch.as_tensor(sources, device=self.device)]
         z_tgt = self.features[torch.as_tensor(targets, device=self.device)]
         action = self.translator(s, self.actor(s, z_src), z_src, z_tgt).cpu().numpy()
-        if noise > 0:
-            if rng is None:
-                raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
-            action = np.clip(
-                action + rng.normal(0.0, noise * self.max_action, size=action.shape),
-                -self.max_action,
-                self.max_action,
-            )
-        return action
+        return add_exploration_noise(action, noise, self.max_action, rng)
 
     # ------------------------------------------------------------------ learning
     def update_translator(self, replay: MultiTaskReplay, steps: int) -> dict[str, float]:

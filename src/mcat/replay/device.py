@@ -22,9 +22,6 @@ import torch
 from mcat.errors import MCATError
 from mcat.replay.store import MultiTaskReplay
 
-# the float fields written per transition, in the order they are packed for the copy
-_FLOAT_FIELDS = ("obs", "act", "rew", "next_obs", "terminated")
-
 
 class DeviceReplay:
     """Rings of ``capacity`` transitions for ``seeds`` x ``num_tasks`` rows on ``device``."""
@@ -163,20 +160,16 @@ class SeedReplay(MultiTaskReplay):
         capacity: int,
         gamma: float,
     ):
-        # the base class's checks and host counters; its big arrays are replaced below
-        super().__init__(1, obs_dim, act_dim, 2, gamma, seed=None)
-        T, C = int(num_tasks), int(capacity)
-        self.num_tasks, self.capacity, self.store = T, C, store
-        self.first_row = seed_index * T
-        self.ptr = np.zeros(T, dtype=np.int64)
-        self.size = np.zeros(T, dtype=np.int64)
-        self.current_episode = np.zeros(T, dtype=np.int64)
-        self.episode_length = np.zeros(T, dtype=np.int64)
-        self.host_rew = np.zeros((T, C), dtype=np.float32)
-        del self.obs, self.act, self.rew, self.next_obs, self.terminated, self.mc_return
-        del self.episode
+        self.store, self.first_row = store, seed_index * int(num_tasks)
+        # the base class's checks and host counters; its stored arrays are the store's rows
+        # (seed 0: its generator is never drawn from, sampling is the learner's)
+        super().__init__(num_tasks, obs_dim, act_dim, capacity, gamma, seed=0)
         self._queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._returns: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _allocate(self, T: int, C: int) -> None:
+        # the transitions live on the device; the host keeps the rewards for the MC returns
+        self.host_rew = np.zeros((T, C), dtype=np.float32)
 
     def _write(self, tasks, slots, obs, act, rew, next_obs, terminated) -> None:
         """Queue the transitions for the next :meth:`DeviceReplay.flush`; keep the rewards."""
@@ -211,42 +204,33 @@ class SeedReplay(MultiTaskReplay):
             self.first_row * self.capacity, (self.first_row + self.num_tasks) * self.capacity
         )
 
+    def _device_rows(self, name: str) -> torch.Tensor:
+        """This seed's rows of one of the store's arrays, [tasks, capacity, ...] (a view)."""
+        full = getattr(self.store, name)[self._rows()]
+        return full.view(self.num_tasks, self.capacity, *full.shape[1:])
+
     def state_dict(self, contents: bool = True) -> dict:
         """The format of :meth:`MultiTaskReplay.state_dict` (host arrays of the filled slots)."""
         self.store.flush()
-        state = {name: getattr(self, name).copy() for name in self._COUNTERS}
-        state["rng"] = None  # sampling draws come from the learner's generators
-        state["shape"] = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
-        if contents:
-            filled = int(self.size.max())
-            T, C = self.num_tasks, self.capacity
-            arrays = {}
-            for name in self._ARRAYS:
-                full = getattr(self.store, name)[self._rows()]
-                arrays[name] = full.view(T, C, *full.shape[1:])[:, :filled].cpu().numpy()
-            arrays["terminated"] = arrays["terminated"] > 0.5
-            state["arrays"] = arrays
-        return state
+        return super().state_dict(contents)
+
+    def _stored(self, filled: int) -> dict[str, np.ndarray]:
+        arrays = {name: self._device_rows(name)[:, :filled].cpu().numpy() for name in self._ARRAYS}
+        arrays["terminated"] = arrays["terminated"] > 0.5
+        return arrays
 
     def load_state_dict(self, state: dict) -> None:
-        shape = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
-        if list(state["shape"]) != shape:
-            raise MCATError(
-                f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, "
-                f"this one {shape}"
-            )
-        if "arrays" not in state:
-            return
-        for name in self._COUNTERS:
-            getattr(self, name)[...] = state[name]
-        T, C, dev = self.num_tasks, self.capacity, self.store.device
-        for name in self._ARRAYS:
-            saved = np.asarray(state["arrays"][name])
-            full = getattr(self.store, name)[self._rows()]
-            view = full.view(T, C, *full.shape[1:])
-            view[:, : saved.shape[1]] = torch.as_tensor(saved, device=dev).to(view.dtype)
-        self.host_rew[:, : state["arrays"]["rew"].shape[1]] = state["arrays"]["rew"]
+        super().load_state_dict(state)
         self.store.flush()  # the counters
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        for name in self._ARRAYS:
+            saved = np.asarray(arrays[name])
+            view = self._device_rows(name)
+            view[:, : saved.shape[1]] = torch.as_tensor(saved, device=self.store.device).to(
+                view.dtype
+            )
+        self.host_rew[:, : arrays["rew"].shape[1]] = arrays["rew"]
 
     @property
     def nbytes(self) -> int:

@@ -92,18 +92,22 @@ class MultiTaskReplay:
         T, C = int(num_tasks), int(capacity)
         self.num_tasks, self.capacity, self.obs_dim, self.act_dim = T, C, int(obs_dim), int(act_dim)
         self.gamma = float(gamma)
-        self.obs = np.zeros((T, C, obs_dim), dtype=np.float32)
-        self.act = np.zeros((T, C, act_dim), dtype=np.float32)
-        self.rew = np.zeros((T, C), dtype=np.float32)
-        self.next_obs = np.zeros((T, C, obs_dim), dtype=np.float32)
-        self.terminated = np.zeros((T, C), dtype=bool)
-        self.mc_return = np.zeros((T, C), dtype=np.float32)
-        self.episode = np.full((T, C), -1, dtype=np.int32)  # episode id of each slot, -1 = empty
+        self._allocate(T, C)
         self.ptr = np.zeros(T, dtype=np.int64)  # next slot to write
         self.size = np.zeros(T, dtype=np.int64)  # filled slots
         self.current_episode = np.zeros(T, dtype=np.int64)  # id of the episode being written
         self.episode_length = np.zeros(T, dtype=np.int64)  # steps written of that episode
         self.rng = np.random.default_rng(seed)
+
+    def _allocate(self, T: int, C: int) -> None:
+        """The stored arrays, [tasks, capacity, ...]."""
+        self.obs = np.zeros((T, C, self.obs_dim), dtype=np.float32)
+        self.act = np.zeros((T, C, self.act_dim), dtype=np.float32)
+        self.rew = np.zeros((T, C), dtype=np.float32)
+        self.next_obs = np.zeros((T, C, self.obs_dim), dtype=np.float32)
+        self.terminated = np.zeros((T, C), dtype=bool)
+        self.mc_return = np.zeros((T, C), dtype=np.float32)
+        self.episode = np.full((T, C), -1, dtype=np.int32)  # episode id of each slot, -1 = empty
 
     # ------------------------------------------------------------------ writing
     def add(
@@ -252,9 +256,17 @@ class MultiTaskReplay:
         state["rng"] = self.rng.bit_generator.state
         state["shape"] = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
         if contents:
-            filled = int(self.size.max())
-            state["arrays"] = {name: getattr(self, name)[:, :filled] for name in self._ARRAYS}
+            state["arrays"] = self._stored(int(self.size.max()))
         return state
+
+    def _stored(self, filled: int) -> dict[str, np.ndarray]:
+        """The first ``filled`` slots of every stored array (views, not copies)."""
+        return {name: getattr(self, name)[:, :filled] for name in self._ARRAYS}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        for name in self._ARRAYS:
+            saved = arrays[name]
+            getattr(self, name)[:, : saved.shape[1]] = saved
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`. Without stored transitions the store starts empty (its
@@ -270,9 +282,7 @@ class MultiTaskReplay:
             return
         for name in self._COUNTERS:
             getattr(self, name)[...] = state[name]
-        for name in self._ARRAYS:
-            saved = state["arrays"][name]
-            getattr(self, name)[:, : saved.shape[1]] = saved
+        self._restore(state["arrays"])
 
     # ------------------------------------------------------------------ accounting
     @property
