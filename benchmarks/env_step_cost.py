@@ -1,0 +1,62 @@
+"""Where the CPU side of collection goes on HalfCheetah (the limit of the GPU fast path with
+several seeds): one ``env.step`` through gymnasium's layers, the ``mj_step`` inside it, and 10
+seeds x 5 armature tasks collected by their Collectors one after the other and with a thread
+pool (4 threads).
+
+    .venv/bin/python benchmarks/env_step_cost.py
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import mujoco
+import numpy as np
+
+from mcat.collect import Collector
+from mcat.replay import MultiTaskReplay
+from mcat.tasks import get_family
+
+ROUNDS = 200
+
+
+def main() -> None:
+    fam = get_family("halfcheetah-armature")
+    cols = [Collector(fam, list(fam.train_tasks), 10, seed=s) for s in range(10)]
+    reps = [MultiTaskReplay(5, c.obs_dim, c.act_dim, 5000) for c in cols]
+    rng = np.random.default_rng(0)
+
+    def policy(obs, col):
+        return rng.uniform(-1, 1, (col.n, col.act_dim))
+
+    def collect(i: int) -> None:
+        cols[i].step(reps[i], policy)
+
+    steps = ROUNDS * sum(c.n for c in cols)
+    t0 = time.perf_counter()
+    for _ in range(ROUNDS):
+        for i in range(len(cols)):
+            collect(i)
+    rate = steps / (time.perf_counter() - t0)
+    print(f"10 seeds x 5 tasks, one after the other: {rate:.0f} env steps/s")
+    with ThreadPoolExecutor(4) as pool:
+        t0 = time.perf_counter()
+        for _ in range(ROUNDS):
+            list(pool.map(collect, range(len(cols))))
+        rate = steps / (time.perf_counter() - t0)
+        print(f"the same with 4 threads:                 {rate:.0f} env steps/s")
+    env = cols[0].envs[0]
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        env.step(np.zeros(6))
+    print(f"one env.step: {(time.perf_counter() - t0) / 2000 * 1e6:.0f} us")
+    u = env.unwrapped
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        mujoco.mj_step(u.model, u.data, nstep=u.frame_skip)
+    print(f"the mj_step inside it: {(time.perf_counter() - t0) / 2000 * 1e6:.0f} us")
+
+
+if __name__ == "__main__":
+    main()
