@@ -312,8 +312,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _report(out: Path, summary: dict, plot: str | None) -> int:
     """The final evaluation beside a uniformly random policy's on the same episodes (the bar to
     clear), where the run is, and the plot if asked."""
+    from mcat.evaluation import random_policy_returns
     from mcat.runs import load_run_config
-    from mcat.train import random_policy_returns
 
     cfg = load_run_config(out)
     random = random_policy_returns(cfg, [float(task) for task in summary["per_task"]])
@@ -352,9 +352,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from mcat.config import load_json
+    from mcat.evaluation import evaluate_agent
     from mcat.runs import SUMMARY
     from mcat.tasks import get_family
-    from mcat.train import evaluate_agent, load_run_agent, run_tasks
+    from mcat.train import load_run_agent, run_tasks
 
     run_dir = Path(args.run_dir)
     cfg, agent, state = load_run_agent(run_dir)

@@ -55,6 +55,8 @@ class ContextHistory:
         self.mask[idx] = 0.0
 
     def push(self, delta: np.ndarray, act: np.ndarray) -> None:
+        if not self.mask.shape[1]:  # K = 0: an agent that reads no in-episode context
+            return
         for array, new in ((self.delta, delta), (self.act, act), (self.mask, 1.0)):
             array[:, :-1] = array[:, 1:]
             array[:, -1] = new
@@ -74,6 +76,7 @@ class ActInput:
     slot_task: np.ndarray  # [n] task index of each slot
     episode_steps: np.ndarray  # [n] steps taken so far in each slot's episode
     env_steps: int  # env steps collected so far, all tasks together
+    replay: MultiTaskReplay | None = None  # the data collected so far (read-only for agents)
 
 
 @dataclass
@@ -126,12 +129,14 @@ class Collector:
         self.ep_return = np.zeros(self.n)
         self.ep_length = np.zeros(self.n, dtype=np.int64)
         self.env_steps = 0
+        self._replay: MultiTaskReplay | None = None
 
     def step(
         self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, Collector], np.ndarray]
     ) -> list[EpisodeRecord]:
         """One step in every running environment with ``policy(obs, collector)``; transitions
         go to the replay store of their task. Returns the episodes that ended."""
+        self._replay = replay  # what act_input shows the agent
         actions = np.asarray(policy(self.obs, self), dtype=np.float32)
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
             task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
@@ -180,6 +185,7 @@ class Collector:
             self.slot_task,
             self.ep_length,
             self.env_steps,
+            self._replay,
         )
 
     def _non_finite(self, next_obs: np.ndarray, rewards: np.ndarray) -> None:
@@ -301,38 +307,103 @@ def evaluate(
     delay does not change an episode's total, so evaluation
     uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
     index (not from the task's position), so a task gets the same episodes in any call."""
+
+    def policy(obs, _owner, delta, act, mask):
+        return act_fn(obs, context_fn(delta, act, mask))
+
+    seeds = [[eval_seed(seed, v, e) for e in range(episodes)] for v in tasks]
+    totals, owner, _ = run_episodes(
+        family, tasks, seeds, policy, history, style=style, max_episode_steps=max_episode_steps
+    )
+    if per_episode:
+        return {float(v): totals[owner == i].tolist() for i, v in enumerate(tasks)}
+    return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+
+
+# policy(obs [n, o], owner [n] (index into the tasks), ctx delta [n, K, o], act, mask) -> actions
+RowPolicy = Callable[
+    [np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray | torch.Tensor
+]
+
+
+@dataclass
+class Episode:
+    """The transitions of one finished episode (float32 arrays, one row per step)."""
+
+    obs: np.ndarray  # [L, obs]
+    act: np.ndarray  # [L, act]
+    rew: np.ndarray  # [L] the reward as the environment paid it (delayed when it is)
+    next_obs: np.ndarray  # [L, obs]
+    terminated: np.ndarray  # [L] bool
+
+    @property
+    def ret(self) -> float:
+        return float(self.rew.sum(dtype=np.float64))
+
+
+@torch.no_grad()
+def run_episodes(
+    family: TaskFamily,
+    tasks: Sequence[float],
+    seeds: Sequence[Sequence[int]],
+    policy: RowPolicy,
+    history: int,
+    style: str = "paper",
+    max_episode_steps: int | None = None,
+    reward_delay: int = 1,
+    record: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[Episode] | None]:
+    """One episode per seed in ``seeds[i]`` on task ``tasks[i]``, all in lockstep, acting with
+    ``policy`` (which sees each row's task index, so it may act differently per task). Returns
+    each episode's undiscounted return, its task index and, with ``record``, its transitions."""
     envs, owner = [], []
     for i, v in enumerate(tasks):
-        for e in range(episodes):
+        for s in seeds[i]:
             envs.append(
                 family.make_env(
-                    v, seed=eval_seed(seed, v, e), style=style, max_episode_steps=max_episode_steps
+                    v,
+                    seed=s,
+                    style=style,
+                    max_episode_steps=max_episode_steps,
+                    reward_delay=reward_delay,
                 )
             )
             owner.append(i)
+    owner_arr = np.array(owner, dtype=np.int64)
     obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
     n = len(envs)
     act_dim = space_dims(envs[0])[1]
     ctx = ContextHistory(n, history, obs.shape[1], act_dim)
     totals = np.zeros(n)
     running = np.ones(n, dtype=bool)
+    steps: list[list[tuple]] = [[] for _ in range(n)]
     while running.any():
         idx = np.flatnonzero(running)
-        z = context_fn(ctx.delta[idx], ctx.act[idx], ctx.mask[idx])
         actions = np.zeros((n, act_dim), dtype=np.float32)
-        actions[idx] = act_fn(obs[idx], z)
+        actions[idx] = policy(obs[idx], owner_arr[idx], ctx.delta[idx], ctx.act[idx], ctx.mask[idx])
         next_obs = obs.copy()
         for k in idx:
             o, r, terminated, truncated, _ = envs[k].step(actions[k])
             next_obs[k] = o
             totals[k] += r
+            if record:
+                steps[k].append((obs[k], actions[k], r, o, terminated))
             if terminated or truncated:
                 running[k] = False
         ctx.push(next_obs - obs, actions)
         obs = next_obs
     for env in envs:
         env.close()
-    owner_arr = np.array(owner)
-    if per_episode:
-        return {float(v): totals[owner_arr == i].tolist() for i, v in enumerate(tasks)}
-    return {float(v): float(totals[owner_arr == i].mean()) for i, v in enumerate(tasks)}
+    if not record:
+        return totals, owner_arr, None
+    episodes = [
+        Episode(
+            np.stack([t[0] for t in rows]).astype(np.float32),
+            np.stack([t[1] for t in rows]).astype(np.float32),
+            np.array([t[2] for t in rows], dtype=np.float32),
+            np.stack([t[3] for t in rows]).astype(np.float32),
+            np.array([t[4] for t in rows], dtype=bool),
+        )
+        for rows in steps
+    ]
+    return totals, owner_arr, episodes

@@ -18,9 +18,10 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Agent
 from mcat.algos import get_algo
-from mcat.collect import Collector, evaluate, space_dims
+from mcat.collect import Collector, space_dims
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError
+from mcat.evaluation import evaluate_agent, random_policy_returns  # noqa: F401 (re-exported)
 from mcat.faults import install_fault_hooks
 from mcat.replay import MultiTaskReplay
 from mcat.runs import (
@@ -149,43 +150,6 @@ def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, 
             f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}"
         ) from None
     return cfg, agent, state
-
-
-def evaluate_agent(agent: CTD3Agent, cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
-    """The evaluation every run and `mcat eval` use: same seeds, so the same returns."""
-    return _evaluate(cfg, tasks, agent.context, agent.act, cfg.agent.history)
-
-
-def _evaluate(cfg: RunConfig, tasks: list[float], context_fn, act_fn, history: int):
-    """:func:`evaluate` on the episodes of ``cfg`` (its seed, episodes, style and length)."""
-    return evaluate(
-        get_family(cfg.family),
-        tasks,
-        context_fn,
-        act_fn,
-        history,
-        episodes=cfg.eval_episodes,
-        seed=cfg.seed,
-        style=cfg.style,
-        max_episode_steps=cfg.max_episode_steps,
-    )
-
-
-def random_policy_returns(cfg: RunConfig, tasks: list[float]) -> dict[float, float]:
-    """The uniformly random policy on the evaluation episodes of ``cfg`` (the same seeds as
-    :func:`evaluate_agent`): the bar a trained policy has to clear."""
-    probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)
-    _, act_dim, high = space_dims(probe)
-    probe.close()
-    rng = np.random.default_rng(cfg.seed)
-
-    def act(obs: np.ndarray, _z: object) -> np.ndarray:
-        return rng.uniform(-high, high, size=(len(obs), act_dim)).astype(np.float32)
-
-    def no_context(delta: np.ndarray, act: np.ndarray, mask: np.ndarray) -> torch.Tensor:
-        return torch.zeros(len(delta), 0)
-
-    return _evaluate(cfg, tasks, no_context, act, 1)
 
 
 def summarize(
@@ -515,7 +479,9 @@ class Trainer:
     def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
         step = self.env_steps
         # one lockstep evaluation for both splits (seeds depend on the task value, not the call)
-        returns = evaluate_agent(self.agent, self.cfg, self.train_tasks + self.test_tasks)
+        returns = evaluate_agent(
+            self.agent, self.cfg, self.train_tasks + self.test_tasks, self.replay
+        )
         tr = {v: returns[v] for v in self.train_tasks}
         te = {v: returns[v] for v in self.test_tasks}
         rows = [[step, f"{v:g}", "train", r] for v, r in tr.items()] + [

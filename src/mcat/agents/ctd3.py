@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from mcat.collect import ActInput
+from mcat.agents.base import AgentBase
 from mcat.errors import MCATError
 from mcat.learners.dynamics import dynamics_losses, update_normalizers
 from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
@@ -153,7 +153,7 @@ class TD3Config(CTD3Config):
 
 
 @dataclass
-class CTD3Agent:
+class CTD3Agent(AgentBase):
     obs_dim: int
     act_dim: int
     cfg: CTD3Config = field(default_factory=CTD3Config)
@@ -367,48 +367,6 @@ class CTD3Agent:
             ("ctx_delta", "ctx_act", "ctx_mask"),
         )
         return encoder(b["ctx_delta"], b["ctx_act"], b["ctx_mask"]).mean(1)
-
-    # ------------------------------------------------------------------ collection hooks
-    # The training loop calls these around data collection; an algorithm that decides more than
-    # the actions (MCAT: which policy collects each episode) overrides them. The defaults: the
-    # learned policy collects everything, no extra logs, no extra state.
-    def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None:
-        """Called once by the training loop: the training tasks, the number of environment
-        slots collected at once, and the env step where learning starts."""
-
-    def act_collect(self, inp: ActInput, noise: float, rng: np.random.Generator) -> np.ndarray:
-        """Actions of every environment slot while collecting: by default :meth:`act` on the
-        contexts of the current episodes, with exploration noise."""
-        z = self.context(inp.ctx_delta, inp.ctx_act, inp.ctx_mask)
-        return self.act(inp.obs, z, noise=noise, rng=rng)
-
-    def slot_sources(self) -> np.ndarray | None:
-        """For each slot, the task whose transferred policy collects its episode (-1: the
-        learned policy), or None when the algorithm never transfers (read by the fast path)."""
-        return None
-
-    def log_files(self) -> dict[str, list[str]]:
-        """Extra CSV files of a run (name -> columns), written through the two hooks below."""
-        return {}
-
-    def episode_ended(
-        self, task: int, slot: int, ret: float, next_task: int, step: int, learning: bool
-    ) -> dict[str, list[list]]:
-        """An episode of ``task`` in ``slot`` ended with return ``ret`` (the slot goes on with
-        ``next_task``): rows for the extra log files."""
-        return {}
-
-    def evaluation_report(self, step: int) -> tuple[dict[str, list[list]], dict[str, float], str]:
-        """At an evaluation: rows for the extra log files, TensorBoard scalars, and a suffix for
-        the evaluation's progress line."""
-        return {}, {}, ""
-
-    def collection_state(self) -> dict | None:
-        """Plain data (no tensors) of the collection-time state, for checkpoints."""
-        return None
-
-    def load_collection_state(self, state: dict | None) -> None:
-        """Restore :meth:`collection_state`."""
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict[str, torch.nn.Module | torch.optim.Optimizer]:

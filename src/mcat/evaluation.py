@@ -1,0 +1,131 @@
+"""The evaluation protocol every algorithm is scored by (training runs, `mcat eval`, reports).
+
+On each evaluated task (training and test tasks alike):
+
+1. **adaptation episodes** (the algorithm's ``adaptation_episodes``; 0 for ctd3, td3 and MCAT,
+   which infer z inside the episode from its last K steps): the algorithm acts as it chooses to
+   explore, sees each finished episode's transitions, with the run's reward delay, and may adapt
+   (PEARL: accumulates the context and infers its posterior over z; MQL: fits its propensity
+   score and updates a copy of its networks). One sequence of adaptation episodes per task.
+2. **scored episodes** (``eval_episodes`` of the run config): the adapted policy acts without
+   exploration noise; the score is the mean undiscounted return with the dense reward (a delay
+   moves reward, it does not change an episode's total).
+
+Seeds: scored episode e of task v starts from :func:`mcat.collect.eval_seed` (run seed, v, e),
+adaptation episode e from :func:`adaptation_seed`; neither depends on the algorithm or on the
+number of adaptation episodes, so every method is scored on the same episodes. An algorithm's
+own evaluation randomness (PEARL's z samples) comes from a generator seeded by the run seed, so
+evaluating the same networks twice gives the same returns.
+
+An algorithm opts in by giving its agent ``adapter(tasks, replay, rng) -> Adapter``; agents
+without it are evaluated with their ``context``/``act`` as before (no adaptation).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from mcat.collect import Episode, RowPolicy, eval_seed, evaluate, run_episodes, space_dims
+from mcat.tasks import get_family
+from mcat.validation import check_int
+
+MAX_ADAPTATION_EPISODES = 100
+
+
+class Adapter(Protocol):
+    """An algorithm's test-time adaptation on a list of tasks (rows are indexed by task)."""
+
+    explore: RowPolicy
+    """Actions in the adaptation episodes (``owner`` gives each row's task index)."""
+    act: RowPolicy
+    """Actions of the adapted policy in the scored episodes."""
+
+    def observe(self, episodes: Sequence[Episode]) -> None:
+        """One finished adaptation episode per task, in task order."""
+        ...
+
+
+def adaptation_seed(seed: int, task: float, episode: int) -> int:
+    """Seed of adaptation episode ``episode`` on ``task`` (stable across processes)."""
+    return zlib.crc32(f"adapt:{seed}:{float(task)!r}:{episode}".encode())
+
+
+def adaptation_episodes(agent: Any) -> int:
+    """The number of adaptation episodes ``agent`` asks for (0 without an adapter)."""
+    if not callable(getattr(agent, "adapter", None)):
+        return 0
+    return int(getattr(agent.cfg, "adaptation_episodes", 0))
+
+
+def check_adaptation_episodes(value: Any) -> int:
+    """The bad-input check of an algorithm's ``adaptation_episodes`` setting."""
+    return check_int("agent.adaptation_episodes", value, 0, MAX_ADAPTATION_EPISODES)
+
+
+def evaluate_agent(
+    agent: Any, cfg: Any, tasks: list[float], replay: Any = None
+) -> dict[float, float]:
+    """The evaluation every run and `mcat eval` use (see the module docstring): same seeds, so
+    the same returns. ``replay`` is the run's training data, for algorithms whose adaptation
+    uses it (MQL); ``cfg`` is the run's :class:`~mcat.config.RunConfig`."""
+    if not callable(getattr(agent, "adapter", None)):
+        return _evaluate(cfg, tasks, agent.context, agent.act, cfg.agent.history)
+    family = get_family(cfg.family)
+    rng = np.random.default_rng([cfg.seed, 0xADA])
+    adapter: Adapter = agent.adapter(tasks, replay, rng)
+    history = int(getattr(cfg.agent, "history", 0))
+    common = dict(style=cfg.style, max_episode_steps=cfg.max_episode_steps)
+    for e in range(adaptation_episodes(agent)):
+        seeds = [[adaptation_seed(cfg.seed, v, e)] for v in tasks]
+        _, _, episodes = run_episodes(
+            family,
+            tasks,
+            seeds,
+            adapter.explore,
+            history,
+            reward_delay=cfg.reward_delay,
+            record=True,
+            **common,
+        )
+        assert episodes is not None
+        adapter.observe(episodes)
+    seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
+    totals, owner, _ = run_episodes(family, tasks, seeds, adapter.act, history, **common)
+    return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+
+
+def _evaluate(cfg: Any, tasks: list[float], context_fn, act_fn, history: int):
+    """:func:`evaluate` on the episodes of ``cfg`` (its seed, episodes, style and length)."""
+    return evaluate(
+        get_family(cfg.family),
+        tasks,
+        context_fn,
+        act_fn,
+        history,
+        episodes=cfg.eval_episodes,
+        seed=cfg.seed,
+        style=cfg.style,
+        max_episode_steps=cfg.max_episode_steps,
+    )
+
+
+def random_policy_returns(cfg: Any, tasks: list[float]) -> dict[float, float]:
+    """The uniformly random policy on the scored episodes of ``cfg`` (the same seeds as
+    :func:`evaluate_agent`): the bar a trained policy has to clear."""
+    probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)
+    _, act_dim, high = space_dims(probe)
+    probe.close()
+    rng = np.random.default_rng(cfg.seed)
+
+    def act(obs: np.ndarray, _z: object) -> np.ndarray:
+        return rng.uniform(-high, high, size=(len(obs), act_dim)).astype(np.float32)
+
+    def no_context(delta: np.ndarray, act: np.ndarray, mask: np.ndarray) -> torch.Tensor:
+        return torch.zeros(len(delta), 0)
+
+    return _evaluate(cfg, tasks, no_context, act, 1)
