@@ -170,6 +170,27 @@ def test_every_flag_refuses_bad_values(command, action, values, eval_run, tmp_pa
         (["train", "point-gain", "--max-episode-steps", "0"], "--max-episode-steps must be >= 1"),
         (["train", "point-gain", "--plot", "/proc/x.png"], "cannot write plot file /proc/x.png"),
         (["train", "point-gain", "--plot", "curves.txt"], "unsupported file type '.txt'"),
+        (
+            ["train", "point-gain", "--algo", "pearl", "--set", "agent.adaptation_episodes=-1"],
+            "agent.adaptation_episodes must be between 0 and 100, got -1",
+        ),
+        (
+            ["train", "point-gain", "--algo", "pearl", "--set", "agent.adaptation_episodes=101"],
+            "agent.adaptation_episodes must be between 0 and 100, got 101",
+        ),
+        (
+            ["train", "point-gain", "--set", "agent.kl_lambda=0.5"],
+            "agent.kl_lambda is a setting of pearl, not of ctd3",
+        ),
+        (["train", "point-gain", "--algo", "pearl", "--no-pt"], "--no-pt: only for --algo mcat"),
+        (
+            ["train", "point-gain", "--algo", "pearl", "--test-tasks", "-1"],
+            "task value -1.0 is not valid for point-gain",
+        ),
+        (
+            ["train", "point-gain", "--algo", "pearl", "--set", "agent.prior_episodes=0"],
+            "agent.prior_episodes must be >= 1, got 0",
+        ),
     ],
 )
 def test_reported_bad_inputs_name_the_value(argv, message, tmp_path, capsys):

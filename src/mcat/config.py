@@ -222,8 +222,26 @@ def run_config_from_dict(data: dict) -> RunConfig:
     fixed = getattr(config_class(), "use_context", None)
     if "use_context" in agent and fixed is not None and agent["use_context"] != fixed:
         raise MCATError(f"agent.use_context={agent['use_context']} contradicts algo {algo}")
+    _check_other_algos_keys(algo, config_class, agent)
     cfg.agent = dataclass_from_dict(config_class, agent, where="agent.")
     return cfg
+
+
+def _check_other_algos_keys(algo: str, config_class: type, agent: dict) -> None:
+    """A one-line error for a setting of another algorithm (``--set agent.kl_lambda=...`` on a
+    ctd3 run: "a setting of pearl, not of ctd3")."""
+    from mcat.algos import list_algos
+
+    known = {f.name for f in dataclasses.fields(config_class)}
+    for key in sorted(set(agent) - known):
+        owners = [
+            a.name for a in list_algos() if key in {f.name for f in dataclasses.fields(a.config)}
+        ]
+        if owners:
+            raise MCATError(
+                f"agent.{key} is a setting of {', '.join(owners)}, not of {algo}; "
+                f"drop it or choose --algo {owners[0]}"
+            )
 
 
 def run_config_to_dict(cfg: RunConfig) -> dict:
