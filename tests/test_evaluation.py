@@ -19,8 +19,8 @@ class Recorder:
     def __init__(self, agent, tasks):
         self.agent, self.tasks, self.seen = agent, tasks, []
 
-    def _act(self, obs, owner, delta, act, mask):
-        return self.agent.act(obs, self.agent.context(delta, act, mask))
+    def _act(self, obs, owner, ctx):
+        return self.agent.act(obs, self.agent.context(ctx.delta, ctx.act, ctx.mask))
 
     explore = act = _act
 

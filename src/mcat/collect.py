@@ -40,29 +40,59 @@ def space_dims(env: gym.Env) -> tuple[int, int, float]:
     return obs_shape[0], act_space.shape[0], float(act_space.high[0])
 
 
+@dataclass
+class ContextWindow:
+    """The last K steps of some environments' current episodes, oldest first, zero (and mask 0)
+    before the episode start: the same layout as the replay's context windows."""
+
+    delta: np.ndarray  # [n, K, obs] s' - s
+    act: np.ndarray  # [n, K, act]
+    mask: np.ndarray  # [n, K]
+    obs: np.ndarray  # [n, K, obs] s
+    rew: np.ndarray  # [n, K] the reward as paid (delayed when it is)
+
+
 class ContextHistory:
-    """The last K (s'-s, a) pairs of each environment's current episode, oldest first, with a
-    mask that is 0 before the episode start (the same layout as the replay's context windows)."""
+    """The last K steps (s, a, r, s'-s) of each environment's current episode (see
+    :class:`ContextWindow`)."""
 
     def __init__(self, n: int, history: int, obs_dim: int, act_dim: int):
         self.delta = np.zeros((n, history, obs_dim), dtype=np.float32)
         self.act = np.zeros((n, history, act_dim), dtype=np.float32)
         self.mask = np.zeros((n, history), dtype=np.float32)
+        self.obs = np.zeros((n, history, obs_dim), dtype=np.float32)
+        self.rew = np.zeros((n, history), dtype=np.float32)
 
     def reset(self, idx: int | np.integer | np.ndarray | slice) -> None:
-        self.delta[idx] = 0.0
-        self.act[idx] = 0.0
-        self.mask[idx] = 0.0
+        for array in self.arrays().values():
+            array[idx] = 0.0
 
-    def push(self, delta: np.ndarray, act: np.ndarray) -> None:
+    def push(self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray) -> None:
         if not self.mask.shape[1]:  # K = 0: an agent that reads no in-episode context
             return
-        for array, new in ((self.delta, delta), (self.act, act), (self.mask, 1.0)):
+        for array, new in (
+            (self.delta, next_obs - obs),
+            (self.act, act),
+            (self.mask, 1.0),
+            (self.obs, obs),
+            (self.rew, rew),
+        ):
             array[:, :-1] = array[:, 1:]
             array[:, -1] = new
 
+    def window(self, idx: np.ndarray | slice = slice(None)) -> ContextWindow:
+        return ContextWindow(
+            self.delta[idx], self.act[idx], self.mask[idx], self.obs[idx], self.rew[idx]
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"delta": self.delta, "act": self.act, "mask": self.mask}
+        return {
+            "delta": self.delta,
+            "act": self.act,
+            "mask": self.mask,
+            "obs": self.obs,
+            "rew": self.rew,
+        }
 
 
 @dataclass
@@ -77,6 +107,8 @@ class ActInput:
     episode_steps: np.ndarray  # [n] steps taken so far in each slot's episode
     env_steps: int  # env steps collected so far, all tasks together
     replay: MultiTaskReplay | None = None  # the data collected so far (read-only for agents)
+    ctx_obs: np.ndarray | None = None  # [n, K, obs] the same steps' states
+    ctx_rew: np.ndarray | None = None  # [n, K] and rewards (as paid)
 
 
 @dataclass
@@ -154,7 +186,7 @@ class Collector:
         replay.add(
             self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task
         )
-        self.ctx.push(next_obs - self.obs, actions)
+        self.ctx.push(self.obs, actions, rewards, next_obs)
         self.ep_return += rewards
         self.ep_length += 1
         self.env_steps += self.n
@@ -186,6 +218,8 @@ class Collector:
             self.ep_length,
             self.env_steps,
             self._replay,
+            self.ctx.obs,
+            self.ctx.rew,
         )
 
     def _non_finite(self, next_obs: np.ndarray, rewards: np.ndarray) -> None:
@@ -230,7 +264,8 @@ class Collector:
                 ) from None
         self.obs[...] = state["obs"]
         for name, array in self.ctx.arrays().items():
-            array[...] = state["ctx"][name]
+            # checkpoints before the obs/rew windows lack them (only MQL reads them)
+            array[...] = state["ctx"].get(name, 0.0)
         self.ep_return[...] = state["ep_return"]
         self.ep_length[...] = state["ep_length"]
         self.slot_task[...] = state["slot_task"]
@@ -308,8 +343,8 @@ def evaluate(
     uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
     index (not from the task's position), so a task gets the same episodes in any call."""
 
-    def policy(obs, _owner, delta, act, mask):
-        return act_fn(obs, context_fn(delta, act, mask))
+    def policy(obs: np.ndarray, _owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
+        return act_fn(obs, context_fn(ctx.delta, ctx.act, ctx.mask))
 
     seeds = [[eval_seed(seed, v, e) for e in range(episodes)] for v in tasks]
     totals, owner, _ = run_episodes(
@@ -320,10 +355,8 @@ def evaluate(
     return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
 
 
-# policy(obs [n, o], owner [n] (index into the tasks), ctx delta [n, K, o], act, mask) -> actions
-RowPolicy = Callable[
-    [np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray | torch.Tensor
-]
+# policy(obs [n, o], owner [n] (index into the tasks), the episodes' context window) -> actions
+RowPolicy = Callable[[np.ndarray, np.ndarray, ContextWindow], np.ndarray]
 
 
 @dataclass
@@ -380,17 +413,19 @@ def run_episodes(
     while running.any():
         idx = np.flatnonzero(running)
         actions = np.zeros((n, act_dim), dtype=np.float32)
-        actions[idx] = policy(obs[idx], owner_arr[idx], ctx.delta[idx], ctx.act[idx], ctx.mask[idx])
+        actions[idx] = policy(obs[idx], owner_arr[idx], ctx.window(idx))
         next_obs = obs.copy()
+        rewards = np.zeros(n, dtype=np.float32)
         for k in idx:
             o, r, terminated, truncated, _ = envs[k].step(actions[k])
             next_obs[k] = o
+            rewards[k] = r
             totals[k] += r
             if record:
                 steps[k].append((obs[k], actions[k], r, o, terminated))
             if terminated or truncated:
                 running[k] = False
-        ctx.push(next_obs - obs, actions)
+        ctx.push(obs, actions, rewards, next_obs)
         obs = next_obs
     for env in envs:
         env.close()

@@ -8,8 +8,10 @@ On each evaluated task (training and test tasks alike):
    (PEARL: accumulates the context and infers its posterior over z; MQL: fits its propensity
    score and updates a copy of its networks). One sequence of adaptation episodes per task.
 2. **scored episodes** (``eval_episodes`` of the run config): the adapted policy acts without
-   exploration noise; the score is the mean undiscounted return with the dense reward (a delay
-   moves reward, it does not change an episode's total).
+   exploration noise; the score is the mean undiscounted return (a delay moves reward, it does
+   not change an episode's total). An algorithm with an adapter is paid the reward with the
+   run's delay, as in training, since its context may read rewards (MQL's does); the others
+   are evaluated with the dense reward (the same total up to float rounding).
 
 Seeds: scored episode e of task v starts from :func:`mcat.collect.eval_seed` (run seed, v, e),
 adaptation episode e from :func:`adaptation_seed`; neither depends on the algorithm or on the
@@ -95,7 +97,11 @@ def evaluate_agent(
         assert episodes is not None
         adapter.observe(episodes)
     seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
-    totals, owner, _ = run_episodes(family, tasks, seeds, adapter.act, history, **common)
+    # the adapted policy gets the reward as in training (its context may read rewards); the
+    # total, which is scored, is the dense one
+    totals, owner, _ = run_episodes(
+        family, tasks, seeds, adapter.act, history, reward_delay=cfg.reward_delay, **common
+    )
     return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
 
 

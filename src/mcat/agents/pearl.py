@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mcat.agents.base import AgentBase
-from mcat.collect import ActInput, Episode
+from mcat.collect import ActInput, ContextWindow, Episode
 from mcat.errors import MCATError
 from mcat.evaluation import check_adaptation_episodes
 from mcat.learners.td3 import soft_update
@@ -427,7 +427,7 @@ class Adapter:
         z = self.rng.standard_normal((tasks, self.agent.cfg.latent_dim))
         return torch.as_tensor(z, dtype=torch.float32, device=self.agent.device)
 
-    def explore(self, obs, owner, ctx_delta, ctx_act, ctx_mask) -> np.ndarray:
+    def explore(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
         return self.agent.act(obs, self.z[torch.as_tensor(owner)])
 
     def observe(self, episodes: Sequence[Episode]) -> None:
@@ -435,7 +435,7 @@ class Adapter:
             self.context[i].append(self.agent.context_features(episode))
         self.z = self._prior(len(self.context))  # oyster resamples z after every path
 
-    def act(self, obs, owner, ctx_delta, ctx_act, ctx_mask) -> np.ndarray:
+    def act(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
         if not self.adapted:  # the posterior, once, before the first scored step
             self.adapted = True
             for i, parts in enumerate(self.context):

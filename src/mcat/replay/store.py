@@ -46,6 +46,10 @@ class ReplayBatch:
     next_ctx_delta: FloatArray  # [T, B, K, obs] the same for steps i-K+1..i (context of s')
     next_ctx_act: FloatArray  # [T, B, K, act]
     next_ctx_mask: FloatArray  # [T, B, K]
+    ctx_obs: FloatArray  # [T, B, K, obs] s of steps i-K..i-1 (0 if invalid; MQL's context)
+    ctx_rew: FloatArray  # [T, B, K] their rewards
+    next_ctx_obs: FloatArray  # [T, B, K, obs] the same for steps i-K+1..i
+    next_ctx_rew: FloatArray  # [T, B, K]
     fut_obs: FloatArray  # [T, B, M, obs] s of steps i..i+M-1 (fut_obs[:, :, 0] == obs)
     fut_act: FloatArray  # [T, B, M, act]
     fut_delta: FloatArray  # [T, B, M, obs] s'-s of those steps
@@ -214,10 +218,12 @@ class MultiTaskReplay:
         delta = np.take(self._flat(self.next_obs), j, axis=0)
         delta -= obs  # s' - s
         act = np.take(self._flat(self.act), j, axis=0)
+        rew = np.take(self._flat(self.rew), j) if K else np.zeros(j.shape, np.float32)
         # Zero every step outside the sample's episode, in place (the sample itself is always
         # valid, so its own obs and act are untouched); the fields below are views.
         for array in (obs, delta, act):
             array *= mask[..., None]
+        rew *= mask
         i = K  # position of the sample in the window
         return ReplayBatch(
             tasks=tasks,
@@ -235,6 +241,10 @@ class MultiTaskReplay:
             next_ctx_delta=delta[:, :, 1 : K + 1],
             next_ctx_act=act[:, :, 1 : K + 1],
             next_ctx_mask=mask[:, :, 1 : K + 1],
+            ctx_obs=obs[:, :, :K],
+            ctx_rew=rew[:, :, :K],
+            next_ctx_obs=obs[:, :, 1 : K + 1],
+            next_ctx_rew=rew[:, :, 1 : K + 1],
             fut_obs=obs[:, :, i : i + M],
             fut_act=act[:, :, i : i + M],
             fut_delta=delta[:, :, i : i + M],
