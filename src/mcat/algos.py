@@ -22,6 +22,7 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config, TD3Config
 from mcat.agents.mcat import MCATAgent, MCATConfig
+from mcat.agents.mql import MQLAgent, MQLConfig
 from mcat.agents.pearl import PEARLAgent, PEARLConfig
 from mcat.collect import ActInput
 from mcat.errors import MCATError
@@ -148,3 +149,6 @@ register_algo("ctd3", CTD3Config, CTD3Agent, "context-conditioned TD3 (C and F, 
 register_algo("td3", TD3Config, CTD3Agent, "plain multi-task TD3, no context")
 register_algo("mcat", MCATConfig, MCATAgent, "ctd3 + self-imitation + policy transfer through H")
 register_algo("pearl", PEARLConfig, PEARLAgent, "PEARL: SAC with a probabilistic context encoder")
+register_algo(
+    "mql", MQLConfig, MQLAgent, "MQL: TD3 with a GRU context; propensity-weighted adaptation"
+)

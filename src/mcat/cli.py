@@ -355,7 +355,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mcat.evaluation import evaluate_agent
     from mcat.runs import SUMMARY
     from mcat.tasks import get_family
-    from mcat.train import load_run_agent, run_tasks
+    from mcat.train import load_run_agent, load_run_replay, run_tasks
 
     run_dir = Path(args.run_dir)
     cfg, agent, state = load_run_agent(run_dir)
@@ -379,7 +379,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ]
     else:
         tasks = [("train", v) for v in train_tasks] + [("test", v) for v in test_tasks]
-    returns = evaluate_agent(agent, cfg, [v for _, v in tasks])
+    replay = (
+        load_run_replay(cfg, state) if getattr(agent, "adaptation_uses_replay", False) else None
+    )
+    returns = evaluate_agent(agent, cfg, [v for _, v in tasks], replay)
     print(
         f"{run_dir}: {cfg.algo} on {cfg.family}, "
         f"checkpoint at {state.get('env_steps', '?')} env steps, "

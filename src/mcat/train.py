@@ -143,6 +143,8 @@ def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, 
     probe = family.make_env((cfg.train_tasks or family.train_tasks)[0], style=cfg.style)
     agent = build_agent(cfg, *space_dims(probe))
     probe.close()
+    # an algorithm whose adaptation trains (MQL) needs all of its networks
+    policy_only = policy_only and not getattr(agent, "adaptation_uses_replay", False)
     try:
         agent.load_state_dict(state["agent"], policy_only=policy_only)
     except (KeyError, RuntimeError) as exc:
@@ -150,6 +152,23 @@ def load_run_agent(run_dir: Path, policy_only: bool = True) -> tuple[RunConfig, 
             f"checkpoint in {run_dir} does not fit its config: {str(exc).splitlines()[0]}"
         ) from None
     return cfg, agent, state
+
+
+def load_run_replay(cfg: RunConfig, state: dict) -> MultiTaskReplay:
+    """The training data saved in a checkpoint's ``state`` (for an adaptation that uses it: MQL's);
+    a one-line error when the run saved no replay contents (``checkpoint_replay: false``)."""
+    saved = from_saved(state["data"]["replay"])
+    if "arrays" not in saved:
+        raise MCATError(
+            f"{cfg.algo}'s adaptation trains on the run's replay, and this run's checkpoints "
+            "hold none (checkpoint_replay is false); evaluate it while training instead"
+        )
+    tasks, capacity, obs_dim, act_dim = saved["shape"]
+    replay = MultiTaskReplay(
+        tasks, obs_dim, act_dim, capacity, gamma=cfg.agent.gamma, seed=cfg.seed
+    )
+    replay.load_state_dict(saved)
+    return replay
 
 
 def summarize(
@@ -673,6 +692,7 @@ class Trainer:
         cfg, step = self.cfg, self.env_steps
         if self.phase() != clock[0]:  # a new phase's rate starts now (after any warm-up)
             clock[:] = [self.phase(), time.perf_counter(), step]
+        paused = time.perf_counter()
         if step >= self.next_eval:
             while self.next_eval <= step:
                 self.next_eval += cfg.eval_every
@@ -682,6 +702,7 @@ class Trainer:
                 self.next_ckpt += cfg.checkpoint_every
             self.checkpoint()
         now = time.perf_counter()
+        clock[1] += now - paused  # the rate (and ETA) is of training, evaluations left out
         if now - clock[1] >= cfg.log_interval:
             self._progress((step - clock[2]) / (now - clock[1]))
             clock[1:] = [now, step]

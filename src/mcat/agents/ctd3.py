@@ -27,7 +27,48 @@ from mcat.validation import check_int, check_number
 
 
 @dataclass
-class CTD3Config:
+class TD3Params:
+    """TD3's hyper-parameters (Fujimoto et al. 2018), shared by the TD3-based algorithms (ctd3,
+    td3, MCAT, MQL); an algorithm may override a default."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layers of actor and critics."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    batch_size: int = 256
+    """Transitions per task in one TD3 step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Target network averaging rate."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise (times max action)."""
+    noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise (times max action)."""
+    policy_delay: int = 2
+    """Critic steps per actor and target update."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian exploration noise while collecting (times max action)."""
+
+    def validate_td3(self) -> None:
+        for name in ("batch_size", "policy_delay"):
+            check_int(f"agent.{name}", getattr(self, name), 1)
+        for name in ("actor_lr", "critic_lr"):
+            check_number(f"agent.{name}", getattr(self, name), 0.0, low_open=True)
+        for name in ("exploration_noise", "policy_noise", "noise_clip"):
+            check_number(f"agent.{name}", getattr(self, name), 0.0)
+        if not self.hidden:
+            raise MCATError("agent.hidden needs at least one layer")
+        for width in self.hidden:
+            check_int("agent.hidden", width, 1)
+        check_number("agent.gamma", self.gamma, 0.0, 1.0)
+        check_number("agent.tau", self.tau, 0.0, 1.0, low_open=True)
+
+
+@dataclass
+class CTD3Config(TD3Params):
     """Hyper-parameters of context-conditioned TD3. Defaults: TD3 (Fujimoto et al. 2018) and the
     authors' context/model settings (method.md); schedule choices are ours and documented."""
 
@@ -62,29 +103,9 @@ class CTD3Config:
     """C+F gradient steps per block (so C+F get 10% of the gradient steps by default)."""
     model_warmup_steps: int = 500
     """C+F gradient steps done once when learning starts, before the first TD3 step."""
-    # --- TD3
-    hidden: tuple[int, ...] = (256, 256)
-    """Hidden layers of actor and critics."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics."""
-    batch_size: int = 256
-    """Transitions per task in one TD3 step."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Target network averaging rate."""
-    policy_noise: float = 0.2
-    """Std of the target policy smoothing noise (times max action)."""
-    noise_clip: float = 0.5
-    """Clip of the target policy smoothing noise (times max action)."""
-    policy_delay: int = 2
-    """Critic steps per actor and target update."""
-    exploration_noise: float = 0.1
-    """Std of the Gaussian exploration noise while collecting (times max action)."""
 
     def validate(self) -> None:
+        self.validate_td3()
         for name in (
             "history",
             "z_dim",
@@ -93,30 +114,18 @@ class CTD3Config:
             "model_layers",
             "model_batch_size",
             "contrastive_samples",
-            "batch_size",
-            "policy_delay",
             "model_every",
         ):
             check_int(f"agent.{name}", getattr(self, name), 1)
         for name in ("model_steps", "model_warmup_steps"):
             check_int(f"agent.{name}", getattr(self, name), 0)
-        for name in ("model_lr", "actor_lr", "critic_lr"):
-            check_number(f"agent.{name}", getattr(self, name), 0.0, low_open=True)
-        for name in (
-            "contrastive_weight",
-            "contrastive_margin",
-            "exploration_noise",
-            "policy_noise",
-            "noise_clip",
-        ):
+        check_number("agent.model_lr", self.model_lr, 0.0, low_open=True)
+        for name in ("contrastive_weight", "contrastive_margin"):
             check_number(f"agent.{name}", getattr(self, name), 0.0)
-        for name in ("encoder_hidden", "hidden"):
-            if not getattr(self, name):
-                raise MCATError(f"agent.{name} needs at least one layer")
-            for width in getattr(self, name):
-                check_int(f"agent.{name}", width, 1)
-        check_number("agent.gamma", self.gamma, 0.0, 1.0)
-        check_number("agent.tau", self.tau, 0.0, 1.0, low_open=True)
+        if not self.encoder_hidden:
+            raise MCATError("agent.encoder_hidden needs at least one layer")
+        for width in self.encoder_hidden:
+            check_int("agent.encoder_hidden", width, 1)
 
 
 def batch_to_torch(
