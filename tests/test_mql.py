@@ -14,7 +14,7 @@ from mcat.config import run_config_from_dict
 from mcat.evaluation import random_policy_returns
 from mcat.tasks import get_family
 from mcat.train import Trainer
-from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
+from toy_runs import cheetah_resume_config, keep_torch_threads, logs, quiet  # noqa: F401
 
 SMALL = {"hidden": [64, 64], "batch_size": 64, "history": 10}
 
@@ -90,34 +90,15 @@ def test_mql_on_halfcheetah_resumes_bit_identically_and_evaluates_alike(tmp_path
     updates on the replay); `mcat eval` repeats the final evaluation exactly."""
 
     def cfg():
-        return run_config_from_dict(
-            {
-                "family": "halfcheetah-armature",
-                "algo": "mql",
-                "steps": 600,
-                "reward_delay": 7,
-                "train_tasks": [0.1, 0.5],
-                "test_tasks": [0.3],
-                "max_episode_steps": 40,
-                "learning_starts": 160,
-                "eval_every": 300,
-                "checkpoint_every": 250,
-                "threads": 1,
-                "agent": {
-                    **SMALL,
-                    "history": 5,
-                    "adaptation_episodes": 1,
-                    "main_snap_iter_nums": 4,
-                    "snap_iter_nums": 2,
-                },
-            }
+        agent = {**SMALL, "history": 5, "adaptation_episodes": 1}
+        return cheetah_resume_config(
+            "mql", {**agent, "main_snap_iter_nums": 4, "snap_iter_nums": 2}
         )
 
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     Trainer(cfg(), whole, log=quiet).run()
     assert Trainer(cfg(), stopped, log=quiet).run(stop_at=370) is None
     Trainer.resume(stopped, log=quiet).run()
-    logs = lambda run: [(run / n).read_bytes() for n in ("metrics.csv", "episodes.csv")]  # noqa: E731
     assert logs(stopped) == logs(whole)
     capsys.readouterr()
     assert main(["eval", str(whole)]) == 0

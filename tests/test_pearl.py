@@ -10,7 +10,7 @@ from mcat.agents.pearl import kl_to_prior
 from mcat.config import run_config_from_dict
 from mcat.evaluation import random_policy_returns
 from mcat.train import Trainer
-from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
+from toy_runs import cheetah_resume_config, keep_torch_threads, logs, quiet  # noqa: F401
 
 SMALL = {
     "hidden": [64, 64],
@@ -89,35 +89,16 @@ def test_collection_alternates_prior_and_posterior_episodes(trained):
         assert episode % 2 == 0 and episode < done[t]  # the latest completed prior episode
 
 
-def _logs(run):
-    return [(run / name).read_bytes() for name in ("metrics.csv", "episodes.csv")]
-
-
 def test_pearl_on_halfcheetah_resumes_bit_identically(tmp_path):
     """Real MuJoCo, delayed reward, posterior episodes and adaptation at evaluation."""
 
     def cfg():
-        return run_config_from_dict(
-            {
-                "family": "halfcheetah-armature",
-                "algo": "pearl",
-                "steps": 600,
-                "reward_delay": 7,
-                "train_tasks": [0.1, 0.5],
-                "test_tasks": [0.3],
-                "max_episode_steps": 40,
-                "learning_starts": 160,
-                "eval_every": 300,
-                "checkpoint_every": 250,
-                "threads": 1,
-                "agent": {**SMALL, "adaptation_episodes": 1},
-            }
-        )
+        return cheetah_resume_config("pearl", {**SMALL, "adaptation_episodes": 1})
 
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     Trainer(cfg(), whole, log=quiet).run()
     assert Trainer(cfg(), stopped, log=quiet).run(stop_at=370) is None
     trainer = Trainer.resume(stopped, log=quiet)
     trainer.run()
-    assert _logs(stopped) == _logs(whole)
+    assert logs(stopped) == logs(whole)
     assert all(trainer.agent.posterior_ids[t] for t in range(2))

@@ -237,6 +237,11 @@ def test_presets_are_valid_configs():
         cfg.validate()
         # the tables' MCAT rows; --no-pt gives the ablation
         assert cfg.algo == "mcat" and cfg.agent.policy_transfer
+        if name.startswith("table2-"):  # the baselines' rows: the same run with --algo NAME
+            for algo in ("pearl", "mql"):
+                other = run_config_from_dict({**load_preset(name), "algo": algo})
+                other.validate()
+                assert type(other.agent).__name__ == algo.upper() + "Config"
 
 
 def test_td3_algo_has_no_context_and_trains(tmp_path):

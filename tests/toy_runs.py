@@ -42,3 +42,29 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+def cheetah_resume_config(algo, agent):
+    """A short real-MuJoCo run for bit-identical resume tests: 2 HalfCheetah tasks, 40-step
+    episodes, the reward delayed by 7 steps, a checkpoint at 250 and evaluations at 300 and 600."""
+    return run_config_from_dict(
+        {
+            "family": "halfcheetah-armature",
+            "algo": algo,
+            "steps": 600,
+            "reward_delay": 7,
+            "train_tasks": [0.1, 0.5],
+            "test_tasks": [0.3],
+            "max_episode_steps": 40,
+            "learning_starts": 160,
+            "eval_every": 300,
+            "checkpoint_every": 250,
+            "threads": 1,
+            "agent": agent,
+        }
+    )
+
+
+def logs(run):
+    """The run's evaluation and episode logs, as bytes."""
+    return [(run / name).read_bytes() for name in ("metrics.csv", "episodes.csv")]
