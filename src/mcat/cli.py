@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "algorithm: ctd3 (default, context TD3), "
             "mcat (ctd3 + self-imitation + policy transfer), td3 (no context), "
-            "or one a plugin registers (`mcat algos` lists them)"
+            "pearl, mql (baselines), or one a plugin registers (`mcat algos` lists them)"
         ),
     )
     p.add_argument(

@@ -36,7 +36,8 @@ class RunConfig:
     """Task family name (see `mcat families`)."""
     algo: str = "ctd3"
     """Algorithm: mcat (context TD3 + self-imitation + policy transfer), ctd3
-    (context-conditioned TD3) or td3 (no context)."""
+    (context-conditioned TD3), td3 (no context), the baselines pearl and mql, or a plugin's
+    (see mcat.algos)."""
     steps: int = 100_000
     """Total environment steps over all training tasks."""
     seed: int = 0
