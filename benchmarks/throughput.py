@@ -1,10 +1,10 @@
 """Env steps per second while learning, on HalfCheetah with 256-256 networks and batch 256:
-Stable-Baselines3 TD3 and mcat's ctd3 and MCAT measured in the same run, their ratios, and
-where MCAT's time goes.
+Stable-Baselines3 TD3 and mcat's ctd3 and MCAT (or, with ``--only baselines``, the baselines
+PEARL and MQL) measured in the same run, their ratios, and where the time goes.
 
     .venv/bin/pip install stable-baselines3          # benchmark-only dependency
     .venv/bin/python benchmarks/throughput.py [--steps 3000] [--threads 2] [--device cuda]
-        [--only mcat] [--fast-seeds 1 3 10]
+        [--only mcat|baselines] [--fast-seeds 1 3 10]
 
 Each learner first collects 1,000 random steps (not timed), then the next ``--steps`` env steps
 with one gradient step per env step of each task are timed. ctd3 is timed on one task (batch 256)
@@ -36,7 +36,10 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Config
 from mcat.agents.mcat import MCATConfig
+from mcat.agents.mql import MQLConfig
+from mcat.agents.pearl import PEARLConfig
 from mcat.config import RunConfig
+from mcat.evaluation import evaluate_agent
 from mcat.tasks import get_family
 from mcat.train import Trainer
 
@@ -96,9 +99,10 @@ def time_ctd3(
     agent=None,
     device: str = "cpu",
     breakdown: dict | None = None,
+    algo: str | None = None,
 ) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        algo = "mcat" if isinstance(agent, MCATConfig) else "ctd3"
+        algo = algo or ("mcat" if isinstance(agent, MCATConfig) else "ctd3")
         cfg = RunConfig(
             family="halfcheetah-armature",
             algo=algo,
@@ -114,6 +118,8 @@ def time_ctd3(
         trainer = Trainer(cfg, tmp, log=lambda m: None)
         while trainer.env_steps < WARMUP:
             trainer.iterate()
+        if algo in ("pearl", "mql"):
+            return _time_baseline(trainer, steps, breakdown)
         # the one-off warm-up(s), not timed
         trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)
         pt = getattr(trainer.agent, "pt", None)
@@ -147,6 +153,35 @@ def time_ctd3(
             parts["rest (loop, logs)"] = total - sum(parts.values())
             breakdown.update({k: v / total for k, v in parts.items()})
         return rate
+
+
+def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> float:
+    """A PEARL or MQL trainer after its random steps: the timed window, with acting, environments
+    and replay, and gradient steps timed apart; ``breakdown`` also gets the seconds one
+    evaluation (with the algorithm's adaptation) takes per evaluated task."""
+    timers = Timers(str(trainer.cfg.device))
+    timers.wrap(trainer, "policy", "acting")
+    timers.wrap(trainer.collector, "step", "collect")
+    timers.wrap(trainer.agent, "train_step", "updates")
+    start_steps, t0 = trainer.env_steps, time.perf_counter()
+    while trainer.env_steps < start_steps + steps:
+        trainer.iterate()
+    total = time.perf_counter() - t0
+    rate = (trainer.env_steps - start_steps) / total
+    if breakdown is not None:
+        t = timers.seconds
+        parts = {
+            "acting": t["acting"],
+            "environments and replay": t["collect"] - t["acting"],
+            "gradient steps": t["updates"],
+        }
+        parts["rest (loop, logs)"] = total - sum(parts.values())
+        breakdown.update({k: v / total for k, v in parts.items()})
+        t0 = time.perf_counter()
+        evaluate_agent(trainer.agent, trainer.cfg, trainer.train_tasks[:1], trainer.replay)
+        breakdown["evaluation s/task"] = time.perf_counter() - t0
+    trainer.close()
+    return rate
 
 
 def time_fast(
@@ -223,7 +258,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="torch device of every learner (cpu, cuda)")
     p.add_argument(
-        "--only", choices=("all", "mcat"), default="all", help="mcat: SB3 and the 5-task runs only"
+        "--only",
+        choices=("all", "mcat", "baselines"),
+        default="all",
+        help="mcat: SB3 and the 5-task runs only; baselines: SB3, ctd3 and the baselines, 5 tasks",
     )
     p.add_argument(
         "--fast-seeds",
@@ -249,6 +287,22 @@ def main() -> None:
         f"mcat ctd3, 5 tasks (halfcheetah-armature):     {five:7.1f} env steps/s  "
         f"({five / sb3:.2f} x SB3)"
     )
+    if args.only == "baselines":
+        for algo, agent in (("pearl", PEARLConfig()), ("mql", MQLConfig())):
+            parts = {}
+            rate = time_ctd3(args.steps, None, agent, dev, breakdown=parts, algo=algo)
+            per_task = parts.pop("evaluation s/task")
+            print(
+                f"{algo}, 5 tasks:{' ' * (38 - len(algo))}{rate:7.1f} env steps/s  "
+                f"({rate / sb3:.2f} x SB3, {rate / five:.2f} x ctd3)"
+            )
+            print(
+                "  where its time goes: "
+                + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
+                + f"; one evaluation (adaptation included) takes {per_task:.1f} s per task"
+            )
+        print(f"torch {torch.__version__}, {args.threads} threads, device {dev}")
+        return
     nopt = time_ctd3(args.steps, None, MCATConfig(policy_transfer=False), device=dev)
     print(
         f"MCAT without PT (ctd3 + SIL), 5 tasks:         {nopt:7.1f} env steps/s  "
