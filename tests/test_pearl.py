@@ -10,7 +10,13 @@ from mcat.agents.pearl import kl_to_prior
 from mcat.config import run_config_from_dict
 from mcat.evaluation import random_policy_returns
 from mcat.train import Trainer
-from toy_runs import cheetah_resume_config, keep_torch_threads, logs, quiet  # noqa: F401
+from toy_runs import (  # noqa: F401 (keep_torch_threads: an autouse fixture)
+    cheetah_resume_config,
+    keep_torch_threads,
+    killed_and_resumed,
+    logs,
+    quiet,
+)
 
 SMALL = {
     "hidden": [64, 64],
@@ -89,7 +95,7 @@ def test_collection_alternates_prior_and_posterior_episodes(trained):
         assert episode % 2 == 0 and episode < done[t]  # the latest completed prior episode
 
 
-def test_pearl_on_halfcheetah_resumes_bit_identically(tmp_path):
+def test_pearl_on_halfcheetah_killed_resumes_bit_identically(tmp_path):
     """Real MuJoCo, delayed reward, posterior episodes and adaptation at evaluation."""
 
     def cfg():
@@ -97,8 +103,8 @@ def test_pearl_on_halfcheetah_resumes_bit_identically(tmp_path):
 
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     Trainer(cfg(), whole, log=quiet).run()
-    assert Trainer(cfg(), stopped, log=quiet).run(stop_at=370) is None
-    trainer = Trainer.resume(stopped, log=quiet)
-    trainer.run()
+    killed_and_resumed(cfg(), stopped, crash="step:520")  # mid-episode, checkpoint at 500
     assert logs(stopped) == logs(whole)
+    trainer = Trainer.resume(stopped, log=quiet)  # the finished run's state
     assert all(trainer.agent.posterior_ids[t] for t in range(2))
+    trainer.close()

@@ -21,7 +21,13 @@ from mcat.runs import find_checkpoint, from_saved, list_checkpoints, to_saveable
 from mcat.tasks import get_family
 from mcat.tasks.wrappers import env_state, set_env_state
 from mcat.train import Trainer
-from toy_runs import TOY_AGENT, keep_torch_threads, quiet, toy_config  # noqa: F401 (autouse fixture)
+from toy_runs import (  # noqa: F401 (keep_torch_threads: an autouse fixture)
+    TOY_AGENT,
+    keep_torch_threads,
+    mcat,
+    quiet,
+    toy_config,
+)
 
 SMALL = [
     "--batch-size",
@@ -81,28 +87,6 @@ CHEETAH = [
     "sample",
     *SMALL,
 ]
-
-
-def mcat(argv, crash=None, check=True, **kwargs):
-    """`mcat ARGV` in a fresh process; ``crash`` sets the MCAT_TEST_CRASH hook."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
-    if crash:
-        env["MCAT_TEST_CRASH"] = crash
-    result = subprocess.run(
-        [sys.executable, "-m", "mcat.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        **kwargs,
-    )
-    if check:
-        assert result.returncode == (-signal.SIGKILL if crash else 0), (
-            crash,
-            result.returncode,
-            result.stderr[-2000:],
-        )
-    return result
 
 
 def logs(run):

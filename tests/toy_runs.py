@@ -1,9 +1,15 @@
-"""Small, fast point-gain runs shared by the resume and safety tests."""
+"""Small, fast runs shared by the resume, safety and baseline tests."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from mcat.config import run_config_from_dict
+from mcat.config import run_config_from_dict, run_config_to_dict
 
 TOY_AGENT = {
     "batch_size": 32,
@@ -68,3 +74,35 @@ def cheetah_resume_config(algo, agent):
 def logs(run):
     """The run's evaluation and episode logs, as bytes."""
     return [(run / name).read_bytes() for name in ("metrics.csv", "episodes.csv")]
+
+
+def mcat(argv, crash=None, check=True, **kwargs):
+    """`mcat ARGV` in a fresh process; ``crash`` sets the MCAT_TEST_CRASH hook."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
+    if crash:
+        env["MCAT_TEST_CRASH"] = crash
+    result = subprocess.run(
+        [sys.executable, "-m", "mcat.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+    if check:
+        assert result.returncode == (-signal.SIGKILL if crash else 0), (
+            crash,
+            result.returncode,
+            result.stderr[-2000:],
+        )
+    return result
+
+
+def killed_and_resumed(cfg, run, crash):
+    """``cfg`` trained by `mcat train` in a process SIGKILLed by the crash hook ``crash`` (see
+    mcat.faults), then continued to the end by `mcat train --resume` in a new process."""
+    run.parent.mkdir(parents=True, exist_ok=True)
+    config = run.parent / f"{run.name}.json"
+    config.write_text(json.dumps(run_config_to_dict(cfg)))
+    mcat(["train", "--config", str(config), "--out", str(run), "--quiet"], crash=crash)
+    mcat(["train", "--resume", str(run), "--quiet"])
