@@ -229,6 +229,10 @@ class PEARLAgent(AgentBase):
         for i in range(n):  # once per slot and step; z is redrawn once per episode
             t = int(inp.slot_task[i])
             key = (t, int(replay.current_episode[t]))
+            if any(e > key[1] for e in self.posterior_ids.get(t, ())):
+                # episode ids went back: a replay refilled from empty (a run resumed from a
+                # checkpoint without replay contents); the old ids name nothing
+                self.posterior_ids[t] = []
             if self.slot_key[i] != key:
                 self.slot_key[i] = key
                 self.slot_z[i] = self._collection_z(replay, t, key[1], rng)
