@@ -266,6 +266,13 @@ class PEARLAgent(AgentBase):
         while eid >= 0 and len(found) < self.cfg.prior_episodes:
             if eid not in skip:
                 key = (task, eid)
+                cached = self._slots_cache.get(key)
+                if (
+                    cached is not None
+                    and len(cached)
+                    and (replay.episode[task, cached] != eid).any()
+                ):
+                    del self._slots_cache[key]  # the ring has overwritten part of it since
                 if key not in self._slots_cache:
                     filled = int(replay.size[task])
                     self._slots_cache[key] = np.flatnonzero(replay.episode[task, :filled] == eid)
