@@ -1,11 +1,13 @@
 """What every agent shares: the training loop's collection hooks with their defaults (the learned
-policy collects everything, no extra logs, no extra state). An algorithm that decides more than
-the actions while collecting (MCAT: which policy collects each episode; PEARL: which z) overrides
-them; see :class:`mcat.algos.Agent` for the whole interface."""
+policy collects everything, no extra logs, no extra state), and saving its modules and counters.
+An algorithm that decides more than the actions while collecting (MCAT: which policy collects
+each episode; PEARL: which z) overrides the hooks; see :class:`mcat.algos.Agent` for the whole
+interface."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -13,12 +15,38 @@ import torch
 from mcat.collect import ActInput
 
 
+def adam_options(device: torch.device) -> dict[str, Any]:
+    """Fused Adam where torch has it (one kernel per step; the same algorithm)."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {}
+
+
 class AgentBase:
-    """Default collection hooks; a subclass provides ``context`` and ``act``."""
+    """Default collection hooks and saving; a subclass provides ``context``, ``act`` and
+    ``modules``."""
 
     # provided by the subclass (see mcat.algos.Agent)
     context: Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor]
     act: Callable[..., np.ndarray]
+    modules: Callable[[], dict[str, torch.nn.Module | torch.optim.Optimizer]]
+
+    policy_modules: ClassVar[tuple[str, ...]] = ()
+    """The modules acting needs (what ``load_state_dict(policy_only=True)`` loads)."""
+    counters: ClassVar[tuple[str, ...]] = ("rl_steps",)
+    """Integer attributes saved with the modules."""
+
+    def state_dict(self) -> dict:
+        state: dict = {name: m.state_dict() for name, m in self.modules().items()}
+        state["counters"] = {name: getattr(self, name) for name in self.counters}
+        return state
+
+    def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
+        modules = self.modules()
+        names = self.policy_modules if policy_only else tuple(modules)
+        for name in (n for n in names if n in modules):
+            modules[name].load_state_dict(state[name])
+        if not policy_only:
+            for name in self.counters:
+                setattr(self, name, int(state["counters"][name]))
 
     def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None:
         """Called once by the training loop: the training tasks, the number of environment

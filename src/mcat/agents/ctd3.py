@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from mcat.agents.base import AgentBase
+from mcat.agents.base import AgentBase, adam_options
 from mcat.errors import MCATError
 from mcat.learners.dynamics import dynamics_losses, update_normalizers
 from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
@@ -163,6 +163,8 @@ class TD3Config(CTD3Config):
 
 @dataclass
 class CTD3Agent(AgentBase):
+    policy_modules: ClassVar[tuple[str, ...]] = ("encoder", "actor")
+    counters: ClassVar[tuple[str, ...]] = ("rl_steps", "model_steps_done")
     obs_dim: int
     act_dim: int
     cfg: CTD3Config = field(default_factory=CTD3Config)
@@ -191,7 +193,7 @@ class CTD3Agent(AgentBase):
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # fused Adam: one kernel per step instead of one per parameter tensor (same algorithm)
-        adam: dict[str, Any] = {"fused": True} if dev.type in ("cpu", "cuda") else {}
+        adam = adam_options(dev)
         if c.use_context:
             assert self.encoder is not None and self.forward_model is not None  # made above
             self.model_opt = torch.optim.Adam(
@@ -391,16 +393,3 @@ class CTD3Agent(AgentBase):
             "critic_opt": self.critic_opt,
         }
         return {name: m for name, m in named.items() if m is not None}
-
-    def state_dict(self) -> dict:
-        state = {name: m.state_dict() for name, m in self.modules().items()}
-        state["counters"] = {"rl_steps": self.rl_steps, "model_steps_done": self.model_steps_done}
-        return state
-
-    def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
-        names = ("encoder", "actor") if policy_only else tuple(self.modules())
-        for name in (n for n in names if n in self.modules()):
-            self.modules()[name].load_state_dict(state[name])
-        if not policy_only:
-            self.rl_steps = int(state["counters"]["rl_steps"])
-            self.model_steps_done = int(state["counters"]["model_steps_done"])

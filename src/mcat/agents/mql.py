@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcat.agents.base import AgentBase
+from mcat.agents.base import AgentBase, adam_options
 from mcat.agents.ctd3 import TD3Params
 from mcat.collect import ActInput, ContextWindow, Episode
 from mcat.errors import MCATError
@@ -176,6 +176,7 @@ class Batch:
 class MQLAgent(AgentBase):
     # MQL's adaptation trains on the run's training data: `mcat eval` loads the replay for it
     adaptation_uses_replay: ClassVar[bool] = True
+    policy_modules: ClassVar[tuple[str, ...]] = ("actor",)
 
     def __init__(
         self,
@@ -196,7 +197,7 @@ class MQLAgent(AgentBase):
         self.critic.to(dev)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        adam: dict[str, Any] = {"fused": True} if dev.type in ("cpu", "cuda") else {}
+        adam = adam_options(dev)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, **adam)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, **adam)
         self.rl_steps = 0
@@ -280,18 +281,6 @@ class MQLAgent(AgentBase):
             "actor_opt": self.actor_opt,
             "critic_opt": self.critic_opt,
         }
-
-    def state_dict(self) -> dict:
-        state = {name: m.state_dict() for name, m in self.modules().items()}
-        state["counters"] = {"rl_steps": self.rl_steps}
-        return state
-
-    def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
-        names = ("actor",) if policy_only else tuple(self.modules())
-        for name in names:
-            self.modules()[name].load_state_dict(state[name])
-        if not policy_only:
-            self.rl_steps = int(state["counters"]["rl_steps"])
 
 
 def td3_step(
@@ -401,7 +390,6 @@ class Adapter:
         self.agent, self.replay, self.rng = agent, replay, rng
         self.snapshot: list[list[Episode]] = [[] for _ in range(tasks)]
         self.actors: list[nn.Module] | None = None
-        self.stats: list[dict[str, float]] = []
 
     def explore(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
         return self.agent.act(obs, self.agent.window(ctx))
@@ -444,7 +432,7 @@ class Adapter:
         assert self.replay is not None
         gen = torch.Generator(device=agent.device).manual_seed(int(self.rng.integers(2**63)))
         snap = self._snapshot_batch(episodes)
-        w, accuracy = propensity_model(agent, snap.window, self.replay, self.rng)
+        w, _ = propensity_model(agent, snap.window, self.replay, self.rng)
         nets = _Copy(agent)
         scale = c.policy_noise * agent.max_action
 
@@ -455,16 +443,11 @@ class Adapter:
             td3_step(nets, snap, it, noise=noise(snap))
         meta = (agent.actor, agent.critic, c.prox_coef)
         per_task = math.ceil(c.sample_mult * c.batch_size / self.replay.num_tasks)
-        betas = []
         for it in range(c.main_snap_iter_nums):
             b = agent.replay_batch(self.replay, per_task, self.rng)
             # the features of the actor being adapted, as in the authors' code
             beta = propensity(nets.actor, w, b.window, c.beta_clip)
-            betas.append(float(beta.mean()))
             td3_step(nets, b, it, beta=beta, prox=meta, noise=noise(b))
-        self.stats.append(
-            {"csc_accuracy": accuracy, "beta_mean": float(np.mean(betas)) if betas else 0.0}
-        )
         return nets.actor
 
 

@@ -54,7 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcat.agents.base import AgentBase
+from mcat.agents.base import AgentBase, adam_options
+from mcat.agents.ctd3 import batch_to_torch
 from mcat.collect import ActInput, ContextWindow, Episode
 from mcat.errors import MCATError
 from mcat.evaluation import check_adaptation_episodes
@@ -158,6 +159,8 @@ def kl_to_prior(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 
 class PEARLAgent(AgentBase):
+    policy_modules: ClassVar[tuple[str, ...]] = ("encoder", "policy")
+
     def __init__(
         self,
         obs_dim: int,
@@ -178,8 +181,7 @@ class PEARLAgent(AgentBase):
         self.qf2 = FlatMlp(obs_dim + act_dim + L, c.hidden).to(dev)
         self.vf = FlatMlp(obs_dim + L, c.hidden).to(dev)
         self.vf_target = copy.deepcopy(self.vf).requires_grad_(False)
-        # fused Adam (one kernel per step; the same algorithm), as ctd3's
-        adam: dict[str, Any] = {"fused": True} if dev.type in ("cpu", "cuda") else {}
+        adam = adam_options(dev)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=c.policy_lr, **adam)
         qf_params = [*self.qf1.parameters(), *self.qf2.parameters()]
         self.qf_opt = torch.optim.Adam(qf_params, lr=c.qf_lr, **adam)
@@ -297,11 +299,15 @@ class PEARLAgent(AgentBase):
         for t in tasks:
             slots = self._encoder_slots(replay, t)
             pick = slots[(rng.random(N) * len(slots)).astype(np.int64)]
-            parts = [replay.obs[t, pick], replay.act[t, pick], replay.rew[t, pick, None]]
-            if self.cfg.use_next_obs_in_context:
-                parts.append(replay.next_obs[t, pick])
-            rows.append(np.concatenate(parts, -1))
-        return np.stack(rows).astype(np.float32)
+            rows.append(
+                self.context_rows(
+                    replay.obs[t, pick],
+                    replay.act[t, pick],
+                    replay.rew[t, pick],
+                    replay.next_obs[t, pick],
+                )
+            )
+        return np.stack(rows)
 
     # ------------------------------------------------------------------ learning
     def warmup_description(self) -> str | None:
@@ -312,10 +318,12 @@ class PEARLAgent(AgentBase):
         c, dev = self.cfg, self.device
         T = replay.num_tasks
         ctx = torch.as_tensor(self._context_batch(replay, range(T), replay.rng), device=dev)
-        b = replay.sample(c.batch_size)
-        t = lambda x: torch.as_tensor(np.ascontiguousarray(x), device=dev)  # noqa: E731
-        obs, act, next_obs = (t(x).reshape(-1, x.shape[-1]) for x in (b.obs, b.act, b.next_obs))
-        rew, done = t(b.rew).reshape(-1), t(b.done).reshape(-1)
+        b = batch_to_torch(
+            replay.sample(c.batch_size), dev, ("obs", "act", "rew", "next_obs", "done")
+        )
+        obs, act, rew, next_obs, done = (
+            b[f].reshape(-1, *b[f].shape[2:]) for f in ("obs", "act", "rew", "next_obs", "done")
+        )
         mean, var = self.encoder(ctx)
         z_task = mean + var.sqrt() * torch.randn(mean.shape, device=dev)
         z = z_task.repeat_interleave(c.batch_size, 0)  # task-major, as the batch
@@ -370,10 +378,13 @@ class PEARLAgent(AgentBase):
         with torch.no_grad():
             return self.encoder(torch.as_tensor(context, device=self.device))
 
-    def context_features(self, episode: Episode) -> np.ndarray:
-        parts = [episode.obs, episode.act, episode.rew[:, None]]
+    def context_rows(
+        self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray
+    ) -> np.ndarray:
+        """Context transitions (s, a, r[, s']) as the encoder reads them, one row each."""
+        parts = [obs, act, rew[..., None]]
         if self.cfg.use_next_obs_in_context:
-            parts.append(episode.next_obs)
+            parts.append(next_obs)
         return np.concatenate(parts, -1).astype(np.float32)
 
     # ------------------------------------------------------------------ collection state
@@ -411,18 +422,6 @@ class PEARLAgent(AgentBase):
             "context_opt": self.context_opt,
         }
 
-    def state_dict(self) -> dict:
-        state = {name: m.state_dict() for name, m in self.modules().items()}
-        state["counters"] = {"rl_steps": self.rl_steps}
-        return state
-
-    def load_state_dict(self, state: dict, policy_only: bool = False) -> None:
-        names = ("encoder", "policy") if policy_only else tuple(self.modules())
-        for name in names:
-            self.modules()[name].load_state_dict(state[name])
-        if not policy_only:
-            self.rl_steps = int(state["counters"]["rl_steps"])
-
 
 class Adapter:
     """PEARL at test time (rl_algorithm.py ``collect_paths``): exploration episodes with a fresh
@@ -443,7 +442,9 @@ class Adapter:
 
     def observe(self, episodes: Sequence[Episode]) -> None:
         for i, episode in enumerate(episodes):
-            self.context[i].append(self.agent.context_features(episode))
+            self.context[i].append(
+                self.agent.context_rows(episode.obs, episode.act, episode.rew, episode.next_obs)
+            )
         self.z = self._prior(len(self.context))  # oyster resamples z after every path
 
     def act(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
