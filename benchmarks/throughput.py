@@ -35,6 +35,8 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Config
+from mcat.agents.distral import DistralConfig
+from mcat.agents.hipbmdp import HiPBMDPConfig
 from mcat.agents.mcat import MCATConfig
 from mcat.agents.mql import MQLConfig
 from mcat.agents.pearl import PEARLConfig
@@ -44,6 +46,13 @@ from mcat.tasks import get_family
 from mcat.train import Trainer
 
 WARMUP = 1000
+
+BASELINES = {
+    "pearl": PEARLConfig(),
+    "mql": MQLConfig(),
+    "distral": DistralConfig(),
+    "hipbmdp": HiPBMDPConfig(),
+}
 
 
 def time_sb3(steps: int, device: str = "cpu") -> float:
@@ -118,7 +127,7 @@ def time_ctd3(
         trainer = Trainer(cfg, tmp, log=lambda m: None)
         while trainer.env_steps < WARMUP:
             trainer.iterate()
-        if algo in ("pearl", "mql"):
+        if algo in BASELINES:
             return _time_baseline(trainer, steps, breakdown)
         # the one-off warm-up(s), not timed
         trainer.agent.update_models(trainer.replay, cfg.agent.model_warmup_steps)
@@ -288,7 +297,7 @@ def main() -> None:
         f"({five / sb3:.2f} x SB3)"
     )
     if args.only == "baselines":
-        for algo, agent in (("pearl", PEARLConfig()), ("mql", MQLConfig())):
+        for algo, agent in BASELINES.items():
             parts = {}
             rate = time_ctd3(args.steps, None, agent, dev, breakdown=parts, algo=algo)
             per_task = parts.pop("evaluation s/task")

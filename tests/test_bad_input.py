@@ -180,7 +180,7 @@ def test_every_flag_refuses_bad_values(command, action, values, eval_run, tmp_pa
         ),
         (
             ["train", "point-gain", "--set", "agent.kl_lambda=0.5"],
-            "agent.kl_lambda is a setting of pearl, not of ctd3",
+            "agent.kl_lambda is a setting of pearl and hipbmdp, not of ctd3",
         ),
         (["train", "point-gain", "--algo", "pearl", "--no-pt"], "--no-pt: only for --algo mcat"),
         (
@@ -190,6 +190,18 @@ def test_every_flag_refuses_bad_values(command, action, values, eval_run, tmp_pa
         (
             ["train", "point-gain", "--algo", "pearl", "--set", "agent.prior_episodes=0"],
             "agent.prior_episodes must be >= 1, got 0",
+        ),
+        (
+            ["train", "point-gain", "--algo", "distral", "--train-tasks", "1.0"],
+            "Distral distils the policies of several training tasks, got 1",
+        ),
+        (
+            ["train", "point-gain", "--algo", "distral", "--set", "agent.alpha=1"],
+            "agent.alpha must be >= 0 and <= 0.99, got 1",
+        ),
+        (
+            ["train", "point-gain", "--algo", "distral", "--set", "agent.kl_lambda=1"],
+            "agent.kl_lambda is a setting of pearl and hipbmdp, not of distral",
         ),
     ],
 )

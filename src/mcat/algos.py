@@ -2,7 +2,9 @@
 
 An algorithm is a config dataclass (its hyper-parameters: typed, with documented defaults, read
 from and written to config.json under ``"agent"``) and an agent class built as
-``agent_class(obs_dim, act_dim, config, max_action=..., device=...)``. The training loop uses the
+``agent_class(obs_dim, act_dim, config, max_action=..., device=...)``, plus
+``train_tasks=[...]`` when its constructor takes that keyword (an agent with a part per training
+task, like Distral). The training loop uses the
 agent through :class:`Agent`. Adding an algorithm is one module and one line::
 
     from mcat.algos import register_algo
@@ -21,6 +23,8 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config, TD3Config
+from mcat.agents.distral import DistralAgent, DistralConfig
+from mcat.agents.hipbmdp import HiPBMDPAgent, HiPBMDPConfig
 from mcat.agents.mcat import MCATAgent, MCATConfig
 from mcat.agents.mql import MQLAgent, MQLConfig
 from mcat.agents.pearl import PEARLAgent, PEARLConfig
@@ -151,4 +155,13 @@ register_algo("mcat", MCATConfig, MCATAgent, "ctd3 + self-imitation + policy tra
 register_algo("pearl", PEARLConfig, PEARLAgent, "PEARL: SAC with a probabilistic context encoder")
 register_algo(
     "mql", MQLConfig, MQLAgent, "MQL: TD3 with a GRU context; propensity-weighted adaptation"
+)
+register_algo(
+    "distral", DistralConfig, DistralAgent, "Distral: a SAC policy per task, distilled into one"
+)
+register_algo(
+    "hipbmdp",
+    HiPBMDPConfig,
+    HiPBMDPAgent,
+    "HiP-BMDP: PEARL whose z is a dynamics parameter (model and task-bisimulation losses)",
 )

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from mcat.agents.ctd3 import CTD3Config
-from mcat.agents.mcat import MCATConfig
 from mcat.algos import get_algo
 from mcat.errors import MCATError
 from mcat.validation import (
@@ -125,12 +124,9 @@ class RunConfig:
                 f"--envs-per-round must be between 1 and the number of training tasks ({n}), "
                 f"got {self.envs_per_round}"
             )
-        if isinstance(self.agent, MCATConfig) and self.agent.policy_transfer and n < 2:
-            raise MCATError(
-                "MCAT's policy transfer needs at least two training tasks "
-                "(a source and a target), "
-                f"got {n}; add training tasks or turn it off (--no-pt)"
-            )
+        validate_tasks = getattr(self.agent, "validate_tasks", None)  # what needs the tasks
+        if callable(validate_tasks):
+            validate_tasks(n)
         if self.fast:
             from mcat.agents.ctd3 import CTD3Agent
             from mcat.agents.mcat import MCATAgent
@@ -240,7 +236,7 @@ def _check_other_algos_keys(algo: str, config_class: type, agent: dict) -> None:
         ]
         if owners:
             raise MCATError(
-                f"agent.{key} is a setting of {', '.join(owners)}, not of {algo}; "
+                f"agent.{key} is a setting of {' and '.join(owners)}, not of {algo}; "
                 f"drop it or choose --algo {owners[0]}"
             )
 

@@ -3,6 +3,7 @@ and write everything a run produces (see :mod:`mcat.runs`)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -72,7 +73,10 @@ def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
 def build_agent(cfg: RunConfig, obs_dim: int, act_dim: int, max_action: float) -> CTD3Agent:
     """The agent of ``cfg.algo`` (see :mod:`mcat.algos`)."""
     cls = get_algo(cfg.algo).agent
-    return cls(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device)
+    extra: dict[str, Any] = {}
+    if "train_tasks" in inspect.signature(cls).parameters:  # a part per training task
+        extra["train_tasks"] = cfg.train_tasks or list(get_family(cfg.family).train_tasks)
+    return cls(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device, **extra)
 
 
 def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True) -> None:

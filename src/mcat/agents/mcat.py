@@ -94,6 +94,15 @@ class MCATConfig(CTD3Config):
         check_number("pt_margin", self.pt_margin, 0.0)
         self.pt_config().validate()
 
+    def validate_tasks(self, train_tasks: int) -> None:
+        """The check that needs the number of training tasks (called by the run config)."""
+        if self.policy_transfer and train_tasks < 2:
+            raise MCATError(
+                "MCAT's policy transfer needs at least two training tasks "
+                "(a source and a target), "
+                f"got {train_tasks}; add training tasks or turn it off (--no-pt)"
+            )
+
     def pt_config(self) -> PTConfig:
         return PTConfig(
             window=self.pt_window, stale_after=self.pt_stale_after, margin=self.pt_margin

@@ -334,11 +334,16 @@ class PEARLAgent(AgentBase):
         with torch.no_grad():
             target = c.reward_scale * rew + (1.0 - done) * c.gamma * self.vf_target(next_obs, zd)
         loss_q = (q1 - target).pow(2).mean() + (q2 - target).pow(2).mean()
-        self.context_opt.zero_grad(set_to_none=True)
-        self.qf_opt.zero_grad(set_to_none=True)
-        (loss_q + c.kl_lambda * kl).backward()
-        self.qf_opt.step()
-        self.context_opt.step()
+        loss_encoder = loss_q + c.kl_lambda * kl
+        extra, metrics = self.encoder_extra_loss(mean, obs, act, rew, next_obs)
+        if extra is not None:
+            loss_encoder = loss_encoder + extra
+        optimizers = [self.context_opt, self.qf_opt, *self.extra_optimizers()]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss_encoder.backward()
+        for opt in optimizers:
+            opt.step()
         # V and policy, with z detached, against the updated Q nets
         noise = torch.randn(obs.shape[0], self.act_dim, device=dev)
         new_act, pi_mean, pi_log_std, log_pi = self.policy(obs, zd, noise)
@@ -362,12 +367,30 @@ class PEARLAgent(AgentBase):
             q.requires_grad_(True)
         self.rl_steps += 1
         return {
+            **metrics,
             "pearl/q_loss": float(loss_q.detach()),
             "pearl/v_loss": float(loss_v.detach()),
             "pearl/policy_loss": float(loss_pi.detach()),
             "pearl/kl": float(kl.detach()),
             "pearl/z_var": float(var.detach().mean()),
         }
+
+    # extension points for algorithms built on PEARL (HiP-BMDP adds its model losses here)
+    def encoder_extra_loss(
+        self,
+        mean: torch.Tensor,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        rew: torch.Tensor,
+        next_obs: torch.Tensor,
+    ) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """A term added to the loss of the Q nets and the encoder, given each task's posterior
+        mean [T, L] (with its graph) and the SAC batch (task-major rows); and its metrics."""
+        return None, {}
+
+    def extra_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimisers stepped with the encoder's (for the parameters of the extra loss)."""
+        return []
 
     # ------------------------------------------------------------------ evaluation
     def adapter(self, tasks: Sequence[float], replay: Any, rng: np.random.Generator) -> Adapter:
