@@ -226,6 +226,7 @@ def test_unreadable_run_dirs(tmp_path, capsys):
 
 
 def test_presets_are_valid_configs():
+    from mcat.algos import get_algo
     from mcat.presets import list_presets, load_preset
 
     names = list_presets()
@@ -238,10 +239,10 @@ def test_presets_are_valid_configs():
         # the tables' MCAT rows; --no-pt gives the ablation
         assert cfg.algo == "mcat" and cfg.agent.policy_transfer
         if name.startswith("table2-"):  # the baselines' rows: the same run with --algo NAME
-            for algo in ("pearl", "mql"):
+            for algo in ("pearl", "mql", "distral", "hipbmdp"):
                 other = run_config_from_dict({**load_preset(name), "algo": algo})
                 other.validate()
-                assert type(other.agent).__name__ == algo.upper() + "Config"
+                assert type(other.agent) is get_algo(algo).config
 
 
 def test_td3_algo_has_no_context_and_trains(tmp_path):

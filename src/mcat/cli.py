@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -176,7 +177,26 @@ def train_config_from_args(args: argparse.Namespace):
         data.setdefault("agent", {})["contrastive_weight"] = 0.0
     _merge(data, _parse_set(args.set or []))
     _apply_mcat_flags(args, data)
+    if args.sil:
+        _apply_sil_flag(data)
     return run_config_from_dict(data)
+
+
+def _apply_sil_flag(data: dict) -> None:
+    """``--sil``: self-imitation for a baseline (the paper's appendix D.4)."""
+    from mcat.algos import get_algo
+
+    algo = data.get("algo", "ctd3")
+    if algo == "mcat":
+        raise MCATError("--sil: MCAT has self-imitation already (on by default; --no-sil: off)")
+    if algo == "ctd3":
+        raise MCATError(
+            "--sil: ctd3 with self-imitation is MCAT without policy transfer (--algo mcat --no-pt)"
+        )
+    fields = {f.name for f in dataclasses.fields(get_algo(algo).config)}
+    if "sil" not in fields:
+        raise MCATError(f"--sil: {algo} has no self-imitation option")
+    data.setdefault("agent", {})["sil"] = True
 
 
 # flags of `mcat train` for MCAT's parts:
@@ -663,6 +683,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="mcat: no policy transfer while collecting (and no translator)",
     )
     p.add_argument("--no-sil", action="store_true", help="mcat: no self-imitation losses")
+    p.add_argument(
+        "--sil",
+        action="store_true",
+        help="pearl, mql, distral, hipbmdp: add MCAT's self-imitation losses (appendix D.4)",
+    )
     p.add_argument(
         "--pt-window",
         type=int,

@@ -55,6 +55,7 @@ from mcat.agents.base import AgentBase, adam_options
 from mcat.agents.ctd3 import batch_to_torch
 from mcat.collect import ActInput, ContextWindow
 from mcat.errors import MCATError
+from mcat.learners.sil import SIL_FIELDS, SILParams
 from mcat.learners.td3 import soft_update
 from mcat.models.ensemble import EnsembleMlp
 from mcat.models.sac import LOG_STD_MAX, LOG_STD_MIN, TANH_EPS
@@ -65,7 +66,7 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass
-class DistralConfig:
+class DistralConfig(SILParams):
     """Hyper-parameters of Distral (see the module docstring for their sources)."""
 
     hidden: tuple[int, ...] = (256, 256)
@@ -99,6 +100,7 @@ class DistralConfig:
     exploration_noise: ClassVar[float] = 0.0
 
     def validate(self) -> None:
+        self.validate_sil()
         check_int("agent.batch_size", self.batch_size, 1)
         check_number("agent.alpha", self.alpha, 0.0, 0.99)
         check_number("agent.init_temperature", self.init_temperature, 0.0, low_open=True)
@@ -253,9 +255,8 @@ class DistralAgent(AgentBase):
     def train_step(self, replay: MultiTaskReplay) -> dict[str, float]:
         """One SAC step of every task policy and critic, and one distillation step of pi_0."""
         c, A, T = self.cfg, self.act_dim, len(self.train_tasks)
-        b = batch_to_torch(
-            replay.sample(c.batch_size), self.device, ("obs", "act", "rew", "next_obs", "done")
-        )
+        fields = ("obs", "act", "rew", "next_obs", "done") + (SIL_FIELDS if c.sil else ())
+        b = batch_to_torch(replay.sample(c.batch_size), self.device, fields)
         obs, act, next_obs = b["obs"], b["act"], b["next_obs"]  # [T, B, ...]
         c_ent, c_kl = self.temperatures()
         both = lambda x: torch.cat([x, x])  # noqa: E731 (inputs of the twin critics)
@@ -271,6 +272,10 @@ class DistralAgent(AgentBase):
         q = self.critics(both(obs), both(act)).squeeze(-1)
         # each task's loss is its own SAC loss: sum over tasks, mean over its batch
         loss_q = (q - both(target)).pow(2).mean(1).sum()
+        if c.sil:  # per task, summed like the SAC losses
+            ret, valid = b["mc_return"].reshape(-1), b["mc_valid"].reshape(-1)
+            sil_q = c.sil_critic_term(q[:T].reshape(-1), q[T:].reshape(-1), ret, valid)
+            loss_q = loss_q if sil_q is None else loss_q + T * sil_q
         self.critic_opt.zero_grad(set_to_none=True)
         loss_q.backward()
         self.critic_opt.step()
@@ -285,6 +290,11 @@ class DistralAgent(AgentBase):
         q_pi = self.critics(both(obs), both(self.max_action * torch.tanh(u))).squeeze(-1)
         loss_pi = (c_kl + c_ent) * log_pi - c_kl * log_pi0 - torch.min(q_pi[:T], q_pi[T:])
         loss_pi = loss_pi.mean(1).sum()
+        if c.sil:  # each task's mean action imitates its stored actions whose return beat Q
+            q_min = torch.min(q[:T], q[T:]).detach().reshape(-1)
+            mean_act = (self.max_action * torch.tanh(mean)).reshape(-1, A)
+            sil_pi = c.sil_actor_term(mean_act, act.reshape(-1, A), q_min, ret, valid)
+            loss_pi = loss_pi if sil_pi is None else loss_pi + T * sil_pi
         self.policy_opt.zero_grad(set_to_none=True)
         loss_pi.backward()
         self.critics.requires_grad_(True)

@@ -50,6 +50,7 @@ from mcat.agents.ctd3 import TD3Params
 from mcat.collect import ActInput, ContextWindow, Episode
 from mcat.errors import MCATError
 from mcat.evaluation import check_adaptation_episodes
+from mcat.learners.sil import SILParams
 from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
 from mcat.models.nets import mlp
 from mcat.policies import add_exploration_noise
@@ -60,7 +61,7 @@ BETA_FLOOR = 0.1  # mql.py get_propensity: smaller propensities are set to 0 "fo
 
 
 @dataclass
-class MQLConfig(TD3Params):
+class MQLConfig(TD3Params, SILParams):
     """Hyper-parameters of MQL; defaults from the authors' main.py (see the module docstring)."""
 
     hidden: tuple[int, ...] = (300, 300)
@@ -96,6 +97,7 @@ class MQLConfig(TD3Params):
 
     def validate(self) -> None:
         self.validate_td3()
+        self.validate_sil()
         for name in ("history", "context_hidden", "sample_mult", "logistic_max_iter"):
             check_int(f"agent.{name}", getattr(self, name), 1)
         for name in ("snap_iter_nums", "main_snap_iter_nums"):
@@ -171,6 +173,8 @@ class Batch:
     done: torch.Tensor
     window: torch.Tensor
     next_window: torch.Tensor
+    mc_return: torch.Tensor | None = None  # for the self-imitation terms (--sil)
+    mc_valid: torch.Tensor | None = None
 
 
 class MQLAgent(AgentBase):
@@ -237,7 +241,11 @@ class MQLAgent(AgentBase):
         return None
 
     def replay_batch(
-        self, replay: MultiTaskReplay, per_task: int, rng: np.random.Generator | None = None
+        self,
+        replay: MultiTaskReplay,
+        per_task: int,
+        rng: np.random.Generator | None = None,
+        sil: bool = False,
     ) -> Batch:
         b = replay.sample(per_task, context=self.cfg.history, rng=rng)
         t = self._flat
@@ -249,6 +257,8 @@ class MQLAgent(AgentBase):
             t(b.done),
             self.window_batch(b),
             t(window_features(b.next_ctx_act, b.next_ctx_rew, b.next_ctx_obs)),
+            t(b.mc_return) if sil else None,
+            t(b.mc_valid) if sil else None,
         )
 
     def _flat(self, x: np.ndarray) -> torch.Tensor:
@@ -261,7 +271,8 @@ class MQLAgent(AgentBase):
 
     def train_step(self, replay: MultiTaskReplay) -> dict[str, float]:
         """One TD3 step on ``batch_size`` transitions of every training task."""
-        return td3_step(self, self.replay_batch(replay, self.cfg.batch_size), self.rl_steps)
+        batch = self.replay_batch(replay, self.cfg.batch_size, sil=self.cfg.sil)
+        return td3_step(self, batch, self.rl_steps)
 
     # ------------------------------------------------------------------ evaluation
     def adapter(
@@ -316,6 +327,10 @@ def td3_step(
         loss_q = (beta * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
     if prox is not None:
         loss_q = loss_q + prox[2] * _sq_distance(nets.critic, prox[1])
+    sil = b.mc_return is not None and b.mc_valid is not None  # meta-training with --sil
+    if sil:
+        sil_q = c.sil_critic_term(q1, q2, b.mc_return, b.mc_valid)
+        loss_q = loss_q if sil_q is None else loss_q + sil_q
     nets.critic_opt.zero_grad(set_to_none=True)
     loss_q.backward()
     nets.critic_opt.step()
@@ -330,6 +345,10 @@ def td3_step(
             loss_pi = -(beta * nets.critic.q1_only(b.obs, pi, b.window)).mean()
         if prox is not None:
             loss_pi = loss_pi + prox[2] * _sq_distance(nets.actor, prox[0])
+        if sil:
+            q_min = torch.min(q1, q2).detach()
+            sil_pi = c.sil_actor_term(pi, b.act, q_min, b.mc_return, b.mc_valid)
+            loss_pi = loss_pi if sil_pi is None else loss_pi + sil_pi
         nets.actor_opt.zero_grad(set_to_none=True)
         loss_pi.backward()
         nets.critic.requires_grad_(True)

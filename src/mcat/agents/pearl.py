@@ -59,6 +59,7 @@ from mcat.agents.ctd3 import batch_to_torch
 from mcat.collect import ActInput, ContextWindow, Episode
 from mcat.errors import MCATError
 from mcat.evaluation import check_adaptation_episodes
+from mcat.learners.sil import SIL_FIELDS, SILParams
 from mcat.learners.td3 import soft_update
 from mcat.models.nets import mlp
 from mcat.models.sac import FlatMlp, TanhGaussianPolicy, rlkit_init
@@ -69,7 +70,7 @@ VAR_MIN = 1e-7  # agent.py _product_of_gaussians clamps each factor's variance
 
 
 @dataclass
-class PEARLConfig:
+class PEARLConfig(SILParams):
     """Hyper-parameters of PEARL; defaults from the authors' code (see the module docstring)."""
 
     latent_dim: int = 5
@@ -119,6 +120,7 @@ class PEARLConfig:
     exploration_noise: ClassVar[float] = 0.0
 
     def validate(self) -> None:
+        self.validate_sil()
         for name in ("latent_dim", "batch_size", "embedding_batch_size", "prior_episodes"):
             check_int(f"agent.{name}", getattr(self, name), 1)
         check_int("agent.posterior_episodes", self.posterior_episodes, 0)
@@ -318,12 +320,10 @@ class PEARLAgent(AgentBase):
         c, dev = self.cfg, self.device
         T = replay.num_tasks
         ctx = torch.as_tensor(self._context_batch(replay, range(T), replay.rng), device=dev)
-        b = batch_to_torch(
-            replay.sample(c.batch_size), dev, ("obs", "act", "rew", "next_obs", "done")
-        )
-        obs, act, rew, next_obs, done = (
-            b[f].reshape(-1, *b[f].shape[2:]) for f in ("obs", "act", "rew", "next_obs", "done")
-        )
+        fields = ("obs", "act", "rew", "next_obs", "done") + (SIL_FIELDS if c.sil else ())
+        b = batch_to_torch(replay.sample(c.batch_size), dev, fields)
+        b = {f: x.reshape(-1, *x.shape[2:]) for f, x in b.items()}  # task-major rows
+        obs, act, rew, next_obs, done = (b[f] for f in ("obs", "act", "rew", "next_obs", "done"))
         mean, var = self.encoder(ctx)
         z_task = mean + var.sqrt() * torch.randn(mean.shape, device=dev)
         z = z_task.repeat_interleave(c.batch_size, 0)  # task-major, as the batch
@@ -334,6 +334,10 @@ class PEARLAgent(AgentBase):
         with torch.no_grad():
             target = c.reward_scale * rew + (1.0 - done) * c.gamma * self.vf_target(next_obs, zd)
         loss_q = (q1 - target).pow(2).mean() + (q2 - target).pow(2).mean()
+        if c.sil:  # Q is in units of reward_scale x reward: so is the return it is held to
+            ret, valid = c.reward_scale * b["mc_return"], b["mc_valid"]
+            sil_q = c.sil_critic_term(q1, q2, ret, valid)
+            loss_q = loss_q if sil_q is None else loss_q + sil_q
         loss_encoder = loss_q + c.kl_lambda * kl
         extra, metrics = self.encoder_extra_loss(mean, obs, act, rew, next_obs)
         if extra is not None:
@@ -360,6 +364,11 @@ class PEARLAgent(AgentBase):
             + c.policy_mean_reg * pi_mean.pow(2).mean()
             + c.policy_std_reg * pi_log_std.pow(2).mean()
         )
+        if c.sil:  # the mean action imitates stored actions whose return beat min Q
+            sil_pi = c.sil_actor_term(
+                self.max_action * torch.tanh(pi_mean), act, torch.min(q1, q2).detach(), ret, valid
+            )
+            loss_pi = loss_pi if sil_pi is None else loss_pi + sil_pi
         self.policy_opt.zero_grad(set_to_none=True)
         loss_pi.backward()
         self.policy_opt.step()

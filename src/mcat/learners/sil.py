@@ -23,7 +23,13 @@ iteration (before that step's update).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from mcat.validation import check_number
+
+SIL_FIELDS = ("mc_return", "mc_valid")  # the replay fields the terms read
 
 
 def sil_critic_loss(q1: torch.Tensor, q2: torch.Tensor, mc_return, valid) -> torch.Tensor:
@@ -44,3 +50,33 @@ def sil_actor_loss(
         weight = advantage if weighting == "advantage" else (advantage > 0).float()
     per_row = ((pi - act) ** 2).sum(-1) * weight
     return per_row.sum() / valid.sum().clamp_min(1.0)
+
+
+@dataclass
+class SILParams:
+    """Self-imitation for the baselines (``--sil``, as the paper's appendix D.4 adds it to them):
+    the same two terms as MCAT's, with the ``"mask"`` weighting. For a stochastic policy the
+    imitated action is its mean action (the one it is evaluated with)."""
+
+    sil: bool = False
+    """Add the self-imitation terms to the critic and policy losses (``--sil``)."""
+    sil_critic_weight: float = 1.0
+    """Weight of the SIL critic term."""
+    sil_actor_weight: float = 1.0
+    """Weight of the SIL policy term."""
+
+    def validate_sil(self) -> None:
+        for name in ("sil_critic_weight", "sil_actor_weight"):
+            check_number(f"agent.{name}", getattr(self, name), 0.0)
+
+    def sil_critic_term(self, q1, q2, mc_return, valid) -> torch.Tensor | None:
+        """The weighted critic term, or None when SIL is off."""
+        if not self.sil or not self.sil_critic_weight:
+            return None
+        return self.sil_critic_weight * sil_critic_loss(q1, q2, mc_return, valid)
+
+    def sil_actor_term(self, pi, act, q_min, mc_return, valid) -> torch.Tensor | None:
+        """The weighted policy term, or None when SIL is off."""
+        if not self.sil or not self.sil_actor_weight:
+            return None
+        return self.sil_actor_weight * sil_actor_loss(pi, act, q_min, mc_return, valid)
