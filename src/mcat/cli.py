@@ -448,6 +448,64 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mcat import sweep
+
+    if args.list:
+        for name in sweep.list_specs():
+            spec = sweep.load_spec(name)
+            print(f"{name:28} {len(sweep.expand(spec)):3} trials  {spec.description}")
+        return 0
+    if args.status:
+        if args.spec or args.out or args.address:
+            raise MCATError("--status DIR shows a sweep; drop the SPEC, --out and --address")
+        rows = sweep.status(Path(args.status))
+        width = max(len(r[0]) for r in rows)
+        print(f"{'trial':{width}}  {'state':8}  {'step':>9}  {'test':>9}")
+        for name, state, step, ret in rows:
+            step_s = f"{step:,}" if step is not None else "-"
+            ret_s = f"{ret:.1f}" if ret is not None else "-"
+            print(f"{name:{width}}  {state:8}  {step_s:>9}  {ret_s:>9}")
+        counts = {s: sum(r[1] == s for r in rows) for s in ("done", "started", "failed", "pending")}
+        print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        return 0
+    if not args.spec:
+        raise MCATError(
+            "give a sweep SPEC (a YAML/JSON file or one of "
+            f"{', '.join(sweep.list_specs())}), or --status DIR, or --list"
+        )
+    if not args.out:
+        raise MCATError("give --out DIR: the folder of the sweep's runs")
+    spec = sweep.load_spec(args.spec)
+    results = sweep.run(spec, Path(args.out), address=args.address)
+    failed = {name: msg for name, msg in results.items() if msg != "done"}
+    if failed:
+        for name, msg in failed.items():
+            print(f"mcat: trial {name} failed: {msg}", file=sys.stderr)
+        print(
+            f"mcat: {len(failed)} of {len(results)} trials failed; fix the cause and re-run the "
+            "same command (finished trials are kept)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"sweep {spec.name}: all {len(results)} trials done in {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mcat.report import write_report
+    from mcat.sweep import iter_run_dirs
+    from mcat.validation import check_writable_file
+
+    out = check_writable_file(Path(args.output), "report file", (".md",))
+    if args.step is not None:
+        check_int("--step", args.step, 1)
+    runs = list(iter_run_dirs([Path(p) for p in args.runs]))
+    write_report(runs, out, args.step)
+    print(f"wrote {out} ({len(runs)} run folders)")
+    return 0
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer import TransferConfig, run_transfer
 
@@ -786,6 +844,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--title")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "sweep",
+        help="a grid of runs from a spec, on Ray (resumable: re-run the same command)",
+        description=(
+            "Run every trial of a sweep spec (YAML or JSON, or a shipped name: mcat sweep "
+            "--list) as a run folder under --out, on a local Ray or a cluster (--address)."
+        ),
+    )
+    p.add_argument("spec", nargs="?", help="spec file or shipped spec name")
+    p.add_argument("--out", help="folder of the sweep's runs")
+    p.add_argument("--address", help="an existing Ray cluster (default: a local Ray)")
+    p.add_argument("--status", metavar="DIR", help="show each trial's state, step and return")
+    p.add_argument("--list", action="store_true", help="list the shipped specs")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "report",
+        help="markdown report (tables, statistics, curves) of runs and sweeps",
+    )
+    p.add_argument("runs", nargs="+", help="run folders, sweep folders or folders of runs")
+    p.add_argument("-o", "--output", required=True, help="markdown file to write (PNGs beside)")
+    p.add_argument("--step", type=int, help="score each run at this step (default: its last)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

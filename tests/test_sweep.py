@@ -1,0 +1,179 @@
+"""`mcat sweep` on a local Ray and `mcat report`: a sweep killed mid-way and re-run finishes
+every trial once, with the metrics of the same runs launched alone; a failing trial leaves the
+others finished; bad specs are one-line errors; the report's numbers and statistics."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mcat.cli import main
+from mcat.config import run_config_from_dict
+from mcat.report import iqm, poi_interval, probability_of_improvement, stratified_bootstrap
+from mcat.sweep import load_spec, status
+from mcat.train import Trainer
+from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
+
+BASE = {
+    "family": "point-gain",
+    "steps": 300,
+    "learning_starts": 100,
+    "eval_every": 150,
+    "checkpoint_every": 100,
+    "threads": 1,
+    "agent": {
+        "hidden": [32, 32],
+        "batch_size": 16,
+        "model_warmup_steps": 5,
+        "model_steps": 2,
+        "model_every": 50,
+    },
+}
+SPEC = {
+    "name": "tiny",
+    "base": BASE,
+    "grid": {
+        "algo": ["ctd3", "td3"],
+        "seed": [0, 1],
+        "variant": {"ok": {}, "nan": {"agent": {"critic_lr": 1e30}}},  # nan: a failing trial
+    },
+    "exclude": [{"variant": "nan", "algo": "td3"}, {"variant": "nan", "seed": 1}],
+    "trial": "{algo}-{variant}-seed{seed}",
+}
+OK = ["ctd3-ok-seed0", "ctd3-ok-seed1", "td3-ok-seed0", "td3-ok-seed1"]
+
+
+def _sweep(spec_file, out):
+    return subprocess.Popen(
+        [sys.executable, "-m", "mcat.cli", "sweep", str(spec_file), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_sweep_killed_and_rerun_equals_the_runs_alone_and_a_failure_stays_alone(tmp_path):
+    spec_file, out = tmp_path / "spec.json", tmp_path / "sweep"
+    spec_file.write_text(json.dumps(SPEC))
+    first = _sweep(spec_file, out)
+    deadline = time.monotonic() + 240
+    # kill the driver once some trial has a checkpoint (Ray's workers die with it)
+    while time.monotonic() < deadline and first.poll() is None:
+        if any(out.glob("*/checkpoints/step-*.json")):
+            break
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not all((out / n / "summary.json").is_file() for n in OK), "killed too late"
+    second = _sweep(spec_file, out)
+    stdout, stderr = second.communicate(timeout=600)
+    assert second.returncode == 1, stdout + stderr  # the nan trial failed ...
+    assert "trial ctd3-nan-seed0 failed: non-finite loss" in stderr
+    states = {name: state for name, state, _, _ in status(out)}
+    assert states == {**dict.fromkeys(OK, "done"), "ctd3-nan-seed0": "failed"}  # ... alone
+    for name in OK:  # each the same as the run launched on its own
+        algo, _, seed = name.split("-")
+        alone = tmp_path / "alone" / name
+        Trainer(
+            run_config_from_dict({**BASE, "algo": algo, "seed": int(seed[4:])}), alone, log=quiet
+        ).run()
+        assert (out / name / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
+    # the report of the sweep folder: its numbers are the metrics files' own
+    report = tmp_path / "r.md"
+    assert main(["report", str(out), "-o", str(report)]) == 0
+    text = report.read_text()
+    for algo, label in (("ctd3", "ctd3"), ("td3", "TD3")):
+        finals = []
+        for seed in (0, 1):
+            rows = (out / f"{algo}-ok-seed{seed}" / "metrics.csv").read_text().splitlines()[1:]
+            test = [
+                float(r.split(",")[3])
+                for r in rows
+                if r.split(",")[2] == "test" and r.split(",")[0] == "300"
+            ]
+            finals.append(np.mean(test))
+        se = np.std(finals, ddof=1) / np.sqrt(2)
+        assert f"| {label} | {np.mean(finals):.1f} ± {se:.1f} |" in text, text
+    assert main(["sweep", "--status", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({**SPEC, "grids": {}}, "unknown key 'grids'"),
+        ({**SPEC, "grid": {}}, "grid must map run-config keys"),
+        ({**SPEC, "grid": {"algo": ["nope"]}, "trial": None}, "unknown algo 'nope'"),
+        ({**SPEC, "grid": {"family": ["nope"]}, "trial": None}, "unknown task family 'nope'"),
+        ({**SPEC, "grid": {"seed": []}}, "grid.seed must be a non-empty list"),
+        ({**SPEC, "grid": {"lr": [1]}}, "grid key 'lr' is not a run-config key"),
+        ({**SPEC, "exclude": [{"algo": "ctd3"}, {"algo": "td3"}]}, "has no trials"),
+        ({**SPEC, "trial": "{algo}"}, "two trials are named"),
+        ({**SPEC, "trial": "{algo}-{lr}"}, "names 'lr' that is not a grid key"),
+        ({**SPEC, "resources": {"cpus": 0}}, "resources.cpus must be"),
+    ],
+)
+def test_bad_specs_are_one_line_errors_and_write_nothing(spec, message, tmp_path, capsys):
+    spec_file, out = tmp_path / "spec.json", tmp_path / "sweep"
+    spec_file.write_text(json.dumps(spec))
+    assert main(["sweep", str(spec_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_folder_of_another_sweep_is_refused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"format": 1, "spec": {"name": "other"}}))
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(SPEC))
+    before = (out / "sweep.json").read_bytes()
+    assert main(["sweep", str(spec_file), "--out", str(out)]) == 2
+    assert "holds another sweep (other)" in capsys.readouterr().err
+    assert (out / "sweep.json").read_bytes() == before
+
+
+def test_shipped_table34_spec_names_the_committed_runs():
+    from pathlib import Path
+
+    from mcat.sweep import expand
+    from mcat.train import _differences
+
+    runs = Path(__file__).parent.parent / "results" / "table34" / "runs"
+    trials = expand(load_spec("table34"))
+    assert len(trials) == 36
+    for t in trials:
+        saved = json.loads((runs / t.name / "config.json").read_text())
+        assert not _differences(saved, t.config), t.name
+
+
+def test_statistics():
+    rng = np.random.default_rng(0)
+    assert iqm(np.array([1.0, 2.0, 3.0, 100.0])) == 2.5  # one value cut from each end
+    x = rng.normal(1.0, 1.0, 5)
+    lo, hi = stratified_bootstrap([x], lambda g: iqm(g[0]))
+    lo2, hi2 = stratified_bootstrap([rng.normal(1.0, 1.0, 80)], lambda g: iqm(g[0]))
+    assert lo <= iqm(x) <= hi and hi2 - lo2 < hi - lo  # more runs, a narrower interval
+    a, b = [np.array([3.0, 4.0])], [np.array([1.0, 3.0])]
+    assert probability_of_improvement(a, b) == (1 + 0.5 + 1 + 1) / 4
+    lo, hi = poi_interval(a, b)
+    assert lo <= probability_of_improvement(a, b) <= hi
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1"), ("nohost", "HOST:PORT")],
+)
+def test_an_unreachable_cluster_is_one_line_and_writes_nothing(address, message, tmp_path, capsys):
+    spec_file, out = tmp_path / "spec.json", tmp_path / "sweep"
+    spec_file.write_text(json.dumps(SPEC))
+    assert main(["sweep", str(spec_file), "--out", str(out), "--address", address]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not out.exists()
