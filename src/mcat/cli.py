@@ -493,7 +493,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mcat.report import write_report
+    from mcat.report import PAPER_TABLES, write_report
     from mcat.sweep import iter_run_dirs
     from mcat.validation import check_writable_file
 
@@ -501,7 +501,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.step is not None:
         check_int("--step", args.step, 1)
     runs = list(iter_run_dirs([Path(p) for p in args.runs]))
-    write_report(runs, out, args.step)
+    tables = [f"table{args.paper}"] if args.paper else PAPER_TABLES
+    write_report(runs, out, args.step, tables)
     print(f"wrote {out} ({len(runs)} run folders)")
     return 0
 
@@ -867,6 +868,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders, sweep folders or folders of runs")
     p.add_argument("-o", "--output", required=True, help="markdown file to write (PNGs beside)")
     p.add_argument("--step", type=int, help="score each run at this step (default: its last)")
+    p.add_argument(
+        "--paper",
+        type=int,
+        choices=(2, 3, 4),
+        help="compare with this table of the paper only (default: the first that has the "
+        "setting, in the order 4, 2, 3)",
+    )
     p.set_defaults(func=cmd_report)
     return parser
 

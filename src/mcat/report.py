@@ -153,14 +153,20 @@ def poi_interval(
 
 
 # ---------------------------------------------------------------------------- the paper
-def paper_value(family: str, delay: int, method: str) -> tuple[float, str] | None:
-    """The paper's test reward for this setting and method, and where it is from."""
+PAPER_TABLES = ("table2", "table3", "table4")
+
+
+def paper_value(
+    family: str, delay: int, method: str, tables: Sequence[str] = PAPER_TABLES
+) -> tuple[float, str] | None:
+    """The paper's test reward for this setting and method, and where it is from: the first of
+    ``tables`` (in the order Table 4, 2, 3 unless one is asked for) that has it."""
     data = json.loads(PAPER.read_text())
     key = method.lower().replace("mcat w/o pt", "mcat w/o PT").replace("hip-bmdp", "hipbmdp")
     candidates = [("table4", f"{family}@{delay}", "Table 4, 1M")]
     if delay == 500:
         candidates += [("table2", family, "Table 2, 2M"), ("table3", family, "Table 3, 1M")]
-    for table, row, where in candidates:
+    for table, row, where in (c for c in candidates if c[0] in tables):
         value = data[table]["results"].get(row, {}).get(key)
         if value is not None:
             return float(value), where
@@ -200,8 +206,14 @@ def _plot(setting: str, rows: dict[str, list[Scored]], out: Path) -> None:
     plt.close(fig)
 
 
-def write_report(runs: Sequence[Path], out: Path, step: int | None = None) -> str:
-    """Write the report to ``out`` (markdown; curves as PNGs beside it) and return its text."""
+def write_report(
+    runs: Sequence[Path],
+    out: Path,
+    step: int | None = None,
+    paper_tables: Sequence[str] = PAPER_TABLES,
+) -> str:
+    """Write the report to ``out`` (markdown; curves as PNGs beside it) and return its text;
+    the paper's numbers come from ``paper_tables``."""
     scored = score_runs(runs, step)
     if not scored:
         raise MCATError("no evaluated runs to report (each needs a metrics.csv with evaluations)")
@@ -234,7 +246,7 @@ def write_report(runs: Sequence[Path], out: Path, step: int | None = None) -> st
             seeds = "; ".join(
                 f"s{r.seed}: {r.test:.1f} @ {r.step // 1000}k{'*' * r.short}" for r in runs_
             )
-            ref = paper_value(any_run.family, any_run.delay, method)
+            ref = paper_value(any_run.family, any_run.delay, method, paper_tables)
             paper = f"{ref[0]:.1f} ({ref[1]})" if ref else "—"
             lines.append(
                 f"| {method} | {_mean_se(tests.tolist())} | "
