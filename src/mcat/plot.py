@@ -26,6 +26,8 @@ def run_label(run_dir: Path) -> str:
             if not on
         ]
         algo += "".join(f" w/o {name}" for name in off)
+    elif getattr(cfg.agent, "sil", False):  # a baseline with --sil
+        algo += " +SIL"
     if getattr(cfg.agent, "contrastive_weight", 1.0) == 0:
         algo += " w/o contrastive"
     return f"{algo} {cfg.family} delay {cfg.reward_delay}"
