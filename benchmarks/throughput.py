@@ -165,7 +165,7 @@ def time_ctd3(
 
 
 def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> float:
-    """A PEARL or MQL trainer after its random steps: the timed window, with acting, environments
+    """A baseline's trainer after its random steps: the timed window, with acting, environments
     and replay, and gradient steps timed apart; ``breakdown`` also gets the seconds one
     evaluation (with the algorithm's adaptation) takes per evaluated task."""
     timers = Timers(str(trainer.cfg.device))
