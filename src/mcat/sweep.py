@@ -7,24 +7,30 @@ A spec (YAML or JSON; shipped specs live in ``mcat/sweeps/``)::
     description: ...               # optional
     preset: "table4-{family}-delay{reward_delay}"   # optional, formatted per trial
     base: {steps: 300000, eval_episodes: 3}         # optional: run-config keys for every trial
-    grid:                          # required: run-config keys -> values (the product is taken)
+    grid:                          # required: config keys -> values (the product is taken)
       family: [halfcheetah-armature, halfcheetah-mass]
       reward_delay: [200, 350, 500]
       seed: [0, 1, 2]
-      variant:                     # optional: named config overrides, a grid axis of its own
+      variant:                     # an axis of named config overrides (any name not a key)
         mcat: {}
         nopt: {agent: {policy_transfer: false}}
     exclude: [{family: halfcheetah-mass, reward_delay: 200}]   # optional: partial matches
     trial: "{family}-delay{reward_delay}-{variant}-seed{seed}" # optional: run folder names
     resources: {cpus: 1, gpus: 0}  # optional: per trial; torch threads = cpus unless set
 
-A trial's config is the preset, then ``base``, then its grid values, then its variant's
-overrides. Every trial is an ordinary run directory ``OUT/TRIAL`` (so ``mcat eval``, ``mcat
-plot`` and ``mcat train --resume`` work on it), and every trial config is checked before
-anything runs. Re-running the same command continues a sweep however it was stopped: finished
-trials are kept, unfinished ones resume from their own checkpoints (``mcat.train.train``), failed
-ones are tried again. A failing trial is reported with its one-line error and does not stop the
-others. ``OUT/sweep.json`` records the spec and its trials; ``OUT/failed.json`` the errors.
+``experiment`` (default ``train``) may be ``transfer`` or ``transfer-matrix``: the trials are then
+`mcat transfer` / `mcat transfer-matrix` runs (keys: those of their configs), sharing the cache
+folder ``cache`` (default ``OUT/cache``). A trial's config is the preset, then ``base``, then its
+grid values, then the overrides of its named axes in grid order; the trial name may use any grid
+key and any top-level config key (``{source}``).
+
+Every trial is an ordinary run directory ``OUT/TRIAL`` (so ``mcat eval``, ``mcat plot`` and
+``mcat train --resume`` work on it), and every trial config is checked before anything runs.
+Re-running the same command continues a sweep however it was stopped: finished trials are kept,
+unfinished ones resume from their own checkpoints (``mcat.train.train``; a transfer trial
+restarts, reusing what its cache holds), failed ones are tried again. A failing trial is
+reported with its one-line error and does not stop the others. ``OUT/sweep.json`` records the
+spec and its trials; ``OUT/failed.json`` the errors.
 """
 
 from __future__ import annotations
@@ -46,7 +52,19 @@ from mcat.runs import atomic_write_bytes
 from mcat.validation import check_int, check_number
 
 SPEC_DIR = Path(__file__).parent / "sweeps"
-SPEC_KEYS = ("name", "description", "preset", "base", "grid", "exclude", "trial", "resources")
+SPEC_KEYS = (
+    "name",
+    "description",
+    "experiment",
+    "preset",
+    "base",
+    "grid",
+    "exclude",
+    "trial",
+    "cache",
+    "resources",
+)
+EXPERIMENTS = ("train", "transfer", "transfer-matrix")
 SWEEP_FILE, FAILED_FILE = "sweep.json", "failed.json"
 FORMAT = 1
 
@@ -54,7 +72,7 @@ FORMAT = 1
 @dataclass(frozen=True)
 class Trial:
     name: str
-    labels: dict[str, Any]  # the trial's grid values (variant: its name)
+    labels: dict[str, Any]  # the trial's grid values (a named axis: the name)
     config: dict[str, Any]  # the run config, as config.json holds it
 
 
@@ -63,10 +81,12 @@ class SweepSpec:
     name: str
     grid: dict[str, Any]
     description: str = ""
+    experiment: str = "train"
     preset: str | None = None
     base: dict[str, Any] = field(default_factory=dict)
     exclude: list[dict[str, Any]] = field(default_factory=list)
     trial: str | None = None
+    cache: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,18 +145,21 @@ def spec_from_dict(data: Any, where: str = "the spec") -> SweepSpec:
     grid = data["grid"]
     if not isinstance(grid, dict) or not grid:
         raise MCATError(f"{where}: grid must map run-config keys to lists of values")
-    from mcat.config import RunConfig
-
-    known = {f.name for f in dataclasses.fields(RunConfig)}
+    experiment = data.get("experiment", "train")
+    if experiment not in EXPERIMENTS:
+        raise MCATError(f"{where}: experiment must be one of {', '.join(EXPERIMENTS)}")
+    known = {f.name for f in dataclasses.fields(_config_class(experiment))}
     for key, values in grid.items():
-        if key == "variant":
-            if not isinstance(values, dict) or not values:
-                raise MCATError(f"{where}: grid.variant must map names to config overrides")
+        if isinstance(values, dict):  # a named axis: name -> overrides
+            if key in known:
+                raise MCATError(f"{where}: grid.{key} is a config key: give it a list of values")
+            if not values:
+                raise MCATError(f"{where}: grid.{key} must map names to config overrides")
             for name, overrides in values.items():
                 if not isinstance(overrides, dict):
-                    raise MCATError(f"{where}: variant {name!r} must be a mapping of overrides")
+                    raise MCATError(f"{where}: {key} {name!r} must be a mapping of overrides")
         elif key not in known:
-            raise MCATError(f"{where}: grid key {key!r} is not a run-config key")
+            raise MCATError(f"{where}: grid key {key!r} is not a {experiment} config key")
         elif not isinstance(values, list) or not values:
             raise MCATError(f"{where}: grid.{key} must be a non-empty list")
     for key in ("base", "resources"):
@@ -170,14 +193,49 @@ def _merge(into: dict, extra: dict) -> dict:
     return out
 
 
+def _config_class(experiment: str) -> type:
+    if experiment == "transfer":
+        from mcat.experiments.transfer import TransferConfig
+
+        return TransferConfig
+    if experiment == "transfer-matrix":
+        from mcat.experiments.transfer_matrix import MatrixConfig
+
+        return MatrixConfig
+    from mcat.config import RunConfig
+
+    return RunConfig
+
+
+def checked_config(experiment: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as the experiment's validated config, back as a plain dict."""
+    if experiment == "train":
+        from mcat.config import run_config_from_dict, run_config_to_dict
+
+        cfg = run_config_from_dict(config)
+        cfg.validate()
+        return run_config_to_dict(cfg)
+    cls = _config_class(experiment)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise MCATError(f"unknown {experiment} setting {unknown[0]!r}")
+    try:
+        cfg = cls(**config)
+    except TypeError as exc:  # a required key missing
+        raise MCATError(f"{experiment} config: {exc}") from None
+    cfg.validate()
+    return dataclasses.asdict(cfg)
+
+
 def expand(spec: SweepSpec) -> list[Trial]:
     """The trials of ``spec`` with their configs, each checked; a bad one is a one-line error
     naming the trial."""
-    from mcat.config import run_config_from_dict, run_config_to_dict
     from mcat.presets import load_preset
 
     keys = list(spec.grid)
-    axes = [list(spec.grid[k]) if k == "variant" else spec.grid[k] for k in keys]
+    named = [k for k in keys if isinstance(spec.grid[k], dict)]
+    axes = [list(spec.grid[k]) if k in named else spec.grid[k] for k in keys]
     template = spec.trial or "-".join(
         [f"{{{k}}}" for k in keys if k != "seed"] + (["seed{seed}"] if "seed" in keys else [])
     )
@@ -186,23 +244,23 @@ def expand(spec: SweepSpec) -> list[Trial]:
         labels = dict(zip(keys, values, strict=True))
         if any(all(labels.get(k) == v for k, v in ex.items()) for ex in spec.exclude):
             continue
-        name = _fill(template, labels, "trial name")
-        if not name or "/" in name or name.startswith("."):
-            raise MCATError(f"trial name {name!r} is not a folder name")
         config: dict[str, Any] = {}
         if spec.preset:
             config = load_preset(_fill(spec.preset, labels, "preset"))
         config = _merge(config, spec.base)
-        config = _merge(config, {k: v for k, v in labels.items() if k != "variant"})
-        if "variant" in labels:
-            config = _merge(config, spec.grid["variant"][labels["variant"]])
+        config = _merge(config, {k: v for k, v in labels.items() if k not in named})
+        for key in named:
+            config = _merge(config, spec.grid[key][labels[key]])
         config.setdefault("threads", spec.cpus)
+        flat = {k: v for k, v in config.items() if not isinstance(v, dict | list)}
+        name = _fill(template, {**flat, **labels}, "trial name")
+        if not name or "/" in name or name.startswith("."):
+            raise MCATError(f"trial name {name!r} is not a folder name")
         try:
-            cfg = run_config_from_dict(config)
-            cfg.validate()
+            checked = checked_config(spec.experiment, config)
         except MCATError as exc:
             raise MCATError(f"trial {name}: {exc}") from None
-        trials.append(Trial(name, labels, run_config_to_dict(cfg)))
+        trials.append(Trial(name, labels, checked))
     if not trials:
         raise MCATError(f"sweep {spec.name} has no trials (an empty grid, or all excluded)")
     seen: set[str] = set()
@@ -279,18 +337,29 @@ def status(out: Path) -> list[tuple[str, str, int | None, Any]]:
 
 
 # ---------------------------------------------------------------------------- running on Ray
-def _run_trial(config: dict, run_dir: str) -> tuple[str, str]:
+def _run_trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple[str, str]:
     """One trial, in a Ray worker: ("done", summary line) or ("failed", one-line error)."""
-    from mcat.config import run_config_from_dict
-    from mcat.train import train
-
+    quiet = lambda _m: None  # noqa: E731
     try:
-        summary = train(run_config_from_dict(config), Path(run_dir), log=lambda _m: None)
+        if experiment == "train":
+            from mcat.config import run_config_from_dict
+            from mcat.train import train
+
+            summary = train(run_config_from_dict(config), Path(run_dir), log=quiet)
+            return "done", f"test {summary['test_return']:.1f}, train {summary['train_return']:.1f}"
+        if experiment == "transfer":
+            from mcat.experiments.transfer import TransferConfig, run_transfer
+
+            run_transfer(TransferConfig(**config), Path(run_dir), Path(cache), log=quiet)
+        else:
+            from mcat.experiments.transfer_matrix import MatrixConfig, run_matrix
+
+            run_matrix(MatrixConfig(**config), Path(run_dir), Path(cache), log=quiet)
+        return "done", "result written"
     except MCATError as exc:
         return "failed", str(exc)
     except Exception as exc:  # reported, and the other trials go on
         return "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    return "done", f"test {summary['test_return']:.1f}, train {summary['train_return']:.1f}"
 
 
 def _start_ray(address: str | None) -> Any:
@@ -354,6 +423,7 @@ def run(
     )
     results = {t.name: "done" for t in trials if t not in todo}
     if not todo:
+        prepare(spec, out)
         return results
     ray = _start_ray(address)
     prepare(spec, out)  # recorded once Ray is up: a failed start writes nothing
@@ -363,7 +433,13 @@ def run(
         # a fresh worker process per trial (max_calls=1): torch's thread settings and memory
         # do not carry from one trial to the next
         remote = ray.remote(num_cpus=spec.cpus, num_gpus=spec.gpus, max_calls=1)(_run_trial)
-        pending.update({remote.remote(t.config, str(out / t.name)): t.name for t in todo})
+        cache = str(Path(spec.cache) if spec.cache else out / "cache")
+        pending.update(
+            {
+                remote.remote(spec.experiment, t.config, str(out / t.name), cache): t.name
+                for t in todo
+            }
+        )
         started = time.monotonic()
         # SIGTERM (a cluster's scheduler, `timeout`) stops the sweep like Ctrl-C: Ray is shut
         # down, the trials keep their checkpoints, and the same command continues them
