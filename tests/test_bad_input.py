@@ -34,6 +34,10 @@ STRING_BAD = {
     "algo": ["sac", ""],
     "run_dir": ["PATH/missing", "PATH/file.txt", "PATH/not-a-run"],
     "run_dirs": ["PATH/missing", "PATH/not-a-run"],
+    "spec": ["nope", "PATH/bad.json", "PATH/file.txt"],
+    "address": ["nohost", "127.0.0.1:1"],
+    "status": ["PATH/missing", "PATH/file.txt"],
+    "runs": ["PATH/missing", "PATH/file.txt", "PATH/not-a-run"],
 }
 NO_BAD_VALUE = {"title"}  # any text is a valid plot title
 
@@ -63,7 +67,19 @@ def _bases(run, tmp):
         "algos": ["algos"],
         "transfer": ["transfer", "point-gain", "--source", "1", "--target", "1.5", *small],
         "transfer-matrix": ["transfer-matrix", "point-gain", "--tasks", "1", "1.5", *small],
+        "sweep": ["sweep", str(_tiny_spec(tmp)), "--out", str(tmp / "sweep")],
+        "report": ["report", str(run), "-o", str(tmp / "ok.md")],
     }
+
+
+def _tiny_spec(tmp):
+    """A one-trial sweep of a few steps (what runs if a bad value slips through)."""
+    spec = tmp / "spec.json"
+    spec.write_text(
+        '{"name": "t", "base": {"family": "point-gain", "steps": 20, "learning_starts": 10}, '
+        '"grid": {"seed": [0]}}'
+    )
+    return spec
 
 
 def _bad_values(action: argparse.Action) -> list[list[str]]:
@@ -111,7 +127,7 @@ def _argv(base, action, values):
             return [command, *values, *base[2:]] if command != "families" else [command, *values]
         if action.dest == "run_dir":
             return [command, *values]
-        if action.dest == "run_dirs":
+        if action.dest in ("run_dirs", "spec", "runs"):
             return [command, *values, *base[2:]]
     if action.dest == "resume":  # --resume refuses other settings: alone
         return ["train", action.option_strings[0], *values]

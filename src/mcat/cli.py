@@ -499,7 +499,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = check_writable_file(Path(args.output), "report file", (".md",))
     if args.step is not None:
-        check_int("--step", args.step, 1)
+        check_int("--step", args.step, 1, 10**12)
     runs = list(iter_run_dirs([Path(p) for p in args.runs]))
     tables = [f"table{args.paper}"] if args.paper else PAPER_TABLES
     write_report(runs, out, args.step, tables)

@@ -414,6 +414,9 @@ def run(
 ) -> dict[str, str]:
     """Run every unfinished trial of ``spec`` under ``out`` on Ray; returns name -> "done" or the
     failed trial's error. Safe to stop at any moment and run again."""
+    from mcat.validation import check_creatable_dir
+
+    check_creatable_dir(out, "--out")
     trials = prepare(spec, out, write=False)
     failed = _failed(out)
     todo = [t for t in trials if not (out / t.name / "summary.json").is_file()]
