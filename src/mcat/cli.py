@@ -120,15 +120,6 @@ def _parse_set(items: list[str]) -> dict:
     return out
 
 
-def _merge(base: dict, update: dict) -> dict:
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
-    return base
-
-
 # flags of `mcat train` that set the RunConfig key of the same name
 TRAIN_FLAGS = (
     "algo",
@@ -155,14 +146,14 @@ TRAIN_FLAGS = (
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from mcat.config import load_json, run_config_from_dict
+    from mcat.config import load_json, merge_config, run_config_from_dict
     from mcat.presets import load_preset
 
     data: dict = {}
     if args.preset:
-        data = _merge(data, load_preset(args.preset))
+        data = merge_config(data, load_preset(args.preset))
     if args.config:
-        data = _merge(data, load_json(Path(args.config)))
+        data = merge_config(data, load_json(Path(args.config)))
     if args.family:
         data["family"] = args.family
     if "family" not in data:
@@ -175,7 +166,7 @@ def train_config_from_args(args: argparse.Namespace):
         data.setdefault("agent", {})["batch_size"] = args.batch_size
     if args.no_contrastive:
         data.setdefault("agent", {})["contrastive_weight"] = 0.0
-    _merge(data, _parse_set(args.set or []))
+    merge_config(data, _parse_set(args.set or []))
     _apply_mcat_flags(args, data)
     if args.sil:
         _apply_sil_flag(data)

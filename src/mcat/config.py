@@ -205,6 +205,17 @@ def dataclass_from_dict(cls: type, data: dict, where: str = "") -> Any:
     return cls(**values)
 
 
+def merge_config(base: dict, update: dict) -> dict:
+    """Merge ``update`` into ``base`` (nested dicts key by key, anything else replaced); returns
+    ``base``, changed in place."""
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge_config(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
 def run_config_from_dict(data: dict) -> RunConfig:
     data = dict(data)
     agent = data.pop("agent", {})

@@ -14,7 +14,6 @@ statistical precipice"; computed here with NumPy as their ``rliable`` library de
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mcat.errors import MCATError
-from mcat.runs import atomic_write_bytes, load_run_config
+from mcat.runs import atomic_write_bytes, load_run_config, read_metrics
 
 PAPER = Path(__file__).parent / "data" / "paper_results.json"
 NAMES = {
@@ -67,10 +66,10 @@ def method_name(run: Path) -> str:
 
 
 def _evaluations(run: Path) -> dict[int, dict[str, float]]:
+    """step -> split -> mean return over the split's tasks."""
     per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    with open(run / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            per[int(row["step"])][row["split"]].append(float(row["return"]))
+    for row in read_metrics(run):
+        per[row["step"]][row["split"]].append(row["return"])
     return {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in per.items()}
 
 

@@ -35,6 +35,7 @@ spec and its trials; ``OUT/failed.json`` the errors.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -183,16 +184,6 @@ def _fill(template: str, labels: dict[str, Any], what: str) -> str:
         raise MCATError(f"{what} {template!r} names {exc} that is not a grid key") from None
 
 
-def _merge(into: dict, extra: dict) -> dict:
-    out = dict(into)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _config_class(experiment: str) -> type:
     if experiment == "transfer":
         from mcat.experiments.transfer import TransferConfig
@@ -231,6 +222,7 @@ def checked_config(experiment: str, config: dict[str, Any]) -> dict[str, Any]:
 def expand(spec: SweepSpec) -> list[Trial]:
     """The trials of ``spec`` with their configs, each checked; a bad one is a one-line error
     naming the trial."""
+    from mcat.config import merge_config
     from mcat.presets import load_preset
 
     keys = list(spec.grid)
@@ -247,10 +239,11 @@ def expand(spec: SweepSpec) -> list[Trial]:
         config: dict[str, Any] = {}
         if spec.preset:
             config = load_preset(_fill(spec.preset, labels, "preset"))
-        config = _merge(config, spec.base)
-        config = _merge(config, {k: v for k, v in labels.items() if k not in named})
+        # copies: the spec's own dicts must not change from one trial to the next
+        merge_config(config, copy.deepcopy(spec.base))
+        merge_config(config, {k: v for k, v in labels.items() if k not in named})
         for key in named:
-            config = _merge(config, spec.grid[key][labels[key]])
+            merge_config(config, copy.deepcopy(spec.grid[key][labels[key]]))
         config.setdefault("threads", spec.cpus)
         flat = {k: v for k, v in config.items() if not isinstance(v, dict | list)}
         name = _fill(template, {**flat, **labels}, "trial name")
@@ -308,14 +301,13 @@ def trial_state(out: Path, name: str, failed: dict[str, str]) -> tuple[str, int 
     """(state, last evaluated step, latest mean test return) of one trial's run folder."""
     run = out / name
     step, ret = None, None
-    metrics = run / "metrics.csv"
-    if metrics.is_file():
-        import csv
+    if (run / "metrics.csv").is_file():
+        from mcat.runs import read_metrics
 
-        rows = [r for r in csv.DictReader(metrics.open()) if r.get("split") == "test"]
+        rows = [r for r in read_metrics(run) if r["split"] == "test"]
         if rows:
-            step = int(rows[-1]["step"])
-            last = [float(r["return"]) for r in rows if int(r["step"]) == step]
+            step = rows[-1]["step"]
+            last = [r["return"] for r in rows if r["step"] == step]
             ret = sum(last) / len(last)
     if (run / "summary.json").is_file():
         return "done", step, ret
