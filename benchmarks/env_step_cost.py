@@ -46,7 +46,7 @@ def main() -> None:
             list(pool.map(collect, range(len(cols))))
         rate = steps / (time.perf_counter() - t0)
         print(f"the same with 4 threads:                 {rate:.0f} env steps/s")
-    env = cols[0].envs[0]
+    env = fam.make_env(fam.train_tasks[0])
     t0 = time.perf_counter()
     for _ in range(2000):
         env.step(np.zeros(6))

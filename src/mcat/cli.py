@@ -136,6 +136,7 @@ TRAIN_FLAGS = (
     "utd",
     "envs_per_round",
     "schedule",
+    "vector_envs",
     "train_tasks",
     "test_tasks",
     "max_episode_steps",
@@ -762,6 +763,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs-per-round", type=int, help="tasks collected at once (default: all)")
     p.add_argument(
         "--schedule", choices=("round-robin", "sample"), help="next task when fewer envs than tasks"
+    )
+    p.add_argument(
+        "--vector-envs",
+        choices=("sync", "async"),
+        help="step the environments in this process (sync, default) or one subprocess each",
     )
     p.add_argument("--max-episode-steps", type=int, help="episode length (default: the family's)")
     p.add_argument(

@@ -1,20 +1,24 @@
 """Acting in the tasks: data collection for training and evaluation of the deterministic policy.
 
-Environments are stepped in lockstep, one per active task, and the policy acts for all of them
-in one batched call. At acting time the context z_t comes from the current episode's last K
-(state difference, action) pairs, kept per environment in :class:`ContextHistory`.
+The collector steps its environments as one gymnasium vector env (``SyncVectorEnv``, or
+``AsyncVectorEnv`` with one subprocess per environment), one slot per running task, and the
+policy acts for all of them in one batched call. At acting time the context z_t comes from the
+current episode's last K (state difference, action) pairs, kept per environment in
+:class:`ContextHistory`.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from mcat.errors import MCATError
 from mcat.replay import MultiTaskReplay
@@ -22,16 +26,20 @@ from mcat.tasks import TaskFamily
 from mcat.tasks.wrappers import env_state, set_env_state
 
 RECENT = 10  # episode returns kept per task for progress lines
+VECTOR_MODES = ("sync", "async")
 
 # policy(obs [n, o], z [n, z_dim]) -> actions [n, a]; context(delta, act, mask) -> z
 ContextFn = Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor]
 ActFn = Callable[[np.ndarray, torch.Tensor], np.ndarray]
 
 
-def space_dims(env: gym.Env) -> tuple[int, int, float]:
-    """(observation size, action size, action bound) of an env with flat observations and a Box
-    action space, the kind the agents act in."""
-    obs_shape, act_space = env.observation_space.shape, env.action_space
+def space_dims(env: gym.Env | VectorEnv) -> tuple[int, int, float]:
+    """(observation size, action size, action bound) of an env (or of one env of a vector env)
+    with flat observations and a Box action space, the kind the agents act in."""
+    if isinstance(env, VectorEnv):
+        obs_shape, act_space = env.single_observation_space.shape, env.single_action_space
+    else:
+        obs_shape, act_space = env.observation_space.shape, env.action_space
     if not obs_shape or not isinstance(act_space, gym.spaces.Box) or not act_space.shape:
         raise MCATError(
             "the agents need flat observations and a Box action space, "
@@ -119,6 +127,106 @@ class EpisodeRecord:
     slot: int = 0  # the environment slot it ran in (a new episode starts there right away)
 
 
+class TaskSlot(gym.Env):
+    """One environment slot of the collector's vector env: it runs one task at a time.
+
+    With one slot per task (lockstep) a slot keeps its task. With fewer slots a finished task
+    makes room for the next one, which may have run in another slot (or process) before: the
+    slot builds its own copy of that task's env on first use, and the collector carries each
+    task's random generator from slot to slot, so every task draws its episodes from one stream,
+    as one env per task would (the copies are otherwise identical: a reset clears the rest).
+    """
+
+    metadata: dict = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it a class attribute)
+
+    def __init__(
+        self,
+        slot: int,
+        family: TaskFamily,
+        tasks: Sequence[float],
+        seeds: Sequence[int],
+        reward_delay: int,
+        style: str,
+        max_episode_steps: int | None,
+    ):
+        self.slot = slot
+        self._spec = (family, tuple(tasks), tuple(seeds), reward_delay, style, max_episode_steps)
+        self.envs: dict[int, gym.Env] = {}
+        self.task = slot
+        env = self._env(slot)
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        self.metadata = dict(env.metadata)
+
+    def _env(self, task: int) -> gym.Env:
+        if task not in self.envs:
+            family, tasks, seeds, delay, style, steps = self._spec
+            self.envs[task] = family.make_env(
+                tasks[task],
+                reward_delay=delay,
+                seed=seeds[task],
+                style=style,
+                max_episode_steps=steps,
+            )
+        return self.envs[task]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """``options["assign"][slot] = (task, generator state or None)`` moves the slot to
+        another task first (``None``: the task has not run yet, its fresh env's generator)."""
+        assign = (options or {}).get("assign", {}).get(self.slot)
+        if assign is not None:
+            self.task, rng = assign
+            if rng is not None:
+                self._env(self.task).unwrapped.np_random.bit_generator.state = rng
+        return self._env(self.task).reset(seed=seed)
+
+    def step(self, action):
+        return self.envs[self.task].step(action)
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+    @property
+    def rng_state(self) -> Mapping[str, Any]:
+        """The state of the current task's random generator."""
+        return self.envs[self.task].unwrapped.np_random.bit_generator.state
+
+    @property
+    def checkpoint(self) -> dict:
+        """The current task and its env's full state (:func:`env_state`)."""
+        return {"task": self.task, "env": env_state(self.envs[self.task])}
+
+    @checkpoint.setter
+    def checkpoint(self, state: dict) -> None:
+        self.task = int(state["task"])
+        set_env_state(self._env(self.task), state["env"])
+
+
+def make_vector_env(
+    mode: str,
+    family: TaskFamily,
+    tasks: Sequence[float],
+    slots: int,
+    seed: int,
+    reward_delay: int,
+    style: str,
+    max_episode_steps: int | None,
+) -> SyncVectorEnv | AsyncVectorEnv:
+    """The collector's vector env: ``slots`` :class:`TaskSlot` envs, slot i starting on task i;
+    task t's env is seeded ``1000 * seed + t``. Autoreset is off: the collector resets a slot
+    itself when its episode ends (it may move it to another task)."""
+    if mode not in VECTOR_MODES:
+        raise MCATError(f"vector envs must be one of {', '.join(VECTOR_MODES)}, got {mode!r}")
+    seeds = [seed * 1000 + t for t in range(len(tasks))]
+    fns = [
+        functools.partial(TaskSlot, i, family, tasks, seeds, reward_delay, style, max_episode_steps)
+        for i in range(slots)
+    ]
+    if mode == "sync":
+        return SyncVectorEnv(fns, copy=False, autoreset_mode=AutoresetMode.DISABLED)
+    return AsyncVectorEnv(fns, copy=False, autoreset_mode=AutoresetMode.DISABLED)
+
+
 @dataclass
 class Collector:
     """Collects transitions from the training tasks of a family into a replay store.
@@ -126,6 +234,8 @@ class Collector:
     ``envs_per_round`` environments run at once (default: one per training task, all tasks in
     lockstep). With fewer, an environment whose episode ends moves to the next task, in order
     (``schedule="round-robin"``) or drawn at random among the idle ones (``"sample"``).
+    ``vector_envs`` steps them in this process in turn (``"sync"``) or each in its own
+    subprocess (``"async"``); both give the same transitions.
     """
 
     family: TaskFamily
@@ -137,31 +247,38 @@ class Collector:
     envs_per_round: int | None = None
     schedule: str = "round-robin"
     max_episode_steps: int | None = None
+    vector_envs: str = "sync"
     recent_returns: dict[int, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         T = len(self.tasks)
-        self.envs = [
-            self.family.make_env(
-                v,
-                reward_delay=self.reward_delay,
-                seed=self.seed * 1000 + i,
-                style=self.style,
-                max_episode_steps=self.max_episode_steps,
-            )
-            for i, v in enumerate(self.tasks)
-        ]
         self.n = T if self.envs_per_round is None else int(self.envs_per_round)
+        self.vec = make_vector_env(
+            self.vector_envs,
+            self.family,
+            self.tasks,
+            self.n,
+            self.seed,
+            self.reward_delay,
+            self.style,
+            self.max_episode_steps,
+        )
         self.rng = np.random.default_rng(self.seed)
         self.slot_task = np.arange(self.n)  # task index of each running environment
         self._next = self.n % T
-        self.obs_dim, self.act_dim, self.max_action = space_dims(self.envs[0])
+        # each task's generator as its last episode left it (tasks that move between slots)
+        self.task_rng: dict[int, Mapping[str, Any]] = {}
+        self.obs_dim, self.act_dim, self.max_action = space_dims(self.vec)
         self.ctx = ContextHistory(self.n, self.history, self.obs_dim, self.act_dim)
-        self.obs = np.stack([self.envs[t].reset()[0] for t in self.slot_task]).astype(np.float32)
+        self.obs = np.asarray(self.vec.reset()[0], dtype=np.float32)
         self.ep_return = np.zeros(self.n)
         self.ep_length = np.zeros(self.n, dtype=np.int64)
         self.env_steps = 0
         self._replay: MultiTaskReplay | None = None
+
+    def close(self) -> None:
+        """Close the environments (and the subprocesses of ``vector_envs="async"``)."""
+        self.vec.close()
 
     def step(
         self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, Collector], np.ndarray]
@@ -176,13 +293,11 @@ class Collector:
                 f"non-finite action from the policy on task {task:g} "
                 f"at env step {self.env_steps + self.n:,}"
             )
-        results = [self.envs[t].step(a) for t, a in zip(self.slot_task, actions, strict=True)]
-        next_obs = np.stack([r[0] for r in results]).astype(np.float32)
-        rewards = np.array([r[1] for r in results], dtype=np.float32)
+        obs, rew, terminated, truncated, _ = self.vec.step(actions)
+        next_obs = np.asarray(obs, dtype=np.float32)
+        rewards = np.asarray(rew, dtype=np.float32)
         if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
             self._non_finite(next_obs, rewards)
-        terminated = np.array([r[2] for r in results])
-        truncated = np.array([r[3] for r in results])
         replay.add(
             self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task
         )
@@ -191,8 +306,14 @@ class Collector:
         self.ep_length += 1
         self.env_steps += self.n
         self.obs = next_obs
+        done = terminated | truncated
+        if not done.any():
+            return []
         finished = []
-        for i in np.flatnonzero(terminated | truncated):
+        if self.n < len(self.tasks):  # tasks may change slots: keep their generators
+            states = self.vec.get_attr("rng_state")
+        assign = {}
+        for i in np.flatnonzero(done):
             task = int(self.slot_task[i])
             finished.append(
                 EpisodeRecord(task, float(self.ep_return[i]), int(self.ep_length[i]), int(i))
@@ -200,11 +321,18 @@ class Collector:
             recent = self.recent_returns.setdefault(task, [])
             recent.append(float(self.ep_return[i]))
             del recent[:-RECENT]
+            if self.n < len(self.tasks):
+                self.task_rng[task] = states[i]
             self.slot_task[i] = self._pick_next_task(task)
-            self.obs[i] = self.envs[self.slot_task[i]].reset()[0]
+            new = int(self.slot_task[i])
+            assign[int(i)] = (new, self.task_rng.get(new))
             self.ctx.reset(i)
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
+        options: dict[str, Any] = {"reset_mask": done.copy()}
+        if self.n < len(self.tasks):
+            options["assign"] = assign
+        self.obs[done] = np.asarray(self.vec.reset(options=options)[0], dtype=np.float32)[done]
         return finished
 
     def act_input(self, obs: np.ndarray) -> ActInput:
@@ -233,9 +361,11 @@ class Collector:
     def state_dict(self) -> dict:
         """Everything needed to continue collecting mid-episode: each environment's state (see
         :func:`mcat.tasks.wrappers.env_state`), the current observations and contexts, episode
-        counters, the task schedule and its generator."""
-        return {
-            "envs": [env_state(env) for env in self.envs],
+        counters, the task schedule and its generator. With one slot per task ``envs`` lists
+        the tasks' env states (the format of every earlier version); with fewer, ``slots``
+        holds each slot's task and env state and ``task_rng`` the tasks' generators."""
+        slots = self.vec.get_attr("checkpoint")
+        state = {
             "obs": self.obs.copy(),
             "ctx": {k: v.copy() for k, v in self.ctx.arrays().items()},
             "ep_return": self.ep_return.copy(),
@@ -246,22 +376,29 @@ class Collector:
             "env_steps": self.env_steps,
             "recent_returns": {int(t): list(r) for t, r in self.recent_returns.items()},
         }
+        if self.n == len(self.tasks):
+            state["envs"] = [slot["env"] for slot in slots]
+        else:
+            state["slots"] = list(slots)
+            state["task_rng"] = dict(self.task_rng)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        if len(state["envs"]) != len(self.envs) or state["obs"].shape != self.obs.shape:
+        if "envs" in state and self.n < len(self.tasks):
+            state = _per_task_to_slots(state)
+        slots = state.get("slots") or [
+            {"task": t, "env": env} for t, env in enumerate(state.get("envs", []))
+        ]
+        if len(slots) != self.n or state["obs"].shape != self.obs.shape:
             raise MCATError(
-                f"saved collector has {len(state['envs'])} envs and observations "
+                f"saved collector has {len(slots)} envs and observations "
                 f"{tuple(state['obs'].shape)}, "
-                f"this one {len(self.envs)} and {self.obs.shape}"
+                f"this one {self.n} and {self.obs.shape}"
             )
-        for env, saved in zip(self.envs, state["envs"], strict=True):
-            try:
-                set_env_state(env, saved)
-            except (ValueError, AttributeError) as exc:
-                raise MCATError(
-                    "cannot restore an environment of task "
-                    f"{self.tasks[self.envs.index(env)]:g}: {exc}"
-                ) from None
+        try:
+            self.vec.set_attr("checkpoint", slots)
+        except (ValueError, AttributeError) as exc:
+            raise MCATError(f"cannot restore the collector's environments: {exc}") from None
         self.obs[...] = state["obs"]
         for name, array in self.ctx.arrays().items():
             # checkpoints before the obs/rew windows lack them (only MQL reads them)
@@ -273,6 +410,7 @@ class Collector:
         self.rng.bit_generator.state = state["rng"]
         self.env_steps = int(state["env_steps"])
         self.recent_returns = {int(t): list(r) for t, r in state["recent_returns"].items()}
+        self.task_rng = {int(t): r for t, r in state.get("task_rng", {}).items()}
 
     def _pick_next_task(self, finished_task: int) -> int:
         T = len(self.tasks)
@@ -286,6 +424,22 @@ class Collector:
             self._next = (self._next + 1) % T
         task, self._next = self._next, (self._next + 1) % T
         return task
+
+
+def _per_task_to_slots(state: dict) -> dict:
+    """A checkpoint written with one env per task (before the vector env), as slots: each slot
+    continues its task's env; every task keeps its generator."""
+    envs = state["envs"]
+    slots = [{"task": int(t), "env": envs[t]} for t in state["slot_task"]]
+
+    def generator(env: list[dict]) -> dict:  # the base env's: the innermost layer that has one
+        return [layer for layer in env if "np_random" in layer and layer["type"] != "action_space"][
+            -1
+        ]["np_random"]
+
+    task_rng = {t: generator(env) for t, env in enumerate(envs)}
+    rest = {k: v for k, v in state.items() if k != "envs"}
+    return {**rest, "slots": slots, "task_rng": task_rng}
 
 
 def eval_seed(seed: int, task: float, episode: int) -> int:

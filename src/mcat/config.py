@@ -59,6 +59,10 @@ class RunConfig:
     """Tasks collected at once (default: all training tasks in lockstep)."""
     schedule: str = "round-robin"
     """With fewer envs than tasks, how the next task is picked: round-robin or sample."""
+    vector_envs: str = "sync"
+    """How the collector steps its environments: sync (in this process, in turn) or async (one
+    subprocess each, stepped in parallel). Same transitions either way; see the README for when
+    async pays."""
     replay_capacity: int = 1_000_000
     """Transitions kept per task (capped at what the run can collect)."""
     eval_every: int = 10_000
@@ -112,6 +116,8 @@ class RunConfig:
             raise MCATError(f"--style must be paper or gymnasium, got {self.style!r}")
         if self.schedule not in ("round-robin", "sample"):
             raise MCATError(f"--schedule must be round-robin or sample, got {self.schedule!r}")
+        if self.vector_envs not in ("sync", "async"):
+            raise MCATError(f"--vector-envs must be sync or async, got {self.vector_envs!r}")
         if self.train_tasks is not None and not self.train_tasks:
             raise MCATError("--train-tasks needs at least one task")
         for name in ("train_tasks", "test_tasks"):

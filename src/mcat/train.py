@@ -262,6 +262,7 @@ class Trainer:
             envs_per_round=cfg.envs_per_round,
             schedule=cfg.schedule,
             max_episode_steps=cfg.max_episode_steps,
+            vector_envs=cfg.vector_envs,
         )
         T = len(self.train_tasks)
         self.episode_len = cfg.max_episode_steps or family.max_episode_steps
@@ -728,6 +729,7 @@ class Trainer:
         return summary
 
     def close(self) -> None:
+        self.collector.close()
         self.tb.close()
         for log in (self.metrics_log, self.episodes_log, *self.extra_logs.values()):
             log.close()

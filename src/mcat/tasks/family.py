@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 from gymnasium.wrappers import TimeLimit
 
 from mcat.errors import MCATError
@@ -24,6 +26,8 @@ from mcat.tasks.wrappers import DelayedReward
 
 TaskValue = float | int
 STYLES = ("paper", "gymnasium")
+GYM_NAMESPACE = "mcat"
+ENTRY_POINT = "mcat.tasks.family:make_task_env"
 
 
 class Domain(Protocol):
@@ -101,6 +105,9 @@ class TaskFamily:
         default_task: the value of the unmodified environment, if there is one.
         max_episode_steps: episode length (time limit).
         description: one line for listings.
+        gym_name: the gymnasium name under the ``mcat/`` namespace (registered as
+            ``mcat/<gym_name>-v0``); empty = derived from ``name`` (``my-family`` ->
+            ``MyFamily``).
     """
 
     name: str
@@ -115,12 +122,26 @@ class TaskFamily:
     default_task: TaskValue | None = None
     max_episode_steps: int = 1000
     description: str = ""
+    gym_name: str = ""
 
     def __post_init__(self) -> None:
         if not self.train_tasks:
             raise MCATError(f"family {self.name!r} needs at least one training task")
+        if self.gym_name and not re.fullmatch(r"[A-Za-z_][\w.]*", self.gym_name):
+            raise MCATError(
+                f"gym_name of family {self.name!r} must be letters, digits, _ and . "
+                f"(it becomes mcat/<gym_name>-v0), got {self.gym_name!r}"
+            )
         object.__setattr__(self, "train_tasks", tuple(self.check_task(v) for v in self.train_tasks))
         object.__setattr__(self, "test_tasks", tuple(self.check_task(v) for v in self.test_tasks))
+
+    @property
+    def gym_id(self) -> str:
+        """The id this family has in gymnasium's registry: ``gym.make(family.gym_id, task=...)``."""
+        name = self.gym_name or "".join(
+            p[:1].upper() + p[1:] for p in re.split(r"[^\w.]+", self.name)
+        )
+        return f"{GYM_NAMESPACE}/{name or 'Family'}-v0"
 
     @property
     def all_tasks(self) -> tuple[TaskValue, ...]:
@@ -159,11 +180,30 @@ class TaskFamily:
         ``style="paper"`` uses the authors' reward/observation/termination, ``"gymnasium"``
         gymnasium's defaults; ``env_kwargs`` override constructor arguments.
         """
+        env = self.build_env(
+            task, reward_delay, style=style, episode_steps=max_episode_steps, **env_kwargs
+        )
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        return env
+
+    def build_env(
+        self,
+        task: TaskValue,
+        reward_delay: int = 1,
+        *,
+        style: str = "paper",
+        episode_steps: int | None = None,
+        **env_kwargs: Any,
+    ) -> gym.Env:
+        """The env of :meth:`make_env`, not yet reset, with a spec that rebuilds it:
+        ``gym.make(env.spec)`` gives the same task (the id :attr:`gym_id` with the task, the delay,
+        the style, the episode length and ``env_kwargs`` as its kwargs)."""
         value = self.check_task(task)
         delay = check_reward_delay(reward_delay)
         if style not in STYLES:
             raise MCATError(f"unknown env style {style!r}; choose one of {', '.join(STYLES)}")
-        steps = self.max_episode_steps if max_episode_steps is None else max_episode_steps
+        steps = self.max_episode_steps if episode_steps is None else episode_steps
         if not isinstance(steps, int) or steps < 1:
             raise MCATError(f"max_episode_steps must be a positive integer, got {steps!r}")
         kwargs = dict(self.paper_env_kwargs) if style == "paper" else {}
@@ -178,8 +218,24 @@ class TaskFamily:
         if self.apply is not None:
             env = self.apply(env, value) or env
         env = DelayedReward(env, delay)
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
+        # What gym.make records for an env it built (the minimal spec; the wrappers above add
+        # themselves to env.spec), so that anything recreating the env from its spec gets this task
+        # and not the default model of the underlying id.
+        env.unwrapped.spec = EnvSpec(
+            id=self.gym_id,
+            entry_point=ENTRY_POINT,
+            max_episode_steps=None,
+            order_enforce=False,
+            disable_env_checker=True,
+            kwargs={
+                "family": self.name,
+                "task": value,
+                "reward_delay": delay,
+                "style": style,
+                "episode_steps": steps,
+                **env_kwargs,
+            },
+        )
         return env
 
 
@@ -216,7 +272,41 @@ def register_family(family: TaskFamily, *, overwrite: bool = False) -> TaskFamil
             "(pass overwrite=True to replace it)"
         )
     _REGISTRY[family.name] = family
+    _register_with_gymnasium(family, overwrite)
     return family
+
+
+def _register_with_gymnasium(family: TaskFamily, overwrite: bool) -> None:
+    if family.gym_id in gym.registry:
+        owner = gym.registry[family.gym_id].kwargs.get("family")
+        if owner != family.name and not overwrite:
+            raise MCATError(
+                f"gymnasium id {family.gym_id} of family {family.name!r} is already taken by "
+                f"{owner!r}; give the family another gym_name"
+            )
+        del gym.registry[family.gym_id]  # gymnasium warns when an id is registered twice
+    # No max_episode_steps here: the episode length is applied inside the reward delay (so the
+    # pending reward is paid when the episode is cut); pass episode_steps= to change it.
+    gym.register(family.gym_id, entry_point=ENTRY_POINT, kwargs={"family": family.name})
+
+
+def make_task_env(
+    family: str,
+    task: TaskValue | None = None,
+    reward_delay: int = 1,
+    style: str = "paper",
+    episode_steps: int | None = None,
+    **env_kwargs: Any,
+) -> gym.Env:
+    """gymnasium's entry point of every family: ``gym.make("mcat/HalfCheetahArmature-v0",
+    task=0.5, reward_delay=500)``. ``task`` defaults to the family's unmodified value (or its
+    first training task); ``episode_steps`` sets the episode length (default: the family's).
+    gym.make's own ``max_episode_steps`` adds a second time limit outside the reward delay,
+    which would cut an episode before its pending reward is paid: use ``episode_steps``."""
+    fam = get_family(family)
+    if task is None:
+        task = fam.default_task if fam.default_task is not None else fam.train_tasks[0]
+    return fam.build_env(task, reward_delay, style=style, episode_steps=episode_steps, **env_kwargs)
 
 
 def _load_plugins() -> None:

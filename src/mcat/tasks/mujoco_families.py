@@ -155,6 +155,7 @@ FAMILIES = [
         apply=set_armature,
         default_task=0.1,
         description="HalfCheetah, joint armature (Table 1: 0.1 -> 0.5; Fig. 5a)",
+        gym_name="HalfCheetahArmature",
     ),
     TaskFamily(
         name="halfcheetah-mass",
@@ -166,6 +167,7 @@ FAMILIES = [
         apply=scale_mass,
         default_task=1.0,
         description="HalfCheetah, body mass scale",
+        gym_name="HalfCheetahMass",
     ),
     TaskFamily(
         name="hopper-size",
@@ -178,6 +180,7 @@ FAMILIES = [
         paper_env_kwargs=HOPPER_PAPER_KWARGS,
         default_task=HOPPER_TORSO_RADIUS,
         description="Hopper, limb size (model recompiled, masses follow geometry)",
+        gym_name="HopperSize",
     ),
     TaskFamily(
         name="ant-damping",
@@ -190,6 +193,7 @@ FAMILIES = [
         paper_env_kwargs=ANT_PAPER_KWARGS,
         default_task=1.0,
         description="Ant, joint damping scale",
+        gym_name="AntDamping",
     ),
     TaskFamily(
         name="ant-cripple",
@@ -202,6 +206,7 @@ FAMILIES = [
         paper_env_kwargs=ANT_PAPER_KWARGS,
         default_task=NO_CRIPPLED_LEG,
         description="Ant, one leg crippled (Table 1: none -> 3; Fig. 5b: legs 0-3)",
+        gym_name="AntCripple",
     ),
     TaskFamily(
         name="halfcheetah-damping",
@@ -213,6 +218,7 @@ FAMILIES = [
         apply=scale_damping,
         default_task=1.0,
         description="HalfCheetah, joint damping scale (extra)",
+        gym_name="HalfCheetahDamping",
     ),
     TaskFamily(
         name="hopper-mass",
@@ -225,6 +231,7 @@ FAMILIES = [
         paper_env_kwargs=HOPPER_PAPER_KWARGS,
         default_task=1.0,
         description="Hopper, body mass scale (extra)",
+        gym_name="HopperMass",
     ),
 ]
 

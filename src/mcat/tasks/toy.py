@@ -57,5 +57,6 @@ POINT_GAIN = register_family(
         default_task=1.0,
         max_episode_steps=50,
         description="toy NumPy point mass, action gain (for tests and tutorials)",
+        gym_name="PointGain",
     )
 )

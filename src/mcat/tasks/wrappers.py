@@ -7,9 +7,10 @@ from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import RecordConstructorArgs
 
 
-class DelayedReward(gym.Wrapper):
+class DelayedReward(gym.Wrapper, RecordConstructorArgs):
     """Sparse reward by delay (paper Sec. 5.2, after Oh et al. 2018): the dense reward is summed
     and paid out every ``delay`` steps of the episode and at its end (termination or truncation);
     every other step pays 0. The episode's total reward is unchanged.
@@ -19,7 +20,8 @@ class DelayedReward(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, delay: int):
-        super().__init__(env)
+        RecordConstructorArgs.__init__(self, delay=delay)  # so that env.spec can rebuild it
+        gym.Wrapper.__init__(self, env)
         if int(delay) != delay or delay < 1:
             raise ValueError(f"reward delay must be an integer >= 1, got {delay!r}")
         self.delay = int(delay)
@@ -43,11 +45,12 @@ class DelayedReward(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class CrippleActions(gym.ActionWrapper):
+class CrippleActions(gym.ActionWrapper, RecordConstructorArgs):
     """Forces the given action components to 0 (the motors of a crippled leg)."""
 
     def __init__(self, env: gym.Env, dims: Sequence[int]):
-        super().__init__(env)
+        RecordConstructorArgs.__init__(self, dims=[int(d) for d in dims])
+        gym.ActionWrapper.__init__(self, env)
         self.dims = np.asarray(dims, dtype=np.int64)
 
     def action(self, action):
