@@ -213,3 +213,26 @@ def test_the_readme_sb3_example_trains_on_the_task():
     assert model.num_timesteps == 300
     trained_on = model.get_env().envs[0].unwrapped
     assert trained_on.model.dof_armature[3] == pytest.approx(0.3)  # the task, not the default
+
+
+def test_a_users_family_gets_a_gym_id():
+    from mcat.tasks import TaskFamily, register_family
+    from mcat.tasks.toy import POINT_GAIN
+
+    fam = TaskFamily(
+        name="my-point_gain",
+        env=POINT_GAIN.env,
+        parameter="gain",
+        train_tasks=(1.0, 2.0),
+        test_tasks=(4.0,),
+        domain=POINT_GAIN.domain,
+        apply=POINT_GAIN.apply,
+        max_episode_steps=9,
+    )
+    register_family(fam, overwrite=True)
+    assert fam.gym_id == "mcat/MyPointGain-v0"
+    env = gym.make(fam.gym_id, task=4.0, reward_delay=3)
+    assert env.unwrapped.gain == 4.0 and env.spec.kwargs["task"] == 4.0
+    assert _same(_trajectory(env, 0, steps=9), _trajectory(fam.make_env(4.0, 3), 0, steps=9))
+    with pytest.raises(Exception, match="gym_name"):
+        TaskFamily(**{**fam.__dict__, "gym_name": "bad/name"})

@@ -139,7 +139,7 @@ class TaskFamily:
     def gym_id(self) -> str:
         """The id this family has in gymnasium's registry: ``gym.make(family.gym_id, task=...)``."""
         name = self.gym_name or "".join(
-            p[:1].upper() + p[1:] for p in re.split(r"[^\w.]+", self.name)
+            p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9.]+", self.name)
         )
         return f"{GYM_NAMESPACE}/{name or 'Family'}-v0"
 
