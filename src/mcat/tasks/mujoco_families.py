@@ -132,6 +132,7 @@ def sized_hopper_xml(torso_radius: float) -> str:
     for geom in spec.geoms:
         if geom.type == mujoco.mjtGeom.mjGEOM_CAPSULE:
             geom.size[0] *= factor
+    spec.compile()  # MuJoCo 3.3 writes XML of compiled specs only (4.0 writes the same either way)
     xml = spec.to_xml()
     digest = hashlib.sha1(xml.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "mcat-xml"
