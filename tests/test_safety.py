@@ -33,11 +33,19 @@ def finished(tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def run(finished, tmp_path):
-    """A copy of a finished run stopped at step 400 (checkpoints at 200 and 400)."""
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "stopped"
     Trainer(_config(), out, log=quiet).run(stop_at=400)
+    return out
+
+
+@pytest.fixture
+def run(stopped, tmp_path):
+    """A fresh copy of the run stopped at step 400 (checkpoints at 200 and 400) of the same
+    config as ``finished`` (trained once per module; a run directory holds no absolute path)."""
+    out = tmp_path / "run"
+    shutil.copytree(stopped, out)
     return out
 
 
