@@ -25,7 +25,7 @@ echo "setting up $VENV (first run only, 1-3 minutes):" >&2
 echo "  [1/2] ${MCAT_TORCH:-torch==2.13.0} (a CPU build where this machine has one)" >&2
 pip_install "${MCAT_TORCH:-torch==2.13.0}"
 echo "  [2/2] mcat and its dependencies: gymnasium[mujoco], mujoco, numpy, matplotlib," \
-  "tensorboard, ray, pyyaml; pytest, ruff, mypy and stable-baselines3 for the tests" >&2
+  "tensorboard, ray, pyyaml, imageio-ffmpeg; pytest, ruff, mypy and stable-baselines3 for the tests" >&2
 pip_install -e ".[dev]"
 echo "  done in $((SECONDS - start)) s" >&2
 echo "$want" > "$stamp"

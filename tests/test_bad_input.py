@@ -38,6 +38,7 @@ STRING_BAD = {
     "address": ["nohost", "127.0.0.1:1"],
     "status": ["PATH/missing", "PATH/file.txt"],
     "runs": ["PATH/missing", "PATH/file.txt", "PATH/not-a-run"],
+    "transfer_from": ["abc", "-1", "0.3", "0.1"],  # 0.3: a test task; 0.1: the --task itself
 }
 NO_BAD_VALUE = {"title"}  # any text is a valid plot title
 
@@ -52,7 +53,23 @@ def eval_run(tmp_path_factory):
     return out
 
 
-def _bases(run, tmp):
+@pytest.fixture(scope="module")
+def cheetah_run(tmp_path_factory):
+    """A tiny finished MCAT run on HalfCheetah (renderable, with a translator) for `mcat video`."""
+    from mcat.config import run_config_from_dict
+    from mcat.train import Trainer
+
+    out = tmp_path_factory.mktemp("run") / "cheetah"
+    agent = {"hidden": [16], "batch_size": 8, "model_warmup_steps": 2, "model_steps": 1}
+    agent.update(translator_warmup_steps=2, translator_steps=1)
+    cfg = {"family": "halfcheetah-armature", "algo": "mcat", "steps": 40, "threads": 1}
+    cfg.update(train_tasks=[0.1, 0.5], test_tasks=[0.3], max_episode_steps=4, agent=agent)
+    cfg.update(learning_starts=20, eval_every=40)
+    Trainer(run_config_from_dict(cfg), out, log=quiet).run()
+    return out
+
+
+def _bases(run, tmp, cheetah=None):
     """A valid, cheap command line per command; the bad flag is appended (argparse keeps the
     last value), so a bad value that slipped through would run the small job and fail the test."""
     small = ["--source-steps", "10", "--dataset-size", "10", "--model-steps", "1"]
@@ -69,6 +86,7 @@ def _bases(run, tmp):
         "transfer-matrix": ["transfer-matrix", "point-gain", "--tasks", "1", "1.5", *small],
         "sweep": ["sweep", str(_tiny_spec(tmp)), "--out", str(tmp / "sweep")],
         "report": ["report", str(run), "-o", str(tmp / "ok.md")],
+        "video": ["video", str(cheetah), "--task", "0.1", "-o", str(tmp / "ok.gif")],
     }
 
 
@@ -143,14 +161,17 @@ def _snapshot(folder):
     CASES,
     ids=[f"{c} {a.option_strings[-1] if a.option_strings else a.dest} {v}" for c, a, v in CASES],
 )
-def test_every_flag_refuses_bad_values(command, action, values, eval_run, tmp_path, capsys):
+def test_every_flag_refuses_bad_values(
+    command, action, values, eval_run, tmp_path, capsys, request
+):
     work = tmp_path / "work"
     work.mkdir()
     (work / "file.txt").write_text("a file, not a folder")
     (work / "bad.json").write_text("{not json")
     (work / "not-a-run").mkdir()
     values = [v.replace("PATH", str(work)) for v in values]
-    argv = _argv(_bases(eval_run, work)[command], action, values)
+    cheetah = request.getfixturevalue("cheetah_run") if command == "video" else None
+    argv = _argv(_bases(eval_run, work, cheetah)[command], action, values)
     if "--out" not in argv and command in ("train", "transfer", "transfer-matrix"):
         argv += ["--out", str(work / "out")]
     if "--cache" not in argv and command in ("transfer", "transfer-matrix"):

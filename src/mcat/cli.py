@@ -499,6 +499,45 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_video(args: argparse.Namespace) -> int:
+    from mcat import video
+    from mcat.validation import check_writable_file
+
+    out = check_writable_file(Path(args.output), "video file", video.SUFFIXES)
+    episodes = check_int("episodes", args.episodes, 1, 100)
+    width = check_int("width", args.width, 16, 3840)
+    height = check_int("height", args.height, 16, 2160)
+    backend = video.headless_gl()  # before anything imports MuJoCo
+    learned, transferred, cfg = video.record(
+        Path(args.run_dir),
+        _task_value(args.task, "task"),
+        episodes,
+        None if args.transfer_from is None else _task_value(args.transfer_from, "transfer-from"),
+        width,
+        height,
+    )
+    clip = learned if transferred is None else video.side_by_side(learned, transferred)
+    written = video.write(clip, out)
+    if written != out:
+        print("no MP4 encoder here (pip install imageio-ffmpeg): wrote a GIF instead")
+    print(f"{args.run_dir}: {cfg.algo} on {cfg.family}, task {args.task}, rendered with {backend}")
+    for e, ret in enumerate(learned.returns):
+        line = f"  episode {e}: return {ret:.2f}"
+        if transferred is not None:
+            line += f" (learned, left); {transferred.returns[e]:.2f} transferred from "
+            line += f"{args.transfer_from} (right)"
+        print(line)
+    print(f"wrote {written} ({len(clip.frames)} frames at {clip.fps:g} fps)")
+    return 0
+
+
+def _task_value(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise MCATError(f"--{flag} must be a number, got {text!r}") from None
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer import TransferConfig, run_transfer
 
@@ -857,6 +896,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", metavar="DIR", help="show each trial's state, step and return")
     p.add_argument("--list", action="store_true", help="list the shipped specs")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "video",
+        help="render a saved run's policy on one task to MP4 or GIF (offscreen)",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--task", required=True, help="the task to play (a value of the family)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes, one after another (1)")
+    p.add_argument(
+        "--transfer-from",
+        help="also play the policy of this training task carried over by the run's translator "
+        "(MCAT runs), beside the learned one",
+    )
+    p.add_argument("--width", type=int, default=480, help="frame width in pixels (480)")
+    p.add_argument("--height", type=int, default=360, help="frame height in pixels (360)")
+    p.add_argument("-o", "--output", required=True, help="video file to write (.mp4 or .gif)")
+    p.set_defaults(func=cmd_video)
 
     p = sub.add_parser(
         "report",

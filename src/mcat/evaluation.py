@@ -32,7 +32,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from mcat.collect import Episode, RowPolicy, eval_seed, evaluate, run_episodes, space_dims
+from mcat.collect import (
+    ContextWindow,
+    Episode,
+    RowPolicy,
+    eval_seed,
+    evaluate,
+    run_episodes,
+    space_dims,
+)
 from mcat.tasks import get_family
 from mcat.validation import check_int
 
@@ -77,10 +85,37 @@ def evaluate_agent(
     uses it (MQL); ``cfg`` is the run's :class:`~mcat.config.RunConfig`."""
     if not callable(getattr(agent, "adapter", None)):
         return _evaluate(cfg, tasks, agent.context, agent.act, cfg.agent.history)
+    policy, history, reward_delay = scoring_policy(agent, cfg, tasks, replay)
+    seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
+    totals, owner, _ = run_episodes(
+        get_family(cfg.family),
+        tasks,
+        seeds,
+        policy,
+        history,
+        reward_delay=reward_delay,
+        style=cfg.style,
+        max_episode_steps=cfg.max_episode_steps,
+    )
+    return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+
+
+def scoring_policy(
+    agent: Any, cfg: Any, tasks: list[float], replay: Any = None
+) -> tuple[RowPolicy, int, int]:
+    """The policy that plays the scored episodes of ``tasks`` (rows are indexed by position in
+    ``tasks``), after the adaptation episodes of an algorithm that has them; with the context
+    length it reads and the reward delay it is paid with (see the module docstring)."""
+    history = int(getattr(cfg.agent, "history", 0))
+    if not callable(getattr(agent, "adapter", None)):
+
+        def act(obs: np.ndarray, _owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
+            return agent.act(obs, agent.context(ctx.delta, ctx.act, ctx.mask))
+
+        return act, history, 1
     family = get_family(cfg.family)
     rng = np.random.default_rng([cfg.seed, 0xADA])
     adapter: Adapter = agent.adapter(tasks, replay, rng)
-    history = int(getattr(cfg.agent, "history", 0))
     common = dict(style=cfg.style, max_episode_steps=cfg.max_episode_steps)
     for e in range(adaptation_episodes(agent)):
         seeds = [[adaptation_seed(cfg.seed, v, e)] for v in tasks]
@@ -96,13 +131,9 @@ def evaluate_agent(
         )
         assert episodes is not None
         adapter.observe(episodes)
-    seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
     # the adapted policy gets the reward as in training (its context may read rewards); the
     # total, which is scored, is the dense one
-    totals, owner, _ = run_episodes(
-        family, tasks, seeds, adapter.act, history, reward_delay=cfg.reward_delay, **common
-    )
-    return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+    return adapter.act, history, cfg.reward_delay
 
 
 def _evaluate(cfg: Any, tasks: list[float], context_fn, act_fn, history: int):

@@ -1,0 +1,250 @@
+"""`mcat video`: watch a trained policy. Episodes of a saved run on one task are rendered
+offscreen (MuJoCo's EGL or OSMesa, whichever works headless here) to an MP4 (through
+imageio-ffmpeg's encoder) or a GIF (Pillow).
+
+The episodes are the run's scored evaluation episodes of that task (the same seeds, and for
+algorithms that adapt, after the same adaptation episodes), so the return printed beside a
+video is the one `mcat eval` reports for it. With ``transfer_from`` (an MCAT run) the policy
+of another training task carried over by the run's action translator,
+H(s, pi(s, z_src), z_src, z_tgt), plays the same episodes beside the learned policy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcat.errors import MCATError
+
+SUFFIXES = (".mp4", ".gif")
+GL_BACKENDS = ("egl", "osmesa")
+
+# renders one frame of a one-sphere model: the probe of a headless OpenGL backend
+_PROBE = (
+    'import mujoco; m = mujoco.MjModel.from_xml_string(\'<mujoco><worldbody><geom size=".1"/>'
+    "</worldbody></mujoco>'); d = mujoco.MjData(m); r = mujoco.Renderer(m, 8, 8); "
+    "mujoco.mj_forward(m, d); r.update_scene(d); r.render()"
+)
+
+
+def headless_gl() -> str:
+    """Choose the OpenGL backend for offscreen rendering: ``$MUJOCO_GL`` when set, else the
+    first of EGL and OSMesa that renders a frame here (each tried in a subprocess, since a
+    process cannot switch backends once one has opened a context)."""
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    for backend in GL_BACKENDS:
+        env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE], env=env, capture_output=True, check=False, timeout=120
+        )
+        if probe.returncode == 0:
+            # read by gymnasium's renderer when it opens its context (so also after `import
+            # mujoco`, as in a test process) and by PyOpenGL on import
+            os.environ["MUJOCO_GL"] = os.environ["PYOPENGL_PLATFORM"] = backend
+            return backend
+    raise MCATError(
+        "no headless OpenGL for rendering (tried EGL and OSMesa): install libegl1 "
+        "or libosmesa6, or set MUJOCO_GL"
+    )
+
+
+@dataclass
+class Clip:
+    """Rendered episodes: the frames (every step, the reset included) and the return of each."""
+
+    frames: list[np.ndarray]
+    returns: list[float]
+    fps: float
+
+
+def record(
+    run_dir: Path,
+    task: float,
+    episodes: int = 1,
+    transfer_from: float | None = None,
+    width: int = 480,
+    height: int = 360,
+) -> tuple[Clip, Clip | None, Any]:
+    """Render ``episodes`` scored episodes of the run in ``run_dir`` on ``task``: the learned
+    policy, and with ``transfer_from`` the transferred one (None otherwise). Returns both clips
+    and the run's config."""
+    import torch
+
+    from mcat.collect import eval_seed
+    from mcat.evaluation import scoring_policy
+    from mcat.tasks import get_family
+    from mcat.train import load_run_agent, load_run_replay, run_tasks
+
+    cfg, agent, state = load_run_agent(run_dir, policy_only=transfer_from is None)
+    family = get_family(cfg.family)
+    value = family.check_task(task)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train_tasks, _ = run_tasks(cfg)
+    source = None
+    if transfer_from is not None:
+        source = _transfer_source(agent, cfg, family.check_task(transfer_from), value, train_tasks)
+    replay = (
+        load_run_replay(cfg, state) if getattr(agent, "adaptation_uses_replay", False) else None
+    )
+    policy, history, delay = scoring_policy(agent, cfg, [value], replay)
+    seeds = [eval_seed(cfg.seed, value, e) for e in range(episodes)]
+    make = dict(
+        reward_delay=delay,
+        style=cfg.style,
+        max_episode_steps=cfg.max_episode_steps,
+        width=width,
+        height=height,
+    )
+    learned = _play(family, value, seeds, policy, history, make)
+    transferred = None
+    if source is not None:
+        src, tgt = source
+        mcat_agent: Any = agent  # has act_transferred (checked by _transfer_source)
+
+        def transfer(obs: np.ndarray, _owner: np.ndarray, _ctx: Any) -> np.ndarray:
+            n = len(obs)
+            return mcat_agent.act_transferred(obs, np.full(n, src), np.full(n, tgt))
+
+        transferred = _play(family, value, seeds, transfer, 0, make)
+    return learned, transferred, cfg
+
+
+def _transfer_source(
+    agent: Any, cfg: Any, source: float, target: float, train_tasks: list[float]
+) -> tuple[int, int]:
+    """Training-task indices (source, target) for the run's translator, or a one-line error."""
+    if not callable(getattr(agent, "act_transferred", None)):
+        raise MCATError(
+            f"--transfer-from needs a run with an action translator (--algo mcat); "
+            f"this run is {cfg.algo}"
+        )
+    if getattr(agent, "features", None) is None:
+        raise MCATError(
+            "--transfer-from: this run's translator was not trained yet (no task features in "
+            "its newest checkpoint); use a later checkpoint or train longer"
+        )
+    for what, v in (("--transfer-from", source), ("--task", target)):
+        if v not in train_tasks:
+            raise MCATError(
+                f"{what} {v:g} is not a training task of this run "
+                f"({', '.join(f'{t:g}' for t in train_tasks)}); the translator maps between "
+                "training tasks"
+            )
+    if source == target:
+        raise MCATError(f"--transfer-from {source:g} is the --task itself; pick another task")
+    return train_tasks.index(source), train_tasks.index(target)
+
+
+def _play(family, task, seeds, policy, history: int, make: dict) -> Clip:
+    """One rendered episode per seed with ``policy`` (a RowPolicy), all in lockstep as
+    :func:`mcat.collect.run_episodes` plays them (so the same returns as the evaluation of this
+    task with as many episodes); the clip shows them one after another."""
+    from mcat.collect import ContextHistory, space_dims
+
+    try:
+        envs = [family.make_env(task, seed=s, render_mode="rgb_array", **make) for s in seeds]
+    except TypeError as exc:
+        raise MCATError(
+            f"family {family.name} cannot render: its environment takes no render_mode ({exc})"
+        ) from None
+    for env in envs:
+        _follow(env)
+    fps = float(envs[0].metadata.get("render_fps") or 20)
+    n = len(envs)
+    obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
+    obs_dim, act_dim, _ = space_dims(envs[0])
+    ctx = ContextHistory(n, history, obs_dim, act_dim)
+    owner = np.zeros(n, dtype=np.int64)
+    frames: list[list[np.ndarray]] = [[env.render()] for env in envs]
+    totals = np.zeros(n)
+    running = np.ones(n, dtype=bool)
+    while running.any():
+        idx = np.flatnonzero(running)
+        actions = np.zeros((n, act_dim), dtype=np.float32)
+        actions[idx] = policy(obs[idx], owner[idx], ctx.window(idx))
+        next_obs = obs.copy()
+        rewards = np.zeros(n, dtype=np.float32)
+        for k in idx:
+            o, r, terminated, truncated, _ = envs[k].step(actions[k])
+            next_obs[k], rewards[k] = o, r
+            totals[k] += r
+            frames[k].append(envs[k].render())
+            running[k] = not (terminated or truncated)
+        ctx.push(obs, actions, rewards, next_obs)
+        obs = next_obs
+    for env in envs:
+        env.close()
+    return Clip([f for episode in frames for f in episode], totals.tolist(), fps)
+
+
+def _follow(env: Any, camera: str = "track") -> None:
+    """Film through the model's tracking camera when it has one (gymnasium's HalfCheetah, Hopper
+    and Ant define ``track``, which follows the body's centre of mass); else the default view."""
+    import mujoco
+
+    unwrapped = env.unwrapped
+    renderer = getattr(unwrapped, "mujoco_renderer", None)
+    model = getattr(unwrapped, "model", None)
+    if renderer is None or model is None:
+        return
+    cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+    if cam >= 0:
+        renderer.camera_id = cam
+
+
+def side_by_side(left: Clip, right: Clip) -> Clip:
+    """The two clips in one, left beside right; the shorter holds its last frame."""
+    n = max(len(left.frames), len(right.frames))
+    pad = lambda f, i: f[min(i, len(f) - 1)]  # noqa: E731
+    frames = [np.concatenate([pad(left.frames, i), pad(right.frames, i)], axis=1) for i in range(n)]
+    return Clip(frames, left.returns + right.returns, left.fps)
+
+
+def mp4_encoder_available() -> bool:
+    try:
+        import imageio_ffmpeg
+
+        return Path(imageio_ffmpeg.get_ffmpeg_exe()).is_file()
+    except (ImportError, RuntimeError):
+        return False
+
+
+def write(clip: Clip, path: Path) -> Path:
+    """Write ``clip`` to ``path`` (.mp4 or .gif); an MP4 without an encoder is written as a GIF
+    beside it. Returns the file written. The file appears complete or not at all."""
+    if path.suffix.lower() == ".mp4" and not mp4_encoder_available():
+        path = path.with_suffix(".gif")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        if path.suffix.lower() == ".mp4":
+            import imageio_ffmpeg
+
+            h, w = clip.frames[0].shape[:2]
+            writer = imageio_ffmpeg.write_frames(
+                str(tmp), (w, h), fps=clip.fps, codec="libx264", quality=7,
+                macro_block_size=2, ffmpeg_log_level="error",
+            )  # fmt: skip
+            writer.send(None)
+            for frame in clip.frames:
+                writer.send(np.ascontiguousarray(frame))
+            writer.close()
+        else:
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in clip.frames]
+            images[0].save(
+                tmp, save_all=True, append_images=images[1:], duration=1000 / clip.fps, loop=0
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
