@@ -522,6 +522,7 @@ class Episode:
     rew: np.ndarray  # [L] the reward as the environment paid it (delayed when it is)
     next_obs: np.ndarray  # [L, obs]
     terminated: np.ndarray  # [L] bool
+    frames: list[np.ndarray] | None = None  # [L + 1] rendered frames (run_episodes' ``film``)
 
     @property
     def ret(self) -> float:
@@ -539,11 +540,17 @@ def run_episodes(
     max_episode_steps: int | None = None,
     reward_delay: int = 1,
     record: bool = False,
+    film: Callable[[gym.Env], None] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Episode] | None]:
     """One episode per seed in ``seeds[i]`` on task ``tasks[i]``, all in lockstep, acting with
     ``policy`` (which sees each row's task index, so it may act differently per task). Returns
-    each episode's undiscounted return, its task index and, with ``record``, its transitions."""
+    each episode's undiscounted return, its task index and, with ``record``, its transitions.
+    ``film`` (with ``record``) renders every step into the episodes' ``frames``: the envs are
+    made with ``render_mode="rgb_array"`` and ``film(env)`` prepares each (its camera, say);
+    ``env_kwargs`` go to the envs' constructors."""
     envs, owner = [], []
+    kwargs = dict(env_kwargs or {}) | ({"render_mode": "rgb_array"} if film else {})
     for i, v in enumerate(tasks):
         for s in seeds[i]:
             envs.append(
@@ -553,11 +560,17 @@ def run_episodes(
                     style=style,
                     max_episode_steps=max_episode_steps,
                     reward_delay=reward_delay,
+                    **kwargs,
                 )
             )
             owner.append(i)
     owner_arr = np.array(owner, dtype=np.int64)
     obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
+    frames: list[list[np.ndarray]] = [[] for _ in envs]
+    if film is not None:
+        for env, shots in zip(envs, frames, strict=True):
+            film(env)
+            shots.append(np.asarray(env.render()))
     n = len(envs)
     act_dim = space_dims(envs[0])[1]
     ctx = ContextHistory(n, history, obs.shape[1], act_dim)
@@ -577,6 +590,8 @@ def run_episodes(
             totals[k] += r
             if record:
                 steps[k].append((obs[k], actions[k], r, o, terminated))
+            if film is not None:
+                frames[k].append(np.asarray(envs[k].render()))
             if terminated or truncated:
                 running[k] = False
         ctx.push(obs, actions, rewards, next_obs)
@@ -592,7 +607,8 @@ def run_episodes(
             np.array([t[2] for t in rows], dtype=np.float32),
             np.stack([t[3] for t in rows]).astype(np.float32),
             np.array([t[4] for t in rows], dtype=bool),
+            shots if film is not None else None,
         )
-        for rows in steps
+        for rows, shots in zip(steps, frames, strict=True)
     ]
     return totals, owner_arr, episodes

@@ -144,45 +144,30 @@ def _transfer_source(
 
 
 def _play(family, task, seeds, policy, history: int, make: dict) -> Clip:
-    """One rendered episode per seed with ``policy`` (a RowPolicy), all in lockstep as
-    :func:`mcat.collect.run_episodes` plays them (so the same returns as the evaluation of this
-    task with as many episodes); the clip shows them one after another."""
-    from mcat.collect import ContextHistory, space_dims
+    """One rendered episode per seed with ``policy`` (a RowPolicy), all in lockstep as the
+    evaluation plays them (so the same returns as the evaluation of this task with as many
+    episodes); the clip shows them one after another."""
+    from mcat.collect import run_episodes
 
+    size = {"width": make["width"], "height": make["height"]}
+    rates: list[float] = []
+
+    def film(env: Any) -> None:
+        _follow(env)
+        rates.append(float(env.metadata.get("render_fps") or 20))
+
+    common = {k: make[k] for k in ("reward_delay", "style", "max_episode_steps")}
     try:
-        envs = [family.make_env(task, seed=s, render_mode="rgb_array", **make) for s in seeds]
+        totals, _, episodes = run_episodes(
+            family, [task], [seeds], policy, history, record=True, film=film,
+            env_kwargs=size, **common,
+        )  # fmt: skip
     except TypeError as exc:
         raise MCATError(
             f"family {family.name} cannot render: its environment takes no render_mode ({exc})"
         ) from None
-    for env in envs:
-        _follow(env)
-    fps = float(envs[0].metadata.get("render_fps") or 20)
-    n = len(envs)
-    obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)
-    obs_dim, act_dim, _ = space_dims(envs[0])
-    ctx = ContextHistory(n, history, obs_dim, act_dim)
-    owner = np.zeros(n, dtype=np.int64)
-    frames: list[list[np.ndarray]] = [[env.render()] for env in envs]
-    totals = np.zeros(n)
-    running = np.ones(n, dtype=bool)
-    while running.any():
-        idx = np.flatnonzero(running)
-        actions = np.zeros((n, act_dim), dtype=np.float32)
-        actions[idx] = policy(obs[idx], owner[idx], ctx.window(idx))
-        next_obs = obs.copy()
-        rewards = np.zeros(n, dtype=np.float32)
-        for k in idx:
-            o, r, terminated, truncated, _ = envs[k].step(actions[k])
-            next_obs[k], rewards[k] = o, r
-            totals[k] += r
-            frames[k].append(envs[k].render())
-            running[k] = not (terminated or truncated)
-        ctx.push(obs, actions, rewards, next_obs)
-        obs = next_obs
-    for env in envs:
-        env.close()
-    return Clip([f for episode in frames for f in episode], totals.tolist(), fps)
+    assert episodes is not None
+    return Clip([f for e in episodes for f in e.frames or []], totals.tolist(), rates[0])
 
 
 def _follow(env: Any, camera: str = "track") -> None:
