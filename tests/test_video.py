@@ -100,3 +100,33 @@ def test_a_run_without_translator_or_renderer_is_one_line(tmp_path, capsys):
     assert main(argv) == 2
     assert "family point-gain cannot render" in capsys.readouterr().err
     assert not (tmp_path / "v.gif").exists()
+
+
+def test_video_of_a_transfer_result(tmp_path, capsys):
+    """A tiny `mcat transfer` on HalfCheetah, filmed: the source policy and the transferred
+    one on the target, with the returns its summary scored."""
+    import json
+
+    out, cache = tmp_path / "t", tmp_path / "cache"
+    small = ["--source-steps", "40", "--dataset-size", "40", "--model-steps", "2"]
+    small += ["--translator-steps", "2", "--eval-episodes", "2", "--max-episode-steps", "8"]
+    argv = ["transfer", "halfcheetah-armature", "--source", "0.1", "--target", "0.5", *small]
+    assert main([*argv, "--out", str(out), "--cache", str(cache), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    video = tmp_path / "t.gif"
+    assert main(["video", str(out), "--episodes", "2", "--width", "64", "--height", "48",
+                 "-o", str(video)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert Image.open(video).n_frames == 2 * (8 + 1) and Image.open(video).size == (128, 48)
+    left = [float(x.split()[0]) for x in printed.split("return ")[1:]]
+    right = [float(x.split("; ")[1].split()[0]) for x in printed.splitlines() if "; " in x]
+    assert np.mean(left) == pytest.approx(summary["source_on_target"]["mean"], abs=0.01)
+    assert np.mean(right) == pytest.approx(summary["transferred_on_target"]["mean"], abs=0.01)
+    # an older result names no source run: it is found in its --cache, or a one-line error
+    summary.pop("source_run")
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert main(["video", str(out), "--cache", str(cache), "-o", str(tmp_path / "u.gif")]) == 0
+    assert main(["video", str(out), "--cache", str(tmp_path / "nope"), "-o", str(video)]) == 2
+    assert "the source policy of" in capsys.readouterr().err
+    assert main(["video", str(out), "--task", "0.1", "-o", str(video)]) == 2
+    assert "it is filmed on its target" in capsys.readouterr().err

@@ -507,25 +507,42 @@ def cmd_video(args: argparse.Namespace) -> int:
     episodes = check_int("episodes", args.episodes, 1, 100)
     width = check_int("width", args.width, 16, 3840)
     height = check_int("height", args.height, 16, 2160)
-    backend = video.headless_gl()  # before anything imports MuJoCo
-    learned, transferred, cfg = video.record(
-        Path(args.run_dir),
-        _task_value(args.task, "task"),
-        episodes,
-        None if args.transfer_from is None else _task_value(args.transfer_from, "transfer-from"),
-        width,
-        height,
-    )
-    clip = learned if transferred is None else video.side_by_side(learned, transferred)
+    task = None if args.task is None else _task_value(args.task, "task")
+    folder = Path(args.run_dir)
+    transfer_result = video.is_transfer_result(folder)
+    if transfer_result and args.transfer_from is not None:
+        raise MCATError(
+            f"{folder} is a transfer result: it shows its own transfer; drop --transfer-from"
+        )
+    if not transfer_result and args.cache is not None:
+        raise MCATError("--cache: only for an output folder of mcat transfer; drop it")
+    if not transfer_result and task is None:
+        raise MCATError("--task is needed for a training run (the task to play)")
+    backend = video.headless_gl()  # before anything opens an OpenGL context
+    right: video.Clip | None
+    if transfer_result:
+        left, right, tcfg = video.record_transfer(
+            folder, task, episodes, Path(args.cache or "runs/cache"), width, height
+        )
+        what = f"transfer {tcfg.source:g} -> {tcfg.target:g} on {tcfg.family} ({tcfg.translator})"
+        names = ("source policy, left", "transferred, right")
+    else:
+        source = (
+            None if args.transfer_from is None else _task_value(args.transfer_from, "transfer-from")
+        )
+        assert task is not None  # checked above
+        left, right, cfg = video.record(folder, task, episodes, source, width, height)
+        what = f"{cfg.algo} on {cfg.family}, task {args.task}"
+        names = ("learned, left", f"transferred from {args.transfer_from}, right")
+    clip = left if right is None else video.side_by_side(left, right)
     written = video.write(clip, out)
     if written != out:
         print("no MP4 encoder here (pip install imageio-ffmpeg): wrote a GIF instead")
-    print(f"{args.run_dir}: {cfg.algo} on {cfg.family}, task {args.task}, rendered with {backend}")
-    for e, ret in enumerate(learned.returns):
+    print(f"{folder}: {what}, rendered with {backend}")
+    for e, ret in enumerate(left.returns):
         line = f"  episode {e}: return {ret:.2f}"
-        if transferred is not None:
-            line += f" (learned, left); {transferred.returns[e]:.2f} transferred from "
-            line += f"{args.transfer_from} (right)"
+        if right is not None:
+            line += f" ({names[0]}); {right.returns[e]:.2f} ({names[1]})"
         print(line)
     print(f"wrote {written} ({len(clip.frames)} frames at {clip.fps:g} fps)")
     return 0
@@ -901,8 +918,8 @@ def build_parser() -> argparse.ArgumentParser:
         "video",
         help="render a saved run's policy on one task to MP4 or GIF (offscreen)",
     )
-    p.add_argument("run_dir")
-    p.add_argument("--task", required=True, help="the task to play (a value of the family)")
+    p.add_argument("run_dir", help="a training run, or an output folder of mcat transfer")
+    p.add_argument("--task", help="the task to play (a training run's: required)")
     p.add_argument("--episodes", type=int, default=1, help="episodes, one after another (1)")
     p.add_argument(
         "--transfer-from",
@@ -911,6 +928,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--width", type=int, default=480, help="frame width in pixels (480)")
     p.add_argument("--height", type=int, default=360, help="frame height in pixels (360)")
+    p.add_argument(
+        "--cache",
+        help="for a transfer result from before its summary named its source policy: the "
+        "--cache of its mcat transfer (default runs/cache)",
+    )
     p.add_argument("-o", "--output", required=True, help="video file to write (.mp4 or .gif)")
     p.set_defaults(func=cmd_video)
 

@@ -7,6 +7,9 @@ algorithms that adapt, after the same adaptation episodes), so the return printe
 video is the one `mcat eval` reports for it. With ``transfer_from`` (an MCAT run) the policy
 of another training task carried over by the run's action translator,
 H(s, pi(s, z_src), z_src, z_tgt), plays the same episodes beside the learned policy.
+
+An output folder of `mcat transfer` (Table 1) is filmed on its target task: the source policy
+as it is on the left, the transferred one on the right, on the episodes its summary scored.
 """
 
 from __future__ import annotations
@@ -115,6 +118,99 @@ def record(
 
         transferred = _play(family, value, seeds, transfer, 0, make)
     return learned, transferred, cfg
+
+
+def is_transfer_result(folder: Path) -> bool:
+    """Whether ``folder`` is an output folder of `mcat transfer` (not a training run)."""
+    import json
+
+    config = Path(folder) / "config.json"
+    if not config.is_file() or not (Path(folder) / "translator.pt").is_file():
+        return False
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"source", "target", "translator"} <= data.keys()
+
+
+def record_transfer(
+    folder: Path,
+    task: float | None,
+    episodes: int,
+    cache_dir: Path,
+    width: int = 480,
+    height: int = 360,
+) -> tuple[Clip, Clip, Any]:
+    """The source policy (left) and the transferred policy (right) of the `mcat transfer`
+    result in ``folder`` on its target task, on the scored evaluation episodes."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from mcat.collect import eval_seed
+    from mcat.experiments.transfer import TransferConfig, cached_source_policy
+    from mcat.models.translator import ActionTranslator
+    from mcat.policies import TransferredPolicy
+    from mcat.runs import load_checkpoint_file
+    from mcat.tasks import get_family
+    from mcat.train import load_run_agent
+
+    names = {f.name for f in dataclasses.fields(TransferConfig)}
+    saved = json.loads((folder / "config.json").read_text())
+    cfg = TransferConfig(**{k: v for k, v in saved.items() if k in names})
+    cfg.validate()
+    if task is not None and task != cfg.target:
+        raise MCATError(
+            f"--task {task:g}: this transfer result maps task {cfg.source:g} to {cfg.target:g}; "
+            "it is filmed on its target (leave out --task)"
+        )
+    summary = folder / "summary.json"
+    source_run = None
+    if summary.is_file():
+        recorded = json.loads(summary.read_text()).get("source_run")
+        source_run = Path(recorded) if recorded and Path(recorded).is_dir() else None
+    source_run = source_run or cached_source_policy(cfg, cache_dir)
+    if source_run is None:
+        raise MCATError(
+            f"the source policy of {folder} is not in --cache {cache_dir}; pass the --cache its "
+            "mcat transfer used (running that command again retrains it there)"
+        )
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    _, agent, _ = load_run_agent(source_run)
+    family = get_family(cfg.family)
+    H = ActionTranslator(
+        agent.obs_dim, agent.act_dim, conditioned=False, max_action=agent.max_action
+    )
+    H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
+    H.eval()
+    empty = torch.zeros(1, 0)
+    transferred = TransferredPolicy(agent.actor, H, empty, empty)
+    seeds = [eval_seed(cfg.seed, cfg.target, e) for e in range(episodes)]
+    make = dict(
+        reward_delay=1,
+        style="paper",
+        max_episode_steps=cfg.max_episode_steps,
+        width=width,
+        height=height,
+    )
+    history = agent.cfg.history
+    clips = [
+        _play(family, cfg.target, seeds, _row_policy(policy), history, make)
+        for policy in (agent, transferred)
+    ]
+    return clips[0], clips[1], cfg
+
+
+def _row_policy(policy: Any) -> Any:
+    """A policy with ``context`` and ``act`` as a row policy of :func:`run_episodes`."""
+
+    def act(obs: np.ndarray, _owner: np.ndarray, ctx: Any) -> np.ndarray:
+        return policy.act(obs, policy.context(ctx.delta, ctx.act, ctx.mask))
+
+    return act
 
 
 def _transfer_source(

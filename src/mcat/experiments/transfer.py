@@ -163,8 +163,8 @@ class Cache:
         write_json(folder / "meta.json", meta)
 
 
-def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
-    meta = {
+def _source_meta(cfg: TransferConfig) -> dict:
+    return {
         "kind": "source-policy",
         "family": cfg.family,
         "task": cfg.source,
@@ -173,6 +173,20 @@ def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
         "max_episode_steps": cfg.max_episode_steps,
         "agent": dataclasses.asdict(TD3Config()),
     }
+
+
+def cached_source_policy(cfg: TransferConfig, cache_dir: Path) -> Path | None:
+    """The run folder of the source policy of ``cfg`` in ``cache_dir``, or None when the cache
+    does not hold it (made with these settings); nothing is trained or created."""
+    meta = _source_meta(cfg)
+    folder = Path(cache_dir) / "source" / _key(meta)
+    if not (folder / "meta.json").is_file():
+        return None
+    return folder / "run" if Cache.check(folder, meta) else None
+
+
+def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
+    meta = _source_meta(cfg)
     folder = cache.path("source", _key(meta))
     if not cache.check(folder, meta):
         log(
@@ -424,6 +438,7 @@ def run_transfer(
         "source_on_target": _mean_se(episodes(agent, cfg.target)),
         "transferred_on_target": _mean_se(episodes(transferred, cfg.target)),
         "wall_time_s": time.perf_counter() - start,
+        "source_run": str(run_dir),  # the source policy's run folder (for mcat video)
     }
     atomic_torch_save(H.state_dict(), out / "translator.pt")
     write_json(out / SUMMARY, summary)
