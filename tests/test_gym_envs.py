@@ -238,3 +238,35 @@ def test_a_users_family_gets_a_gym_id():
     assert _same(_trajectory(env, 0, steps=9), _trajectory(fam.make_env(4.0, 3), 0, steps=9))
     with pytest.raises(Exception, match="gym_name"):
         TaskFamily(**{**fam.__dict__, "gym_name": "bad/name"})
+
+
+def test_float32_observations_are_not_aliased():
+    """An env whose observations are already float32: the collector keeps its own copies (the
+    vector env reuses one buffer for every step's observations)."""
+    from mcat.tasks import TaskFamily, register_family
+    from mcat.tasks.toy import POINT_GAIN
+
+    def as_float32(env, gain):
+        POINT_GAIN.apply(env, gain)
+        space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        return gym.wrappers.TransformObservation(env, lambda o: o.astype(np.float32), space)
+
+    fam = register_family(
+        TaskFamily(
+            name="test-point-gain-float32",
+            env=POINT_GAIN.env,
+            parameter="gain",
+            train_tasks=(0.5, 2.0),
+            test_tasks=(),
+            domain=POINT_GAIN.domain,
+            apply=as_float32,
+            max_episode_steps=6,
+        ),
+        overwrite=True,
+    )
+    actions = np.random.default_rng(3).uniform(-1, 1, (20, 2, 2)).astype(np.float32)
+    expected, _, _ = _reference(fam, fam.train_tasks, 2, 0, "round-robin", 20, actions)
+    col = Collector(fam, fam.train_tasks, 3)
+    rows = _collect(col, 20, actions)
+    assert not np.array_equal(rows[3][1], rows[3][2])  # obs and next obs differ
+    _equal(rows, expected)

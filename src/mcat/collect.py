@@ -270,7 +270,7 @@ class Collector:
         self.task_rng: dict[int, Mapping[str, Any]] = {}
         self.obs_dim, self.act_dim, self.max_action = space_dims(self.vec)
         self.ctx = ContextHistory(self.n, self.history, self.obs_dim, self.act_dim)
-        self.obs = np.asarray(self.vec.reset()[0], dtype=np.float32)
+        self.obs = np.array(self.vec.reset()[0], dtype=np.float32)  # a copy: see step
         self.ep_return = np.zeros(self.n)
         self.ep_length = np.zeros(self.n, dtype=np.int64)
         self.env_steps = 0
@@ -294,8 +294,10 @@ class Collector:
                 f"at env step {self.env_steps + self.n:,}"
             )
         obs, rew, terminated, truncated, _ = self.vec.step(actions)
-        next_obs = np.asarray(obs, dtype=np.float32)
-        rewards = np.asarray(rew, dtype=np.float32)
+        # copies: the vector env reuses one buffer for every step's observations (float32 ones
+        # would otherwise be that buffer itself)
+        next_obs = np.array(obs, dtype=np.float32)
+        rewards = np.array(rew, dtype=np.float32)
         if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
             self._non_finite(next_obs, rewards)
         replay.add(
