@@ -270,3 +270,19 @@ def test_float32_observations_are_not_aliased():
     rows = _collect(col, 20, actions)
     assert not np.array_equal(rows[3][1], rows[3][2])  # obs and next obs differ
     _equal(rows, expected)
+
+
+def test_training_logs_are_the_same_in_both_modes_and_across_a_mode_change(tmp_path):
+    from mcat.train import Trainer
+    from toy_runs import logs, quiet, toy_config
+
+    def cfg(mode):
+        return toy_config(steps=600, envs_per_round=3, schedule="sample", vector_envs=mode)
+
+    Trainer(cfg("sync"), tmp_path / "sync", log=quiet).run()
+    Trainer(cfg("async"), tmp_path / "async", log=quiet).run()
+    assert logs(tmp_path / "async") == logs(tmp_path / "sync")
+    # stopped in sync mode, continued in async: the same run, the same logs
+    assert Trainer(cfg("sync"), tmp_path / "both", log=quiet).run(stop_at=300) is None
+    Trainer.start_or_resume(cfg("async"), tmp_path / "both", log=quiet).run()
+    assert logs(tmp_path / "both") == logs(tmp_path / "sync")

@@ -49,8 +49,9 @@ from mcat.runs import (
 from mcat.tasks import get_family
 
 # Config keys that may differ between a run and the one continuing it: the thread count can
-# change the low bits of CPU float sums (a valid continuation, but not a bit-identical one).
-_RESUMABLE_CHANGES = ("threads", "log_interval")
+# change the low bits of CPU float sums (a valid continuation, but not a bit-identical one); the
+# vector mode and the progress interval change nothing computed.
+_RESUMABLE_CHANGES = ("threads", "log_interval", "vector_envs")
 
 
 def seed_everything(seed: int) -> None:
@@ -454,11 +455,13 @@ class Trainer:
             self.extra_logs[name].write(new)
 
     def due_gradient_steps(self) -> int:
-        """The gradient steps the last collection step earned (none before learning starts or
-        while the replay refills)."""
+        """The gradient steps the last collection step earned (none before learning starts,
+        while some training task has no data yet, or while the replay refills)."""
         cfg, step = self.cfg, self.env_steps
         if step < cfg.learning_starts or (self.refill_until and not self._refilled(step)):
             return 0
+        if not self.replay.size.all():  # fewer slots than tasks, tasks drawn at random: every
+            return 0  # batch holds every task, so learning waits for each one's first episode
         self.credit += self.collector.n * cfg.utd / len(self.train_tasks)
         steps = 0
         while self.credit >= 1.0:
@@ -470,7 +473,9 @@ class Trainer:
         """What the run is doing now, for the progress line."""
         if self.env_steps < self.cfg.learning_starts:
             return "random actions"
-        return "refilling the replay" if self.refill_until else "learning"
+        if self.refill_until:
+            return "refilling the replay"
+        return "learning" if self.replay.size.all() else "waiting for every task's first data"
 
     def _refilled(self, step: int) -> bool:
         if step < self.refill_until or not self.replay.size.all():
