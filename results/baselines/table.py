@@ -10,26 +10,14 @@ scored episodes per task, after the algorithm's adaptation episodes; see mcat.ev
 
 from __future__ import annotations
 
-import csv
 import re
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from mcat.plot import plot_runs
+from mcat.report import evaluations
 
 HERE = Path(__file__).parent
 NAME = re.compile(r"(?P<algo>.+)-seed(?P<seed>\d+)$")
-
-
-def evaluations(run: Path) -> dict[int, dict[str, float]]:
-    """step -> split -> mean return over the split's tasks."""
-    rows: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    with open(run / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            rows[int(row["step"])][row["split"]].append(float(row["return"]))
-    return {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in rows.items()}
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcat.report import evaluations
+
 HERE = Path(__file__).parent
 NAME = re.compile(r"(?P<family>.+)-delay(?P<delay>\d+)-(?P<variant>mcat|nopt)-seed(?P<seed>\d+)$")
 PAPER = {  # Table 4 at 1M steps: MCAT w/o PT, MCAT (test reward); improvement as in the paper
@@ -38,15 +40,6 @@ PAPER = {  # Table 4 at 1M steps: MCAT w/o PT, MCAT (test reward); improvement a
     ("halfcheetah-armature", 500): (579.1, 1776.8),
     ("halfcheetah-mass", 500): (-364.2, 67.1),
 }
-
-
-def evaluations(run: Path) -> dict[int, dict[str, float]]:
-    """step -> {split: mean return over the split's tasks}."""
-    per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    with open(run / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            per[int(row["step"])][row["split"]].append(float(row["return"]))
-    return {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in per.items()}
 
 
 def score(ev: dict[int, dict[str, float]], step: int, last: int) -> dict[str, float]:

@@ -65,8 +65,8 @@ def method_name(run: Path) -> str:
     return name
 
 
-def _evaluations(run: Path) -> dict[int, dict[str, float]]:
-    """step -> split -> mean return over the split's tasks."""
+def evaluations(run: Path) -> dict[int, dict[str, float]]:
+    """step -> split -> mean return over the split's tasks, from a run's metrics.csv."""
     per: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in read_metrics(run):
         per[row["step"]][row["split"]].append(row["return"])
@@ -79,7 +79,7 @@ def score_runs(runs: Sequence[Path], step: int | None = None) -> list[Scored]:
     for run in runs:
         if not (run / "metrics.csv").is_file():
             continue
-        ev = _evaluations(run)
+        ev = evaluations(run)
         ev = {s: v for s, v in ev.items() if "test" in v and "train" in v}
         if not ev:
             continue
