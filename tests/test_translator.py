@@ -219,7 +219,9 @@ def test_zhang_et_al_baseline_recovers_equivalent_actions(toy_models):
 
     torch.manual_seed(3)
     dcc = DCCTranslator(2, 2, max_action=1.0)
-    history = [dcc.step(F, batch(src), batch(tgt)) for _ in range(1200)]
+    # 600 steps (was 1200): median errors 0.008 (H) and 0.018 (P) against the tolerance 0.08,
+    # measured with one thread (1200: 0.006 and 0.016)
+    history = [dcc.step(F, batch(src), batch(tgt)) for _ in range(600)]
     assert history[-1]["dynamics"] < 0.5 * history[0]["dynamics"]
     _check_recovers(lambda o, a: dcc.H(o, a), src, tgt, tol=0.08)
     _check_recovers(lambda o, a: dcc.P(o, a), tgt, src, tol=0.08)
