@@ -2,7 +2,7 @@
 assertion measures, at the steps the test uses and at fewer, with one torch thread (as the suite
 runs). Used to decide which budgets can be cut without a check becoming flaky.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/test_margins.py   # about 6 minutes here
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/check_margins.py   # about 6 minutes here
 
 Prints, per check and budget: the measured value beside the test's bar, and the seconds taken.
 """
