@@ -312,7 +312,8 @@ class Collector:
         if not done.any():
             return []
         finished = []
-        if self.n < len(self.tasks):  # tasks may change slots: keep their generators
+        moving = self.n < len(self.tasks)  # tasks change slots: their generators go with them
+        if moving:
             states = self.vec.get_attr("rng_state")
         assign = {}
         for i in np.flatnonzero(done):
@@ -323,7 +324,7 @@ class Collector:
             recent = self.recent_returns.setdefault(task, [])
             recent.append(float(self.ep_return[i]))
             del recent[:-RECENT]
-            if self.n < len(self.tasks):
+            if moving:
                 self.task_rng[task] = states[i]
             self.slot_task[i] = self._pick_next_task(task)
             new = int(self.slot_task[i])
@@ -332,7 +333,7 @@ class Collector:
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
         options: dict[str, Any] = {"reset_mask": done.copy()}
-        if self.n < len(self.tasks):
+        if moving:
             options["assign"] = assign
         self.obs[done] = np.asarray(self.vec.reset(options=options)[0], dtype=np.float32)[done]
         return finished
@@ -499,12 +500,15 @@ def evaluate(
     uses the dense reward. Environment seeds derive from ``seed``, the task value and the episode
     index (not from the task's position), so a task gets the same episodes in any call."""
 
-    def policy(obs: np.ndarray, _owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
-        return act_fn(obs, context_fn(ctx.delta, ctx.act, ctx.mask))
-
     seeds = [[eval_seed(seed, v, e) for e in range(episodes)] for v in tasks]
     totals, owner, _ = run_episodes(
-        family, tasks, seeds, policy, history, style=style, max_episode_steps=max_episode_steps
+        family,
+        tasks,
+        seeds,
+        row_policy(context_fn, act_fn),
+        history,
+        style=style,
+        max_episode_steps=max_episode_steps,
     )
     if per_episode:
         return {float(v): totals[owner == i].tolist() for i, v in enumerate(tasks)}
@@ -513,6 +517,16 @@ def evaluate(
 
 # policy(obs [n, o], owner [n] (index into the tasks), the episodes' context window) -> actions
 RowPolicy = Callable[[np.ndarray, np.ndarray, ContextWindow], np.ndarray]
+
+
+def row_policy(context_fn: ContextFn, act_fn: ActFn) -> RowPolicy:
+    """A policy given as ``context``/``act`` (see :mod:`mcat.policies`) as a :data:`RowPolicy`:
+    the same for every task, z from each episode's own context window."""
+
+    def policy(obs: np.ndarray, _owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
+        return act_fn(obs, context_fn(ctx.delta, ctx.act, ctx.mask))
+
+    return policy
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 from mcat.agents.ctd3 import CTD3Config
 from mcat.algos import get_algo
+from mcat.collect import VECTOR_MODES
 from mcat.errors import MCATError
 from mcat.validation import (
     MAX_INT,
@@ -116,7 +117,7 @@ class RunConfig:
             raise MCATError(f"--style must be paper or gymnasium, got {self.style!r}")
         if self.schedule not in ("round-robin", "sample"):
             raise MCATError(f"--schedule must be round-robin or sample, got {self.schedule!r}")
-        if self.vector_envs not in ("sync", "async"):
+        if self.vector_envs not in VECTOR_MODES:
             raise MCATError(f"--vector-envs must be sync or async, got {self.vector_envs!r}")
         if self.train_tasks is not None and not self.train_tasks:
             raise MCATError("--train-tasks needs at least one task")

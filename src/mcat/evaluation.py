@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from mcat.collect import (
-    ContextWindow,
     Episode,
     RowPolicy,
     eval_seed,
     evaluate,
+    row_policy,
     run_episodes,
     space_dims,
 )
@@ -83,8 +83,6 @@ def evaluate_agent(
     """The evaluation every run and `mcat eval` use (see the module docstring): same seeds, so
     the same returns. ``replay`` is the run's training data, for algorithms whose adaptation
     uses it (MQL); ``cfg`` is the run's :class:`~mcat.config.RunConfig`."""
-    if not callable(getattr(agent, "adapter", None)):
-        return _evaluate(cfg, tasks, agent.context, agent.act, cfg.agent.history)
     policy, history, reward_delay = scoring_policy(agent, cfg, tasks, replay)
     seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
     totals, owner, _ = run_episodes(
@@ -108,11 +106,7 @@ def scoring_policy(
     length it reads and the reward delay it is paid with (see the module docstring)."""
     history = int(getattr(cfg.agent, "history", 0))
     if not callable(getattr(agent, "adapter", None)):
-
-        def act(obs: np.ndarray, _owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
-            return agent.act(obs, agent.context(ctx.delta, ctx.act, ctx.mask))
-
-        return act, history, 1
+        return row_policy(agent.context, agent.act), history, 1
     family = get_family(cfg.family)
     rng = np.random.default_rng([cfg.seed, 0xADA])
     adapter: Adapter = agent.adapter(tasks, replay, rng)

@@ -144,12 +144,12 @@ def record_transfer(
 ) -> tuple[Clip, Clip, Any]:
     """The source policy (left) and the transferred policy (right) of the `mcat transfer`
     result in ``folder`` on its target task, on the scored evaluation episodes."""
-    import dataclasses
     import json
 
     import torch
 
-    from mcat.collect import eval_seed
+    from mcat.collect import eval_seed, row_policy
+    from mcat.config import dataclass_from_dict
     from mcat.experiments.transfer import TransferConfig, cached_source_policy
     from mcat.models.translator import ActionTranslator
     from mcat.policies import TransferredPolicy
@@ -157,9 +157,7 @@ def record_transfer(
     from mcat.tasks import get_family
     from mcat.train import load_run_agent
 
-    names = {f.name for f in dataclasses.fields(TransferConfig)}
-    saved = json.loads((folder / "config.json").read_text())
-    cfg = TransferConfig(**{k: v for k, v in saved.items() if k in names})
+    cfg = dataclass_from_dict(TransferConfig, json.loads((folder / "config.json").read_text()))
     cfg.validate()
     if task is not None and task != cfg.target:
         raise MCATError(
@@ -198,19 +196,10 @@ def record_transfer(
     )
     history = agent.cfg.history
     clips = [
-        _play(family, cfg.target, seeds, _row_policy(policy), history, make)
+        _play(family, cfg.target, seeds, row_policy(policy.context, policy.act), history, make)
         for policy in (agent, transferred)
     ]
     return clips[0], clips[1], cfg
-
-
-def _row_policy(policy: Any) -> Any:
-    """A policy with ``context`` and ``act`` as a row policy of :func:`run_episodes`."""
-
-    def act(obs: np.ndarray, _owner: np.ndarray, ctx: Any) -> np.ndarray:
-        return policy.act(obs, policy.context(ctx.delta, ctx.act, ctx.mask))
-
-    return act
 
 
 def _transfer_source(
