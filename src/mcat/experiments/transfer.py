@@ -180,8 +180,6 @@ def cached_source_policy(cfg: TransferConfig, cache_dir: Path) -> Path | None:
     does not hold it (made with these settings); nothing is trained or created."""
     meta = _source_meta(cfg)
     folder = Path(cache_dir) / "source" / _key(meta)
-    if not (folder / "meta.json").is_file():
-        return None
     return folder / "run" if Cache.check(folder, meta) else None
 
 
