@@ -238,6 +238,12 @@ def test_a_users_family_gets_a_gym_id():
     assert _same(_trajectory(env, 0, steps=9), _trajectory(fam.make_env(4.0, 3), 0, steps=9))
     with pytest.raises(Exception, match="gym_name"):
         TaskFamily(**{**fam.__dict__, "gym_name": "bad/name"})
+    # an id taken by another family refuses the new one, which stays unregistered
+    from mcat.tasks import list_families
+
+    with pytest.raises(Exception, match="is already taken by 'point-gain'"):
+        register_family(TaskFamily(**{**fam.__dict__, "name": "clash", "gym_name": "PointGain"}))
+    assert "clash" not in list_families()
 
 
 def test_float32_observations_are_not_aliased():

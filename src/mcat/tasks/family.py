@@ -271,8 +271,8 @@ def register_family(family: TaskFamily, *, overwrite: bool = False) -> TaskFamil
             f"a family named {family.name!r} is already registered "
             "(pass overwrite=True to replace it)"
         )
+    _register_with_gymnasium(family, overwrite)  # first: a taken gym id refuses the family
     _REGISTRY[family.name] = family
-    _register_with_gymnasium(family, overwrite)
     return family
 
 
