@@ -7,8 +7,6 @@ killed anywhere continues identically.
 
 import copy
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +20,7 @@ from mcat.learners.dynamics import contrastive_loss
 from mcat.models.nets import RunningNorm
 from mcat.replay import MultiTaskReplay
 from mcat.replay.device import DeviceReplay
-from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
+from toy_runs import keep_torch_threads, mcat, quiet  # noqa: F401 (autouse fixture)
 
 DEVICE = os.environ.get("MCAT_TEST_DEVICE", "cpu")
 T, OBS, ACT, CAP = 3, 5, 2, 400
@@ -270,10 +268,7 @@ def test_seeds_killed_and_rerun_continue_identically(two_seeds, tmp_path):
     two writes): the re-run takes seed 0 back to step 200 and both continue identically."""
     crash_at = 420
     out = tmp_path / "seeds"
-    cmd = [sys.executable, "-m", "mcat.cli", *FAST, "--seeds", "0", "2", "--out", str(out)]
-    env = dict(os.environ, MCAT_TEST_CRASH=f"step:{crash_at}")
-    killed = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
+    mcat([*FAST, "--seeds", "0", "2", "--out", str(out)], crash=f"step:{crash_at}")
     for f in (out / "seed2" / "checkpoints").glob("step-000000400*"):
         f.unlink()
     assert main([*FAST, "--seeds", "0", "2", "--out", str(out)]) == 0

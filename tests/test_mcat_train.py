@@ -14,7 +14,7 @@ from mcat.errors import MCATError
 from mcat.tasks import Interval, TaskFamily, register_family
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import Trainer
-from toy_runs import TOY_AGENT, keep_torch_threads, quiet  # noqa: F401 (fixture)
+from toy_runs import TOY_AGENT, keep_torch_threads, mcat, quiet  # noqa: F401 (fixture)
 
 
 class SparseReach(PointGainEnv):
@@ -75,6 +75,9 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+# The policy-transfer run below trains 8,000 steps (about a minute of one core): the tests that
+# read it are long checks (`scripts/test.sh --slow`); the fast suite's HalfCheetah test below
+# covers the MCAT loop with policy transfer, and its resume, in short.
 @pytest.fixture(scope="module")
 def easy_hard_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pt") / "run"
@@ -99,6 +102,7 @@ def easy_hard_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_policy_transfer_is_chosen_on_the_hard_task_and_raises_its_returns(easy_hard_run):
     transfer = _rows(easy_hard_run / "transfer.csv")
     hard = [r for r in transfer if r["task"] == "-1"]
@@ -130,6 +134,7 @@ def test_policy_transfer_is_chosen_on_the_hard_task_and_raises_its_returns(easy_
     assert len(moved) >= 10
 
 
+@pytest.mark.slow
 def test_transfer_log_totals_match_the_collected_episodes(easy_hard_run):
     episodes = _rows(easy_hard_run / "episodes.csv")
     transfer = _rows(easy_hard_run / "transfer.csv")
@@ -148,7 +153,7 @@ def test_transfer_log_totals_match_the_collected_episodes(easy_hard_run):
     assert {r["policy"] for r in transfer} == {"random", "own", "transfer"}
 
 
-def test_without_pt_no_translator_and_no_transfer_log(tmp_path, easy_hard_run):
+def test_without_pt_no_translator_and_no_transfer_log(tmp_path):
     cfg = run_config_from_dict(
         {
             "family": "test-sparse-reach",
@@ -164,16 +169,14 @@ def test_without_pt_no_translator_and_no_transfer_log(tmp_path, easy_hard_run):
     trainer.run()
     assert trainer.agent.translator_steps_done == 0 and trainer.agent.pt is None
     assert not (tmp_path / "nopt" / "transfer.csv").exists()
-    # plotted as its own group beside MCAT
+    # plotted as its own group, apart from MCAT's
     from mcat.plot import plot_runs
 
-    counts = plot_runs([easy_hard_run, tmp_path / "nopt"], tmp_path / "curves.png")
-    assert set(counts) == {
-        "mcat test-sparse-reach delay 1",
-        "mcat w/o PT test-sparse-reach delay 1",
-    }
+    counts = plot_runs([tmp_path / "nopt"], tmp_path / "curves.png")
+    assert set(counts) == {"mcat w/o PT test-sparse-reach delay 1"}
 
 
+@pytest.mark.slow
 def test_mcat_resumes_with_its_transfer_state(easy_hard_run, tmp_path):
     """Continued from the mid-episode checkpoint at 5,950, with policy transfer active, the run
     writes exactly the logs the uninterrupted run wrote."""
@@ -264,6 +267,8 @@ def test_mcat_on_halfcheetah_cli(tmp_path, capsys):
         "1",
         "--pt-stale-after",
         "4",
+        "--checkpoint-every",
+        "450",
     ]
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
@@ -280,3 +285,11 @@ def test_mcat_on_halfcheetah_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(out)]) == 0
     assert "mcat on halfcheetah-armature" in capsys.readouterr().out
+    # killed at 1,150 in a new process and resumed in another from the checkpoint of 900, in the
+    # middle of an episode of the transferred policy: the same logs as the run left alone
+    assert [r["policy"] for r in transfer if r["step"] == "1000"] == ["own", "transfer"]
+    killed = tmp_path / "killed"
+    mcat([str(killed) if a == str(out) else a for a in argv] + ["--quiet"], crash="step:1150")
+    mcat(["train", "--resume", str(killed), "--quiet"])
+    for name in ("metrics.csv", "episodes.csv", "transfer.csv", "transfer_summary.csv"):
+        assert (killed / name).read_bytes() == (out / name).read_bytes(), name

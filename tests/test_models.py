@@ -93,6 +93,7 @@ def _train_dynamics(replay, obs_dim, act_dim, steps, seed=0, **cfg):
     return agent
 
 
+@pytest.mark.slow  # about 45 s of one core; the HalfCheetah context check runs in the fast suite
 def test_context_separates_toy_tasks_and_forward_model_beats_context_free():
     """point-gain: s' = s + 0.1 gain a; a history of (s'-s, a) pairs reveals the gain."""
     tasks = get_family("point-gain").train_tasks

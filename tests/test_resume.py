@@ -4,11 +4,7 @@ episodes.csv as the same run left alone; the same seed gives the same metrics.""
 
 import io
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -26,6 +22,7 @@ from toy_runs import (  # noqa: F401 (keep_torch_threads: an autouse fixture)
     keep_torch_threads,
     mcat,
     quiet,
+    start_mcat,
     toy_config,
 )
 
@@ -119,16 +116,10 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
     assert [s for s, _ in list_checkpoints(run)] == [900, 600, 300] and complete(run) == [600, 300]
     assert find_checkpoint(run).step == 600
     # 4. SIGKILL from outside at an arbitrary moment after resuming
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCAT_TEST_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcat.cli", *resume[:-1], str(run)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(2.5 + random.random())  # start-up takes ~2 s; the rest of the run ~2 s
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = start_mcat(resume)
+    time.sleep(0.5 + 1.5 * random.random())  # start-up takes well under 0.5 s; the run ~2 s
+    proc.kill()  # SIGKILL
+    proc.join()
     # 5. resume to the end
     result = mcat(resume)
     assert "run written to" in result.stdout
@@ -176,9 +167,16 @@ def test_environment_state_continues_bit_for_bit(family, task):
             assert np.array_equal(original.reset()[0], copy.reset()[0])
 
 
-def test_same_seed_same_metrics_in_process(tmp_path):
-    a, b, c = (tmp_path / n for n in "abc")
-    Trainer(toy_config(), a, log=quiet).run()
+@pytest.fixture(scope="module")
+def toy_in_process(tmp_path_factory):
+    """toy_config() run to its end in this process."""
+    out = tmp_path_factory.mktemp("inproc") / "toy"
+    Trainer(toy_config(), out, log=quiet).run()
+    return out
+
+
+def test_same_seed_same_metrics_in_process(toy_in_process, tmp_path):
+    a, b, c = toy_in_process, tmp_path / "b", tmp_path / "c"
     Trainer(toy_config(), b, log=quiet).run()
     Trainer(toy_config(seed=1), c, log=quiet).run()
     assert logs(a) == logs(b)
@@ -203,9 +201,8 @@ def test_same_seed_same_metrics_halfcheetah(tmp_path):
     assert logs(tmp_path / "a") == logs(tmp_path / "b")
 
 
-def test_start_or_resume_continues_an_unfinished_run(tmp_path):
-    reference, run = tmp_path / "ref", tmp_path / "run"
-    Trainer(toy_config(), reference, log=quiet).run()
+def test_start_or_resume_continues_an_unfinished_run(toy_in_process, tmp_path):
+    reference, run = toy_in_process, tmp_path / "run"
     assert Trainer(toy_config(), run, log=quiet).run(stop_at=400) is None
     # another thread count is no other run
     trainer = Trainer.start_or_resume(toy_config(threads=2), run, log=quiet)

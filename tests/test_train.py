@@ -142,10 +142,13 @@ def test_plot_groups_seeds(halfcheetah_run, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # about 100 s of one core
 def test_ctd3_learns_the_toy_family(tmp_path):
-    """5 point-gain tasks: from a random-like policy (about -66) to close to the goal. 3,000
-    steps (was 5,000): measured with one thread (as the suite runs), train -25.3 and test -29.5 at
-    3,000 against the bars -35 and -45 (-23.5 and -26.4 at 4,000; -17.6 and -21.0 at 5,000)."""
+    """5 point-gain tasks: from a random-like policy (about -66) to close to the goal in 5,000
+    steps. Measured with one thread (as the suite runs; benchmarks/ctd3_toy_seeds.sh), final
+    train/test: seed 0 -17.6/-21.0, seed 1 -17.2/-21.5, seed 2 -15.8/-20.1, against the bars
+    -35 and -45. At 3,000 steps seed 0 passed (-25.3/-29.5) but seed 1 did not (-35.4/-59.8):
+    too close to the edge for a check that runs on other machines' floats."""
     out = tmp_path / "pg"
     assert (
         main(
@@ -153,7 +156,7 @@ def test_ctd3_learns_the_toy_family(tmp_path):
                 "train",
                 "point-gain",
                 "--steps",
-                "3000",
+                "5000",
                 "--learning-starts",
                 "1000",
                 "--eval-every",

@@ -71,6 +71,7 @@ def conditioned_translator(toy_models):
     return H
 
 
+@pytest.mark.slow  # with its fixture about 50 s of one core
 def test_conditioned_translator_recovers_equivalent_actions_for_every_pair(
     toy_models, conditioned_translator
 ):
@@ -84,6 +85,7 @@ def test_conditioned_translator_recovers_equivalent_actions_for_every_pair(
                 _check_recovers(lambda o, a, zs=zs, zt=zt: H(o, a, zs, zt), src, tgt, tol=0.05)
 
 
+@pytest.mark.slow  # about 25 s of one core
 def test_mcat_agent_learns_the_translator_online_for_every_pair(toy_models):
     """The MCAT agent's own H block (update_translator: task features from C, then H steps on
     every ordered pair with F frozen), from the C+F of toy_models, recovers the exactly
@@ -161,6 +163,7 @@ class GoalSeekingActor(torch.nn.Module):
         return self(torch.as_tensor(obs, dtype=torch.float32), z).numpy()
 
 
+@pytest.mark.slow  # its fixture: about 50 s of one core
 def test_transferred_policy_on_target_comes_close_to_source_on_source(
     toy_models, conditioned_translator
 ):
@@ -193,6 +196,7 @@ def test_transferred_policy_on_target_comes_close_to_source_on_source(
     ), (source_on_source, source_on_target, transferred_on_target)
 
 
+@pytest.mark.slow  # about 25 s of one core
 def test_zhang_et_al_baseline_recovers_equivalent_actions(toy_models):
     """The dcc baseline (dynamics cycle + domain cycle + adversarial) also learns the toy's exact
     translation, and its inverse P learns the way back; F stays untouched."""
