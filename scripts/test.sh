@@ -21,5 +21,5 @@ if [ "${MCAT_SKIP_CHECKS:-0}" != 1 ]; then
   .venv/bin/mypy || { echo "type errors above" >&2; exit 1; }
 fi
 # two workers on the 2 cores (one torch thread each, see tests/conftest.py); a test file's tests
-# stay on one worker, so its module fixtures are built once
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "${args[@]+"${args[@]}"}"
+# stay on one worker, so its module fixtures are built once; the heaviest files go first (conftest.py)
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "${args[@]+"${args[@]}"}"
