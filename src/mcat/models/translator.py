@@ -5,6 +5,8 @@ Architecture from the authors' Table-1 code (method.md): each input (state, sour
 for the context-conditioned H, the source and target task features) is embedded to 128 units with
 ReLU; the embeddings are concatenated and go through 256-256 to a tanh output scaled to the
 action bound. ``conditioned=False`` gives the pair-only H(s, a) for one fixed source and target.
+``out_dim`` gives the target's action size where it differs from the source's (bodies with other
+action spaces, paper Sec. 6; ``obs_dim`` is then the target's state size).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ActionTranslator(nn.Module):
         embed: int = 128,
         hidden: Sequence[int] = (256, 256),
         max_action: float = 1.0,
+        out_dim: int | None = None,
     ):
         super().__init__()
         self.conditioned = conditioned
@@ -40,7 +43,7 @@ class ActionTranslator(nn.Module):
             self.embed_src = nn.Sequential(nn.Linear(z_dim, embed), nn.ReLU())
             self.embed_tgt = nn.Sequential(nn.Linear(z_dim, embed), nn.ReLU())
             parts = 4
-        self.head = mlp(parts * embed, hidden, act_dim)
+        self.head = mlp(parts * embed, hidden, act_dim if out_dim is None else out_dim)
 
     def forward(
         self,

@@ -114,7 +114,7 @@ def cripple_leg(env: gym.Env, leg: TaskValue) -> gym.Env | None:
 HOPPER_TORSO_RADIUS = 0.05  # gymnasium's hopper.xml
 
 
-def _gym_asset(name: str) -> str:
+def gym_asset(name: str) -> str:
     import gymnasium.envs.mujoco as gm
 
     return os.path.join(os.path.dirname(gm.__file__), "assets", name)
@@ -123,21 +123,25 @@ def _gym_asset(name: str) -> str:
 def sized_hopper_xml(torso_radius: float) -> str:
     """Path of a Hopper model whose capsule radii are all scaled by
     ``torso_radius / 0.05`` (torso 0.03 -> thigh 0.03, leg 0.024, foot 0.036), compiled anew so
-    that masses and inertias follow the geometry, as in the authors' size tasks.
-
-    The XML is written once per value to a content-addressed file in the temporary directory
-    (gymnasium's environments load models from files)."""
-    spec = mujoco.MjSpec.from_file(_gym_asset("hopper.xml"))
+    that masses and inertias follow the geometry, as in the authors' size tasks."""
+    spec = mujoco.MjSpec.from_file(gym_asset("hopper.xml"))
     factor = torso_radius / HOPPER_TORSO_RADIUS
     for geom in spec.geoms:
         if geom.type == mujoco.mjtGeom.mjGEOM_CAPSULE:
             geom.size[0] *= factor
+    return model_file(spec, "hopper-size")
+
+
+def model_file(spec: mujoco.MjSpec, name: str) -> str:
+    """Path of the XML of ``spec``, compiled, written once to a content-addressed file
+    ``NAME-DIGEST.xml`` in the temporary directory (gymnasium's environments load models from
+    files)."""
     spec.compile()  # MuJoCo 3.3 writes XML of compiled specs only (4.0 writes the same either way)
     xml = spec.to_xml()
     digest = hashlib.sha1(xml.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / "mcat-xml"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"hopper-size-{digest}.xml"
+    path = folder / f"{name}-{digest}.xml"
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(xml)
