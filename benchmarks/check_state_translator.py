@@ -27,6 +27,13 @@ def main() -> None:
     s_h = torch.as_tensor(rng.uniform(-0.8, 0.4, (256, 2)), dtype=torch.float32)
     a = torch.as_tensor(rng.uniform(-0.9, 0.9, (256, 2)), dtype=torch.float32)
     lift = torch.as_tensor(T.A, dtype=torch.float32)
+    # what wrong answers score on the same points: the map reflected about the goal's horizontal
+    # (the reward's one symmetry), and the untranslated action
+    goal_y = float(T.GOAL[1])
+    reflected = torch.stack([s[:, 0], 2 * goal_y - s[:, 1]], 1) @ lift.T
+    g_wrong = float((reflected - s @ lift.T).norm(dim=1).median())
+    h_wrong = float((a - a * T.GAIN_SRC / T.GAIN_TGT).abs().median())
+    print(f"wrong answers: reflected map G error {g_wrong:.4f}, untranslated H error {h_wrong:.4f}")
 
     def report(step, G, H, metrics):
         with torch.no_grad():
