@@ -3,9 +3,15 @@
 import mujoco
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 from mcat.errors import MCATError
+from mcat.experiments.transfer import fit_forward_model
+from mcat.learners.state_translator import train_joint_translators
+from mcat.models import Actor
+from mcat.models.reward import fit_reward_model
+from mcat.policies import CrossBodyPolicy
 from mcat.tasks.embodiments import halfcheetah_legs_xml, make_embodiment_env
 
 
@@ -65,3 +71,44 @@ def test_bad_bodies_are_one_line_errors():
         make_embodiment_env("halfcheetah-4leg")
     with pytest.raises(MCATError, match="2 or 3 legs"):
         halfcheetah_legs_xml(4)
+
+
+def _random_transitions(name, steps, seed):
+    env = make_embodiment_env(name)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    rows = {"obs": [], "act": [], "rew": [], "next_obs": []}
+    for _ in range(steps):
+        a = rng.uniform(-1, 1, env.action_space.shape)
+        nxt, r, term, trunc, _ = env.step(a)
+        for key, value in zip(rows, (obs, a, r, nxt), strict=True):
+            rows[key].append(value)
+        obs = env.reset()[0] if term or trunc else nxt
+    return {k: torch.as_tensor(np.array(v), dtype=torch.float32) for k, v in rows.items()}
+
+
+def test_a_two_leg_policy_acts_on_the_three_leg_cheetah_through_g_and_h():
+    """The whole cross-body pipeline on the real bodies, tiny budgets: the target's F and R, G and
+    H trained jointly, and the 2-leg actor driving the 3-leg cheetah through them."""
+    src = _random_transitions("halfcheetah-2leg", 300, seed=0)
+    tgt = _random_transitions("halfcheetah-3leg", 300, seed=1)
+    no_z = np.zeros((300, 0), np.float32)
+    F = fit_forward_model(
+        tgt["obs"].numpy(), tgt["act"].numpy(), tgt["next_obs"].numpy(), no_z, 20, 64, 0
+    )
+    R = fit_reward_model(tgt["obs"], tgt["act"], tgt["rew"], 20, 64, 0)
+    source = (src["obs"], src["act"], src["rew"], src["next_obs"])
+    G, H = train_joint_translators(source, tgt["obs"], F, R, act_dim_target=9, steps=20, batch=64)
+    with torch.no_grad():
+        assert G(src["obs"][:5]).shape == (5, 23) and G.inverse(tgt["obs"][:5]).shape == (5, 17)
+    torch.manual_seed(0)
+    policy = CrossBodyPolicy(Actor(17, 6, 0), G, H)
+    env = make_embodiment_env("halfcheetah-3leg")
+    obs, _ = env.reset(seed=0)
+    actions = []
+    for _ in range(20):
+        action = policy.act(obs[None])[0]
+        assert action.shape == (9,) and np.all(np.abs(action) <= 1.0)
+        actions.append(action)
+        obs = env.step(action)[0]
+    assert np.isfinite(obs).all() and np.std(actions, axis=0).max() > 0  # it reacts to the state

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from mcat.models import Actor
+from mcat.models.state_translator import StateTranslator
 
 
 class Translator(Protocol):
@@ -55,6 +56,10 @@ class TransferredPolicy:
     ) -> torch.Tensor:
         return torch.zeros(len(ctx_delta), 0, device=self.device)  # the task features are fixed
 
+    def source_state(self, state: torch.Tensor) -> torch.Tensor:
+        """What the source policy is shown: the state itself (tasks that share their states)."""
+        return state
+
     @torch.no_grad()
     def act(
         self,
@@ -65,9 +70,22 @@ class TransferredPolicy:
     ) -> np.ndarray:
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         z_src, z_tgt = self.z_src.expand(len(s), -1), self.z_tgt.expand(len(s), -1)
-        a_src = self.actor(s, z_src)
+        a_src = self.actor(self.source_state(s), z_src)
         action = self.translator(s, a_src, z_src, z_tgt).cpu().numpy()
         return add_exploration_noise(action, noise, self.translator.max_action, rng)
+
+
+class CrossBodyPolicy(TransferredPolicy):
+    """A source body's policy on a target body with other state and action spaces (paper Sec. 6
+    (2)): pi_tgt(t) = H(t, pi(G_inv(t))), with the state translator G of
+    :mod:`mcat.learners.state_translator` and its pair-only H (a context-free source policy)."""
+
+    def __init__(self, actor: Actor, state_translator: StateTranslator, translator: Translator):
+        super().__init__(actor, translator, torch.zeros(0), torch.zeros(0))
+        self.G = state_translator
+
+    def source_state(self, state: torch.Tensor) -> torch.Tensor:
+        return self.G.inverse(state)
 
 
 def add_exploration_noise(
