@@ -24,6 +24,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from mcat.errors import MCATError
 from mcat.tasks.family import Choice, Interval, TaskFamily, TaskValue, register_family
 from mcat.tasks.wrappers import CrippleActions
 
@@ -149,6 +150,41 @@ def model_file(spec: mujoco.MjSpec, name: str) -> str:
     return str(path)
 
 
+# --- HalfCheetah with three legs (paper Sec. 6 (2): bodies with other state and action spaces) --
+# The paper's 3-leg model is in its unpublished appendix E; this one is our documented choice.
+MIDDLE_PREFIX = "mid_"  # the middle leg's names: mid_fthigh, mid_fshin, mid_ffoot
+MIDDLE_LEG_X = 0.0  # where the middle thigh joins the torso (the torso spans x = -0.5 ... 0.5)
+FRONT_LEG_X = 0.5  # where gymnasium's front thigh joins it
+
+
+def halfcheetah_legs_xml(legs: int) -> str:
+    """Path of the HalfCheetah model with ``legs`` legs: 2, gymnasium's own file; 3, the same
+    with a copy of the front leg (joints, geoms, ranges, stiffness, damping, motor gears) under
+    the torso's middle, built with MjSpec and named mid_fthigh/mid_fshin/mid_ffoot. Its three
+    actions come after the standard six, its joints after the standard ones in the observation
+    (9 actions and 23 observations against 6 and 17). It weighs 14 kg like the 2-leg one (each
+    body a little lighter); reward and observation follow HalfCheetah-v5 unchanged."""
+    if legs == 2:
+        return gym_asset("half_cheetah.xml")
+    if legs != 3:
+        raise MCATError(f"a HalfCheetah has 2 or 3 legs here, got {legs}")
+    spec = mujoco.MjSpec.from_file(gym_asset("half_cheetah.xml"))
+    donor = mujoco.MjSpec.from_file(gym_asset("half_cheetah.xml"))
+    # attaching a body copies its subtree with joints, geoms and the motors that drive them; the
+    # frame shifts the front leg's own offset (x = 0.5) to the middle
+    frame = spec.body("torso").add_frame(pos=[MIDDLE_LEG_X - FRONT_LEG_X, 0.0, 0.0])
+    frame.attach_body(donor.body("fthigh"), MIDDLE_PREFIX, "")
+    # the file's settotalmass="14" (deprecated in MuJoCo 4) scales every density alike: scale
+    # them here instead, so the XML needs no settotalmass and loads without a warning
+    total = spec.compiler.settotalmass
+    spec.compiler.settotalmass = -1
+    unscaled = spec.compile()
+    factor = total / float(unscaled.body_mass.sum())
+    for geom in spec.geoms:
+        geom.density *= factor
+    return model_file(spec, "halfcheetah-3leg")
+
+
 FAMILIES = [
     TaskFamily(
         name="halfcheetah-armature",
@@ -237,6 +273,19 @@ FAMILIES = [
         default_task=1.0,
         description="Hopper, body mass scale (extra)",
         gym_name="HopperMass",
+    ),
+    TaskFamily(
+        name="halfcheetah-3leg",
+        env="HalfCheetah-v5",
+        parameter="armature of the 9 actuated joints",
+        train_tasks=(0.1, 0.2, 0.3, 0.4, 0.5),
+        test_tasks=(0.15, 0.35, 0.05, 0.7),
+        domain=NON_NEGATIVE,
+        apply=set_armature,
+        task_env_kwargs=lambda _armature: {"xml_file": halfcheetah_legs_xml(3)},
+        default_task=0.1,
+        description="HalfCheetah with a third leg, joint armature (Sec. 6: 9 actions, 23 states)",
+        gym_name="HalfCheetah3LegArmature",
     ),
 ]
 

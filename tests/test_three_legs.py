@@ -1,4 +1,5 @@
-"""Bodies with other state and action spaces (paper Sec. 6 (2)): the 3-leg HalfCheetah."""
+"""A body with other state and action spaces (paper Sec. 6 (2)): the 3-leg HalfCheetah family,
+and a 2-leg policy acting on it through the state and action translators."""
 
 import mujoco
 import numpy as np
@@ -12,14 +13,18 @@ from mcat.learners.state_translator import train_joint_translators
 from mcat.models import Actor
 from mcat.models.reward import fit_reward_model
 from mcat.policies import CrossBodyPolicy
-from mcat.tasks.embodiments import halfcheetah_legs_xml, make_embodiment_env
+from mcat.tasks import get_family
+from mcat.tasks.mujoco_families import halfcheetah_legs_xml
 
 
-@pytest.mark.parametrize(
-    ("name", "obs", "act"), [("halfcheetah-2leg", 17, 6), ("halfcheetah-3leg", 23, 9)]
-)
-def test_spaces_and_mass(name, obs, act):
-    env = make_embodiment_env(name)
+def body(legs, task=0.1):
+    """The standard (2) or the 3-leg HalfCheetah, joint armature ``task``."""
+    return get_family("halfcheetah-armature" if legs == 2 else "halfcheetah-3leg").make_env(task)
+
+
+@pytest.mark.parametrize(("legs", "obs", "act"), [(2, 17, 6), (3, 23, 9)])
+def test_spaces_and_mass(legs, obs, act):
+    env = body(legs)
     assert env.observation_space.shape == (obs,) and env.action_space.shape == (act,)
     model = env.unwrapped.model
     assert model.body_mass.sum() == pytest.approx(14.0, rel=1e-6)  # the file's total mass
@@ -28,7 +33,7 @@ def test_spaces_and_mass(name, obs, act):
 
 
 def test_the_middle_leg_is_a_copy_of_the_front_leg_that_carries_weight():
-    model = make_embodiment_env("halfcheetah-3leg").unwrapped.model
+    model = body(3).unwrapped.model
     names = [model.actuator(i).name for i in range(model.nu)]
     assert names[6:] == ["mid_fthigh", "mid_fshin", "mid_ffoot"]
     np.testing.assert_array_equal(model.actuator_gear[6:, 0], model.actuator_gear[3:6, 0])
@@ -40,7 +45,7 @@ def test_the_middle_leg_is_a_copy_of_the_front_leg_that_carries_weight():
     # the thigh hangs from the torso's middle
     assert model.body("mid_fthigh").pos[0] == pytest.approx(0.0)
     # standing still, the middle foot touches the floor
-    env = make_embodiment_env("halfcheetah-3leg")
+    env = body(3)
     env.reset(seed=0)
     for _ in range(50):
         env.step(np.zeros(9))
@@ -54,7 +59,7 @@ def test_the_middle_leg_is_a_copy_of_the_front_leg_that_carries_weight():
 
 def test_its_actions_move_its_joints_only_through_the_body():
     """The middle leg's motors turn the middle leg's joints."""
-    env = make_embodiment_env("halfcheetah-3leg")
+    env = body(3)
     env.reset(seed=0)
     model, data = env.unwrapped.model, env.unwrapped.data
     thigh = model.joint("mid_fthigh").qposadr[0]
@@ -66,15 +71,15 @@ def test_its_actions_move_its_joints_only_through_the_body():
     assert abs(float(data.qpos[thigh]) - before) > 0.05
 
 
-def test_bad_bodies_are_one_line_errors():
-    with pytest.raises(MCATError, match="unknown body 'halfcheetah-4leg'"):
-        make_embodiment_env("halfcheetah-4leg")
+def test_armature_reaches_the_middle_leg_and_other_leg_counts_are_refused():
+    model = body(3, task=0.4).unwrapped.model
+    np.testing.assert_allclose(model.dof_armature[3:], 0.4)  # all nine actuated joints
     with pytest.raises(MCATError, match="2 or 3 legs"):
         halfcheetah_legs_xml(4)
 
 
-def _random_transitions(name, steps, seed):
-    env = make_embodiment_env(name)
+def _random_transitions(legs, steps, seed):
+    env = body(legs)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     rows = {"obs": [], "act": [], "rew": [], "next_obs": []}
@@ -90,8 +95,8 @@ def _random_transitions(name, steps, seed):
 def test_a_two_leg_policy_acts_on_the_three_leg_cheetah_through_g_and_h():
     """The whole cross-body pipeline on the real bodies, tiny budgets: the target's F and R, G and
     H trained jointly, and the 2-leg actor driving the 3-leg cheetah through them."""
-    src = _random_transitions("halfcheetah-2leg", 300, seed=0)
-    tgt = _random_transitions("halfcheetah-3leg", 300, seed=1)
+    src = _random_transitions(2, 300, seed=0)
+    tgt = _random_transitions(3, 300, seed=1)
     no_z = np.zeros((300, 0), np.float32)
     F = fit_forward_model(
         tgt["obs"].numpy(), tgt["act"].numpy(), tgt["next_obs"].numpy(), no_z, 20, 64, 0
@@ -103,7 +108,7 @@ def test_a_two_leg_policy_acts_on_the_three_leg_cheetah_through_g_and_h():
         assert G(src["obs"][:5]).shape == (5, 23) and G.inverse(tgt["obs"][:5]).shape == (5, 17)
     torch.manual_seed(0)
     policy = CrossBodyPolicy(Actor(17, 6, 0), G, H)
-    env = make_embodiment_env("halfcheetah-3leg")
+    env = body(3)
     obs, _ = env.reset(seed=0)
     actions = []
     for _ in range(20):
