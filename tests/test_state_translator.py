@@ -40,8 +40,8 @@ def test_mmd_tells_apart_shifted_samples():
 
 
 # Measured by benchmarks/check_state_translator.py (one thread, as the suite runs): after 500,
-# 1,000, 1,500 and 2,000 G+H steps the median errors of G were 0.037, 0.071, 0.084, 0.072 and of H
-# 0.027, 0.030, 0.040, 0.047. They rise a little as the dynamics term keeps falling: G drifts to
+# 1,000, 1,500 and 2,000 G+H steps the median errors of G were 0.036, 0.068, 0.085, 0.064 and of H
+# 0.029, 0.032, 0.037, 0.045. They rise a little as the dynamics term keeps falling: G drifts to
 # where the learned F is over-confident. The map reflected about the reward's symmetry axis scores
 # 0.84 on the same points and the untranslated action 0.21, so the bars 0.1 (G) and 0.06 (H) tell
 # right from wrong with room.

@@ -15,11 +15,14 @@ from mcat.models.reward import fit_reward_model
 from mcat.policies import CrossBodyPolicy
 from mcat.tasks import get_family
 from mcat.tasks.mujoco_families import halfcheetah_legs_xml
+from test_models import collect_random
+
+FAMILY = {2: "halfcheetah-armature", 3: "halfcheetah-3leg"}
 
 
 def body(legs, task=0.1):
     """The standard (2) or the 3-leg HalfCheetah, joint armature ``task``."""
-    return get_family("halfcheetah-armature" if legs == 2 else "halfcheetah-3leg").make_env(task)
+    return get_family(FAMILY[legs]).make_env(task)
 
 
 @pytest.mark.parametrize(("legs", "obs", "act"), [(2, 17, 6), (3, 23, 9)])
@@ -79,17 +82,12 @@ def test_armature_reaches_the_middle_leg_and_other_leg_counts_are_refused():
 
 
 def _random_transitions(legs, steps, seed):
-    env = body(legs)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    rows = {"obs": [], "act": [], "rew": [], "next_obs": []}
-    for _ in range(steps):
-        a = rng.uniform(-1, 1, env.action_space.shape)
-        nxt, r, term, trunc, _ = env.step(a)
-        for key, value in zip(rows, (obs, a, r, nxt), strict=True):
-            rows[key].append(value)
-        obs = env.reset()[0] if term or trunc else nxt
-    return {k: torch.as_tensor(np.array(v), dtype=torch.float32) for k, v in rows.items()}
+    """Random-action transitions of one body (task 0.1) as float32 tensors."""
+    replay, _, _ = collect_random(FAMILY[legs], [0.1], steps, seed=seed)
+    n = int(replay.size[0])
+    return {
+        k: torch.as_tensor(getattr(replay, k)[0, :n]) for k in ("obs", "act", "rew", "next_obs")
+    }
 
 
 def test_a_two_leg_policy_acts_on_the_three_leg_cheetah_through_g_and_h():

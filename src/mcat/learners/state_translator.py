@@ -22,6 +22,7 @@ The source policy then acts on the target through both: a_t = H(t, pi_src(G_inv(
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -74,11 +75,8 @@ def joint_translator_loss(
     b = H(t, act)
     empty = t.new_zeros(len(t), 0)
     dynamics = forward_model.nll(t, b, empty, t_next - t)
-    r_std = reward_model.r_std
-    reward = (((reward_model(t, b) - rew) / r_std) ** 2).mean()
-    src_n, tgt_n = G.src_norm, G.tgt_norm
-    std_src = lambda x: (x - src_n.mean) / src_n.std  # noqa: E731
-    std_tgt = lambda x: (x - tgt_n.mean) / tgt_n.std  # noqa: E731
+    reward = (reward_model.standardized(t, b) - reward_model.standardize_reward(rew)).pow(2).mean()
+    std_src, std_tgt = G.src_norm, G.tgt_norm  # both in standardised units
     cycle = (std_src(G.inverse(t)) - std_src(obs)).pow(2).mean() + (
         std_tgt(G(G.inverse(tgt_obs))) - std_tgt(tgt_obs)
     ).pow(2).mean()
@@ -110,7 +108,8 @@ def train_joint_translators(
     seed: int = 0,
     cfg: JointTranslatorConfig | None = None,
     every: int = 0,
-    report=None,
+    report: Callable[[int, StateTranslator, ActionTranslator, dict[str, float]], None]
+    | None = None,
 ) -> tuple[StateTranslator, ActionTranslator]:
     """G and the pair-only H trained together for ``steps`` Adam steps on batches of the source
     transitions ``source`` = (obs, act, rew, next_obs) and of the target's states, with the

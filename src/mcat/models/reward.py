@@ -8,40 +8,31 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mcat.models.nets import mlp
+from mcat.models.nets import RunningNorm, mlp
 
 
 class RewardModel(nn.Module):
     """An MLP on standardised (s, a) that predicts the standardised reward; ``fit_normalizers``
-    fixes the standardisation from the dataset."""
-
-    in_mean: torch.Tensor
-    in_std: torch.Tensor
-    r_mean: torch.Tensor
-    r_std: torch.Tensor
+    fixes the standardisation from the dataset (call once)."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()
         self.net = mlp(obs_dim + act_dim, hidden, 1)
-        self.register_buffer("in_mean", torch.zeros(obs_dim + act_dim))
-        self.register_buffer("in_std", torch.ones(obs_dim + act_dim))
-        self.register_buffer("r_mean", torch.zeros(()))
-        self.register_buffer("r_std", torch.ones(()))
+        self.in_norm, self.reward_norm = RunningNorm(obs_dim + act_dim), RunningNorm(1)
 
     def fit_normalizers(self, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor) -> None:
-        x = torch.cat([obs, act], -1)
-        self.in_mean.copy_(x.mean(0))
-        self.in_std.copy_(x.std(0).clamp_min(1e-6))
-        self.r_mean.copy_(rew.mean())
-        self.r_std.copy_(rew.std().clamp_min(1e-6))
+        self.in_norm.update(torch.cat([obs, act], -1))
+        self.reward_norm.update(rew[:, None])
+
+    def standardize_reward(self, rew: torch.Tensor) -> torch.Tensor:
+        return self.reward_norm(rew[:, None]).squeeze(-1)
 
     def standardized(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """The predicted reward in standardised units."""
-        x = (torch.cat([obs, act], -1) - self.in_mean) / self.in_std
-        return self.net(x).squeeze(-1)
+        return self.net(self.in_norm(torch.cat([obs, act], -1))).squeeze(-1)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.r_mean + self.r_std * self.standardized(obs, act)
+        return self.reward_norm.denormalize(self.standardized(obs, act)[:, None]).squeeze(-1)
 
 
 def fit_reward_model(
@@ -53,7 +44,7 @@ def fit_reward_model(
     model.fit_normalizers(obs, act, rew)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
-    target = (rew - model.r_mean) / model.r_std
+    target = model.standardize_reward(rew)
     for _ in range(steps):
         idx = torch.randint(0, len(obs), (batch,), generator=gen)
         loss = ((model.standardized(obs[idx], act[idx]) - target[idx]) ** 2).mean()
