@@ -80,7 +80,10 @@ def test_halfcheetah_transfer_runs_and_reuses_its_cache(cheetah_transfer, capsys
     capsys.readouterr()
     assert main([*CHEETAH, "--out", str(out), "--cache", str(cache), "--overwrite"]) == 0
     log = capsys.readouterr().out
-    assert "reusing the source policy" in log and "reusing the dataset of task 0.1" in log
+    assert (
+        "reusing the source policy" in log
+        and "reusing the dataset of halfcheetah-armature task 0.1" in log
+    )
     assert "reusing the target forward model" in log and "training the source policy" not in log
     again = json.loads((out / "summary.json").read_text())
     assert again["transferred_on_target"] == first["transferred_on_target"]

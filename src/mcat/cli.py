@@ -526,6 +526,12 @@ def cmd_video(args: argparse.Namespace) -> int:
         )
         what = f"transfer {tcfg.source:g} -> {tcfg.target:g} on {tcfg.family} ({tcfg.translator})"
         names = ("source policy, left", "transferred, right")
+        if tcfg.target_family is not None:
+            what = (
+                f"transfer {tcfg.family} {tcfg.source:g} -> {tcfg.target_family} "
+                f"{tcfg.target:g} ({tcfg.translator})"
+            )
+            names = ("source policy on its body, left", "transferred, right")
     else:
         source = (
             None if args.transfer_from is None else _task_value(args.transfer_from, "transfer-from")
@@ -558,14 +564,17 @@ def _task_value(text: str, flag: str) -> float:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer import TransferConfig, run_transfer
 
-    values = _experiment_values(args, ("translator",))
+    if args.target_policy_steps is not None and args.target_family is None:
+        raise MCATError(
+            "--target-policy-steps is for a target body of another family; add --target-family"
+        )
+    values = _experiment_values(args, ("translator", "target_family", "target_policy_steps"))
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
+    target = args.target if args.target_family is None else f"{args.target_family}-{args.target}"
     out = (
         Path(args.out)
         if args.out
-        else Path("runs")
-        / "transfer"
-        / f"{args.family}-{args.source}-to-{args.target}-seed{cfg.seed}"
+        else Path("runs") / "transfer" / f"{args.family}-{args.source}-to-{target}-seed{cfg.seed}"
     )
     run_transfer(
         cfg,
@@ -850,6 +859,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--translator",
         choices=("mcat", "dcc"),
         help="mcat (ours, default) or dcc (Zhang et al. 2020c baseline)",
+    )
+    p.add_argument(
+        "--target-family",
+        help="the target's family when its body has other state and action spaces (paper Sec. "
+        "6, e.g. halfcheetah-3leg): a state translator is learned jointly with H",
+    )
+    p.add_argument(
+        "--target-policy-steps",
+        type=int,
+        help="with --target-family: TD3 steps of the policy that collects the target's data "
+        "(default 20000; 0: random actions)",
     )
     _add_experiment_flags(
         p,

@@ -143,7 +143,8 @@ def record_transfer(
     height: int = 360,
 ) -> tuple[Clip, Clip, Any]:
     """The source policy (left) and the transferred policy (right) of the `mcat transfer`
-    result in ``folder`` on its target task, on the scored evaluation episodes."""
+    result in ``folder`` on its target task, on the scored evaluation episodes; for a transfer
+    to another body (``--target-family``), the source policy on its own body (left)."""
     import json
 
     import torch
@@ -179,13 +180,6 @@ def record_transfer(
         torch.set_num_threads(cfg.threads)
     _, agent, _ = load_run_agent(source_run)
     family = get_family(cfg.family)
-    H = ActionTranslator(
-        agent.obs_dim, agent.act_dim, conditioned=False, max_action=agent.max_action
-    )
-    H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
-    H.eval()
-    empty = torch.zeros(1, 0)
-    transferred = TransferredPolicy(agent.actor, H, empty, empty)
     seeds = [eval_seed(cfg.seed, cfg.target, e) for e in range(episodes)]
     make = dict(
         reward_delay=1,
@@ -195,6 +189,41 @@ def record_transfer(
         height=height,
     )
     history = agent.cfg.history
+    if cfg.target_family is not None:  # another body: the source policy cannot act on it
+        from mcat.experiments.cross_body import body_dims
+        from mcat.models.state_translator import StateTranslator
+        from mcat.policies import CrossBodyPolicy
+
+        tgt_obs, tgt_act, _ = body_dims(cfg.target_family, cfg.target)
+        G = StateTranslator(agent.obs_dim, tgt_obs)
+        G.load_state_dict(load_checkpoint_file(folder / "state_translator.pt"))
+        H = ActionTranslator(
+            tgt_obs, agent.act_dim, conditioned=False, max_action=agent.max_action, out_dim=tgt_act
+        )
+        H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
+        G.eval()
+        H.eval()
+        body = CrossBodyPolicy(agent.actor, G, H)
+        source_seeds = [eval_seed(cfg.seed, cfg.source, e) for e in range(episodes)]
+        on_source = _play(
+            family, cfg.source, source_seeds, row_policy(agent.context, agent.act), history, make
+        )
+        on_target = _play(
+            get_family(cfg.target_family),
+            cfg.target,
+            seeds,
+            row_policy(body.context, body.act),
+            history,
+            make,
+        )
+        return on_source, on_target, cfg
+    H = ActionTranslator(
+        agent.obs_dim, agent.act_dim, conditioned=False, max_action=agent.max_action
+    )
+    H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
+    H.eval()
+    empty = torch.zeros(1, 0)
+    transferred = TransferredPolicy(agent.actor, H, empty, empty)
     clips = [
         _play(family, cfg.target, seeds, row_policy(policy.context, policy.act), history, make)
         for policy in (agent, transferred)

@@ -87,14 +87,28 @@ class TransferConfig:
     """Episode length (default: the family's)."""
     threads: int | None = None
     """Torch CPU threads."""
+    target_family: str | None = None
+    """A target family whose bodies have other state and action spaces (paper Sec. 6 (2), e.g.
+    halfcheetah-3leg from halfcheetah-armature): a state translator is then learned jointly with
+    H (:mod:`mcat.experiments.cross_body`). None: the target is a task of ``family``."""
+    target_policy_steps: int = 20_000
+    """Cross-body only: TD3 env steps of the target data policy, which collects the target's
+    dataset with ``dataset_noise`` (the source policy cannot act on another body); 0 collects it
+    with uniformly random actions (Zhang et al. 2020c's protocol)."""
 
     def validate(self) -> None:
         family = get_family(self.family)
-        self.source, self.target = family.check_task(self.source), family.check_task(self.target)
-        if self.source == self.target:
-            raise MCATError(
-                f"source and target are the same task ({self.source:g}); choose two different tasks"
-            )
+        self.source = family.check_task(self.source)
+        if self.target_family is None:
+            self.target = family.check_task(self.target)
+            if self.source == self.target:
+                raise MCATError(
+                    f"source and target are the same task ({self.source:g}); "
+                    "choose two different tasks"
+                )
+        else:
+            self.target = get_family(self.target_family).check_task(self.target)
+            check_int("target_policy_steps", self.target_policy_steps, 0)
         check_experiment_settings(self)
         if self.objective not in ("nll", "l1"):
             raise MCATError(f"objective must be nll or l1, got {self.objective!r}")
@@ -102,6 +116,10 @@ class TransferConfig:
             raise MCATError(
                 f"unknown translator {self.translator!r}; available: {', '.join(TRANSLATORS)}"
             )
+        if self.target_family is not None:
+            from mcat.experiments.cross_body import check_cross_body  # it imports this module
+
+            check_cross_body(self)
 
 
 def check_experiment_settings(cfg: TransferConfig | MatrixConfig) -> None:
@@ -163,12 +181,14 @@ class Cache:
         write_json(folder / "meta.json", meta)
 
 
-def _source_meta(cfg: TransferConfig) -> dict:
+def _policy_meta(cfg: TransferConfig, family: str, task: float, steps: int) -> dict:
+    """What a TD3 policy trained on one task depends on (the source policy, or a cross-body
+    target's data policy)."""
     return {
         "kind": "source-policy",
-        "family": cfg.family,
-        "task": cfg.source,
-        "steps": cfg.source_steps,
+        "family": family,
+        "task": task,
+        "steps": steps,
         "seed": cfg.seed,
         "max_episode_steps": cfg.max_episode_steps,
         "agent": dataclasses.asdict(TD3Config()),
@@ -178,82 +198,110 @@ def _source_meta(cfg: TransferConfig) -> dict:
 def cached_source_policy(cfg: TransferConfig, cache_dir: Path) -> Path | None:
     """The run folder of the source policy of ``cfg`` in ``cache_dir``, or None when the cache
     does not hold it (made with these settings); nothing is trained or created."""
-    meta = _source_meta(cfg)
+    meta = _policy_meta(cfg, cfg.family, cfg.source, cfg.source_steps)
     folder = Path(cache_dir) / "source" / _key(meta)
     return folder / "run" if Cache.check(folder, meta) else None
 
 
 def source_policy(cfg: TransferConfig, cache: Cache, log) -> tuple[Path, dict]:
-    meta = _source_meta(cfg)
+    """The source policy: TD3 on the source task (evaluated on the target task as it trains)."""
+    return td3_policy(cfg, cache, cfg.family, cfg.source, cfg.target, cfg.source_steps, log)
+
+
+def td3_policy(
+    cfg: TransferConfig,
+    cache: Cache,
+    family: str,
+    task: float,
+    eval_task: float,
+    steps: int,
+    log,
+    role: str = "source policy",
+) -> tuple[Path, dict]:
+    """The run folder of TD3 trained for ``steps`` env steps on ``task`` of ``family`` with
+    dense reward (trained, or resumed, when the cache does not hold it) and its metadata."""
+    meta = _policy_meta(cfg, family, task, steps)
     folder = cache.path("source", _key(meta))
     if not cache.check(folder, meta):
-        log(
-            f"training the source policy (TD3, task {cfg.source:g}, {cfg.source_steps:,} steps) "
-            f"in {folder}"
-        )
+        log(f"training the {role} (TD3, {family} task {task:g}, {steps:,} steps) in {folder}")
         run = RunConfig(
-            family=cfg.family,
+            family=family,
             algo="td3",
-            steps=cfg.source_steps,
+            steps=steps,
             seed=cfg.seed,
-            train_tasks=[cfg.source],
-            test_tasks=[cfg.target],
+            train_tasks=[task],
+            test_tasks=[eval_task],
             max_episode_steps=cfg.max_episode_steps,
             threads=cfg.threads,
-            eval_every=max(cfg.source_steps // 10, 1),
-            checkpoint_every=max(cfg.source_steps // 4, 1),
-            learning_starts=min(10_000, cfg.source_steps // 4),
+            eval_every=max(steps // 10, 1),
+            checkpoint_every=max(steps // 4, 1),
+            learning_starts=min(10_000, steps // 4),
             agent=TD3Config(),
         )
         Trainer.start_or_resume(run, folder / "run", log=log).run()
         cache.finish(folder, meta)
     else:
-        log(f"reusing the source policy in {folder}")
+        log(f"reusing the {role} in {folder}")
     return folder / "run", meta
 
 
 def dataset(
-    cfg: TransferConfig, cache: Cache, agent, policy_meta: dict, task: float, log
+    cfg: TransferConfig,
+    cache: Cache,
+    agent,
+    policy_meta: dict | None,
+    task: float,
+    log,
+    family: str | None = None,
+    rewards: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """The transitions of one task and the metadata that identifies them."""
+    """The transitions of one task (of ``family``, default the config's) and the metadata that
+    identifies them: collected by ``agent`` with Gaussian action noise, or by uniformly random
+    actions when ``agent`` is None. ``rewards`` keeps the (dense) rewards too."""
+    family = family or cfg.family
     meta = {
         "kind": "dataset",
-        "family": cfg.family,
+        "family": family,
         "task": task,
         "size": cfg.dataset_size,
         "noise": cfg.dataset_noise,
         "seed": cfg.seed,
-        "policy": _key(policy_meta),
+        "policy": "random" if policy_meta is None else _key(policy_meta),
         "max_episode_steps": cfg.max_episode_steps,
     }
+    if rewards:  # only then: the datasets of Table 1 keep their keys
+        meta["rewards"] = True
     folder = cache.path("data", _key(meta))
     file = folder / "data.npz"
     if cache.check(folder, meta):
-        log(f"reusing the dataset of task {task:g} in {folder}")
+        log(f"reusing the dataset of {family} task {task:g} in {folder}")
         with np.load(file) as data:
             return {k: data[k] for k in data.files}, meta
-    log(
-        f"collecting {cfg.dataset_size:,} transitions on task {task:g} "
-        f"(policy + noise {cfg.dataset_noise})"
-    )
+    by = "random actions" if agent is None else f"policy + noise {cfg.dataset_noise}"
+    log(f"collecting {cfg.dataset_size:,} transitions on {family} task {task:g} ({by})")
     col = Collector(
-        get_family(cfg.family),
+        get_family(family),
         [task],
-        history=agent.cfg.history,
+        history=1 if agent is None else agent.cfg.history,
         seed=cfg.seed + 7919,
         max_episode_steps=cfg.max_episode_steps,
     )
     replay = MultiTaskReplay(1, col.obs_dim, col.act_dim, cfg.dataset_size + 1)
     rng = np.random.default_rng(cfg.seed + 7919)
-    while col.env_steps < cfg.dataset_size:
-        col.step(
-            replay,
-            lambda obs, c: agent.act(
-                obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
-            ),
+
+    def act(obs, c):
+        if agent is None:
+            return rng.uniform(-col.max_action, col.max_action, size=(len(obs), col.act_dim))
+        return agent.act(
+            obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
         )
+
+    while col.env_steps < cfg.dataset_size:
+        col.step(replay, act)
     n = int(replay.size[0])
     data = {"obs": replay.obs[0, :n], "act": replay.act[0, :n], "next_obs": replay.next_obs[0, :n]}
+    if rewards:
+        data["rew"] = replay.rew[0, :n]
     buffer = io.BytesIO()
     np.savez(buffer, **data)
     atomic_write_bytes(file, buffer.getvalue())
@@ -296,11 +344,12 @@ def fit_forward_model(
 
 
 def target_model(
-    cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict, log
+    cfg: TransferConfig, cache: Cache, data: dict, data_meta: dict, log, family: str | None = None
 ) -> ForwardModel:
+    """The target's forward model F (of ``family``, default the config's), cached."""
     meta = {
         "kind": "forward-model",
-        "family": cfg.family,
+        "family": family or cfg.family,
         "task": cfg.target,
         "steps": cfg.model_steps,
         "batch": cfg.batch_size,
@@ -402,6 +451,10 @@ def run_transfer(
     check_creatable_dir(Path(cache_dir), "--cache")
     cache = Cache(cache_dir)
     out = prepare_result(cfg, out, overwrite, "transfer")
+    if cfg.target_family is not None:
+        from mcat.experiments.cross_body import run_cross_body
+
+        return run_cross_body(cfg, cache, out, log)
     start = time.perf_counter()
     run_dir, policy_meta = source_policy(cfg, cache, log)
     _, agent, _ = load_run_agent(run_dir)

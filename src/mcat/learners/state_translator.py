@@ -108,13 +108,14 @@ def train_joint_translators(
     seed: int = 0,
     cfg: JointTranslatorConfig | None = None,
     every: int = 0,
+    max_action: float = 1.0,
     report: Callable[[int, StateTranslator, ActionTranslator, dict[str, float]], None]
     | None = None,
 ) -> tuple[StateTranslator, ActionTranslator]:
     """G and the pair-only H trained together for ``steps`` Adam steps on batches of the source
     transitions ``source`` = (obs, act, rew, next_obs) and of the target's states, with the
-    target's F and R frozen here. ``report(step, G, H, metrics)`` is called every ``every``
-    steps."""
+    target's F and R frozen here; H's actions lie within +-``max_action``.
+    ``report(step, G, H, metrics)`` is called every ``every`` steps."""
     cfg = cfg or JointTranslatorConfig()
     obs, act, rew, next_obs = source
     forward_model.requires_grad_(False)
@@ -123,7 +124,11 @@ def train_joint_translators(
     G = StateTranslator(obs.shape[1], target_states.shape[1])
     G.fit_normalizers(obs, target_states)
     H = ActionTranslator(
-        target_states.shape[1], act.shape[1], conditioned=False, out_dim=act_dim_target
+        target_states.shape[1],
+        act.shape[1],
+        conditioned=False,
+        out_dim=act_dim_target,
+        max_action=max_action,
     )
     opt = torch.optim.Adam([*G.parameters(), *H.parameters()], lr=lr)
     gen = torch.Generator().manual_seed(seed)
