@@ -22,10 +22,14 @@ pip_install() {
 start=$SECONDS
 echo "setting up $VENV (first run only, 1-3 minutes):" >&2
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-echo "  [1/2] ${MCAT_TORCH:-torch==2.13.0} (a CPU build where this machine has one)" >&2
+echo "  [1/3] ${MCAT_TORCH:-torch==2.13.0} (a CPU build where this machine has one)" >&2
 pip_install "${MCAT_TORCH:-torch==2.13.0}"
-echo "  [2/2] mcat and its dependencies: gymnasium[mujoco], mujoco, numpy, matplotlib," \
+echo "  [2/3] mcat and its dependencies: gymnasium[mujoco], mujoco, numpy, matplotlib," \
   "tensorboard, ray, pyyaml, imageio-ffmpeg; pytest, ruff, mypy and stable-baselines3 for the tests" >&2
 pip_install -e ".[dev]"
+# metaworld 3.1.1 pins mujoco==3.3.0; we keep the MuJoCo every result here was made with and
+# install it without that pin (mcat.tasks.metaworld_families makes it work there; README, Meta-World)
+echo "  [3/3] metaworld==3.1.1 (without its mujoco pin)" >&2
+pip_install --no-deps "metaworld==3.1.1" 2>&1 | { grep -v -e "dependency resolver" -e "requires mujoco==3.3.0" || true; }
 echo "  done in $((SECONDS - start)) s" >&2
 echo "$want" > "$stamp"

@@ -20,6 +20,9 @@ STRING_BAD = {
     "name": ["nope"],
     "task": ["abc", "-1", "nan"],
     "tasks": ["abc", "-1"],
+    "train_tasks": ["abc", "-1", "nan"],
+    "test_tasks": ["abc", "-1", "1,2"],
+    "target_family": ["nope", ""],
     "source": ["abc", "-1"],
     "target": ["abc", "0"],
     "out": ["/proc/mcat-test/run", "PATH/file.txt/run"],
@@ -119,7 +122,7 @@ def _bad_values(action: argparse.Action) -> list[list[str]]:
     bad = [[v] for v in STRING_BAD[dest]]
     if action.nargs == "+":
         bad.append([])
-    if dest == "tasks":
+    if dest in ("tasks", "train_tasks", "test_tasks"):
         bad.append(["1", "1"])
     return bad
 
@@ -222,7 +225,7 @@ def test_every_flag_refuses_bad_values(
         (["train", "point-gain", "--algo", "pearl", "--no-pt"], "--no-pt: only for --algo mcat"),
         (
             ["train", "point-gain", "--algo", "pearl", "--test-tasks", "-1"],
-            "task value -1.0 is not valid for point-gain",
+            "task value -1 is not valid for point-gain",
         ),
         (
             ["train", "point-gain", "--algo", "pearl", "--set", "agent.prior_episodes=0"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcat.cli import main
-from mcat.tasks import get_family, list_families
+from mcat.tasks import get_family, list_families, task_key
 
 
 def test_families_lists_every_family_with_its_splits(capsys):
@@ -18,8 +18,8 @@ def test_families_lists_every_family_with_its_splits(capsys):
     for name in list_families():
         fam = get_family(name)
         assert name in out
-        assert "train: " + ", ".join(f"{v:g}" for v in fam.train_tasks) in out
-        assert "test:  " + ", ".join(f"{v:g}" for v in fam.test_tasks) in out
+        assert "train: " + ", ".join(task_key(v) for v in fam.train_tasks) in out
+        assert "test:  " + ", ".join(task_key(v) for v in fam.test_tasks) in out
 
 
 def test_families_json(capsys):

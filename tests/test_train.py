@@ -71,10 +71,10 @@ def test_train_writes_every_file(halfcheetah_run):
     assert config["agent"]["history"] == 10 and config["agent"]["z_dim"] == 10
     rows = read_metrics(out)
     assert sorted({r["step"] for r in rows}) == [300, 600]
-    assert {(r["task"], r["split"]) for r in rows} == {
-        (0.1, "train"),
-        (0.5, "train"),
-        (0.3, "test"),
+    assert {(r["task"], r["split"]) for r in rows} == {  # tasks by their keys
+        ("0.1", "train"),
+        ("0.5", "train"),
+        ("0.3", "test"),
     }
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert load_checkpoint(out)["env_steps"] == 600
@@ -85,9 +85,9 @@ def test_train_writes_every_file(halfcheetah_run):
     for key in ("algo", "family", "steps", "seed", "train_return", "test_return", "per_task"):
         assert key in summary
     final = {r["task"]: r["return"] for r in rows if r["step"] == 600}
-    assert summary["train_return"] == pytest.approx(np.mean([final[0.1], final[0.5]]))
-    assert summary["test_return"] == pytest.approx(final[0.3])
-    assert summary["per_task"]["0.3"] == {"split": "test", "return": pytest.approx(final[0.3])}
+    assert summary["train_return"] == pytest.approx(np.mean([final["0.1"], final["0.5"]]))
+    assert summary["test_return"] == pytest.approx(final["0.3"])
+    assert summary["per_task"]["0.3"] == {"split": "test", "return": pytest.approx(final["0.3"])}
 
 
 def test_eval_reproduces_the_final_evaluation(halfcheetah_run, capsys):

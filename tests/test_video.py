@@ -76,7 +76,7 @@ def test_gif_with_two_episodes(mcat_run, tmp_path):
     [
         (["--transfer-from", "0.3"], "--transfer-from 0.3 is not a training task of this run"),
         (["--transfer-from", "0.5"], "is the --task itself"),
-        (["--transfer-from", "x"], "--transfer-from must be a number"),
+        (["--transfer-from", "x"], "--transfer-from: task value for halfcheetah-armature must be"),
         (["-o", "v.avi"], "unsupported file type '.avi'"),
     ],
 )

@@ -5,16 +5,22 @@
 #   bash results/table1/run.sh halfcheetah-armature 0.1 0.5 0 1 2
 #   SOURCE_STEPS=300000 bash results/table1/run.sh halfcheetah-armature 0.1 0.5 0
 #   bash results/table1/run.sh ant-cripple -1 3 0 1 2
+#   bash results/table1/run.sh metaworld-push push-v3 coffee-push-v3 0 1 2   # scripted source
 set -euo pipefail
 family=$1 source=$2 target=$3; shift 3
 steps=${SOURCE_STEPS:-60000}
+if [ "$family" = metaworld-push ]; then
+  tag=scripted source_flags=()  # Meta-World's hand-designed source policy
+else
+  tag=source$((steps / 1000))k source_flags=(--source-steps "$steps")
+fi
 for seed in "$@"; do
   for variant in "nll --objective nll" "l1 --objective l1" "dcc --translator dcc"; do
     set -- $variant
     name=$1; shift
-    out=results/table1/$family-$source-to-$target-source$((steps / 1000))k-seed$seed-$name
+    out=results/table1/$family-$source-to-$target-$tag-seed$seed-$name
     [ -f "$out/summary.json" ] && continue
-    .venv/bin/mcat transfer "$family" --source "$source" --target "$target" --seed "$seed" --source-steps "$steps" \
-      --threads "${THREADS:-1}" "$@" --out "$out" --cache runs/cache
+    .venv/bin/mcat transfer "$family" --source "$source" --target "$target" --seed "$seed" \
+      "${source_flags[@]}" --threads "${THREADS:-1}" "$@" --out "$out" --cache runs/cache
   done
 done

@@ -23,8 +23,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _fmt_values(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:g}" for v in values)
+def _fmt_values(values: Sequence) -> str:
+    from mcat.tasks import task_key
+
+    return ", ".join(task_key(v) for v in values)
 
 
 def cmd_families(args: argparse.Namespace) -> int:
@@ -64,7 +66,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     """Run a random (or zero) policy on one task and report returns and reward payouts."""
     from gymnasium.spaces import Box
 
-    from mcat.tasks import check_reward_delay, get_family
+    from mcat.tasks import check_reward_delay, get_family, task_key
 
     family = get_family(args.family)
     task = family.check_task(args.task) if args.task is not None else family.train_tasks[0]
@@ -73,7 +75,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     env = family.make_env(task, reward_delay=delay, seed=args.seed, style=args.style)
     print(
-        f"{family.name} task {task:g} ({family.parameter}), "
+        f"{family.name} task {task_key(task)} ({family.parameter}), "
         f"reward delay {delay}, {args.policy} policy"
     )
     for episode in range(args.episodes):
@@ -326,12 +328,14 @@ def _report(out: Path, summary: dict, plot: str | None) -> int:
     clear), where the run is, and the plot if asked."""
     from mcat.evaluation import random_policy_returns
     from mcat.runs import load_run_config
+    from mcat.tasks import get_family
 
     cfg = load_run_config(out)
-    random = random_policy_returns(cfg, [float(task) for task in summary["per_task"]])
+    family = get_family(cfg.family)
+    random = random_policy_returns(cfg, [family.task(key) for key in summary["per_task"]])
     rows = [
-        (v["split"], task, v["return"], random[float(task)])
-        for task, v in summary["per_task"].items()
+        (v["split"], key, v["return"], random[family.task(key)])
+        for key, v in summary["per_task"].items()
     ]
     print(
         f"final evaluation after {summary['steps']:,} env steps "
@@ -366,7 +370,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mcat.config import load_json
     from mcat.evaluation import evaluate_agent
     from mcat.runs import SUMMARY
-    from mcat.tasks import get_family
+    from mcat.tasks import get_family, task_key
     from mcat.train import load_run_agent, load_run_replay, run_tasks
 
     run_dir = Path(args.run_dir)
@@ -403,7 +407,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     same_episodes = args.episodes is None
     _print_returns(
         [
-            (split, f"{v:g}", returns[v], saved.get(f"{v:g}") if same_episodes else None)
+            (split, task_key(v), returns[v], saved.get(task_key(v)) if same_episodes else None)
             for split, v in tasks
         ]
     )
@@ -501,13 +505,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_video(args: argparse.Namespace) -> int:
     from mcat import video
+    from mcat.tasks import task_key
     from mcat.validation import check_writable_file
 
     out = check_writable_file(Path(args.output), "video file", video.SUFFIXES)
     episodes = check_int("episodes", args.episodes, 1, 100)
     width = check_int("width", args.width, 16, 3840)
     height = check_int("height", args.height, 16, 2160)
-    task = None if args.task is None else _task_value(args.task, "task")
+    task = args.task  # parsed by the run's family
     folder = Path(args.run_dir)
     transfer_result = video.is_transfer_result(folder)
     if transfer_result and args.transfer_from is not None:
@@ -524,18 +529,19 @@ def cmd_video(args: argparse.Namespace) -> int:
         left, right, tcfg = video.record_transfer(
             folder, task, episodes, Path(args.cache or "runs/cache"), width, height
         )
-        what = f"transfer {tcfg.source:g} -> {tcfg.target:g} on {tcfg.family} ({tcfg.translator})"
+        what = (
+            f"transfer {task_key(tcfg.source)} -> {task_key(tcfg.target)} on {tcfg.family} "
+            f"({tcfg.translator})"
+        )
         names = ("source policy, left", "transferred, right")
         if tcfg.target_family is not None:
             what = (
-                f"transfer {tcfg.family} {tcfg.source:g} -> {tcfg.target_family} "
-                f"{tcfg.target:g} ({tcfg.translator})"
+                f"transfer {tcfg.family} {task_key(tcfg.source)} -> {tcfg.target_family} "
+                f"{task_key(tcfg.target)} ({tcfg.translator})"
             )
             names = ("source policy on its body, left", "transferred, right")
     else:
-        source = (
-            None if args.transfer_from is None else _task_value(args.transfer_from, "transfer-from")
-        )
+        source = args.transfer_from
         assert task is not None  # checked above
         left, right, cfg = video.record(folder, task, episodes, source, width, height)
         what = f"{cfg.algo} on {cfg.family}, task {args.task}"
@@ -554,13 +560,6 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def _task_value(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise MCATError(f"--{flag} must be a number, got {text!r}") from None
-
-
 def cmd_transfer(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer import TransferConfig, run_transfer
 
@@ -568,7 +567,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         raise MCATError(
             "--target-policy-steps is for a target body of another family; add --target-family"
         )
-    values = _experiment_values(args, ("translator", "target_family", "target_policy_steps"))
+    if args.source_policy == "scripted" and args.source_steps is not None:
+        raise MCATError("--source-steps trains a TD3 source; a scripted source needs none")
+    extra = ("translator", "target_family", "target_policy_steps", "source_policy")
+    values = _experiment_values(args, extra)
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
     target = args.target if args.target_family is None else f"{args.target_family}-{args.target}"
     out = (
@@ -819,12 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="mcat: how much better a source task must score to be a candidate (default 0)",
     )
-    p.add_argument(
-        "--train-tasks", type=float, nargs="+", help="training task values (default: the family's)"
-    )
-    p.add_argument(
-        "--test-tasks", type=float, nargs="+", help="test task values (default: the family's)"
-    )
+    p.add_argument("--train-tasks", nargs="+", help="training tasks (default: the family's)")
+    p.add_argument("--test-tasks", nargs="+", help="test tasks (default: the family's)")
     p.add_argument("--envs-per-round", type=int, help="tasks collected at once (default: all)")
     p.add_argument(
         "--schedule", choices=("round-robin", "sample"), help="next task when fewer envs than tasks"
@@ -861,6 +859,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="mcat (ours, default) or dcc (Zhang et al. 2020c baseline)",
     )
     p.add_argument(
+        "--source-policy",
+        choices=("td3", "scripted"),
+        help="td3 (trained with dense reward) or scripted (the family's hand-designed policy, "
+        "Meta-World); default: scripted where the family has one, else td3",
+    )
+    p.add_argument(
         "--target-family",
         help="the target's family when its body has other state and action spaces (paper Sec. "
         "6, e.g. halfcheetah-3leg): a state translator is learned jointly with H",
@@ -885,7 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
         "transfer-matrix", help="one conditioned translator for every pair of tasks (paper Fig. 5)"
     )
     p.add_argument("family")
-    p.add_argument("--tasks", type=float, nargs="+", required=True, help="the tasks (at least two)")
+    p.add_argument("--tasks", nargs="+", required=True, help="the tasks (at least two)")
     p.add_argument("--out", help="result directory (default runs/transfer-matrix/FAMILY-seedS)")
     _add_experiment_flags(
         p,

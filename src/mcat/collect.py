@@ -22,7 +22,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 
 from mcat.errors import MCATError
 from mcat.replay import MultiTaskReplay
-from mcat.tasks import TaskFamily
+from mcat.tasks import TaskFamily, TaskValue, task_key
 from mcat.tasks.wrappers import env_state, set_env_state
 
 RECENT = 10  # episode returns kept per task for progress lines
@@ -143,7 +143,7 @@ class TaskSlot(gym.Env):
         self,
         slot: int,
         family: TaskFamily,
-        tasks: Sequence[float],
+        tasks: Sequence[TaskValue],
         seeds: Sequence[int],
         reward_delay: int,
         style: str,
@@ -205,7 +205,7 @@ class TaskSlot(gym.Env):
 def make_vector_env(
     mode: str,
     family: TaskFamily,
-    tasks: Sequence[float],
+    tasks: Sequence[TaskValue],
     slots: int,
     seed: int,
     reward_delay: int,
@@ -239,7 +239,7 @@ class Collector:
     """
 
     family: TaskFamily
-    tasks: Sequence[float]
+    tasks: Sequence[TaskValue]
     history: int
     reward_delay: int = 1
     seed: int = 0
@@ -290,7 +290,7 @@ class Collector:
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
             task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
             raise MCATError(
-                f"non-finite action from the policy on task {task:g} "
+                f"non-finite action from the policy on task {task_key(task)} "
                 f"at env step {self.env_steps + self.n:,}"
             )
         obs, rew, terminated, truncated, _ = self.vec.step(actions)
@@ -357,7 +357,7 @@ class Collector:
         i = int(np.flatnonzero(~(np.isfinite(next_obs).all(1) & np.isfinite(rewards)))[0])
         what = "observation" if not np.isfinite(next_obs[i]).all() else "reward"
         raise MCATError(
-            f"non-finite {what} from task {self.tasks[self.slot_task[i]]:g} at env step "
+            f"non-finite {what} from task {task_key(self.tasks[self.slot_task[i]])} at env step "
             f"{self.env_steps + self.n:,} (the environment diverged)"
         )
 
@@ -445,16 +445,22 @@ def _per_task_to_slots(state: dict) -> dict:
     return {**rest, "slots": slots, "task_rng": task_rng}
 
 
-def eval_seed(seed: int, task: float, episode: int) -> int:
+def seed_text(task: TaskValue) -> str:
+    """A task in the strings that seeds derive from: a number as ``repr(float(v))`` (the seeds
+    of every run made before tasks could be strings or vectors), anything else as its key."""
+    return repr(float(task)) if isinstance(task, int | float) else task_key(task)
+
+
+def eval_seed(seed: int, task: TaskValue, episode: int) -> int:
     """Seed of evaluation episode ``episode`` of ``task`` (stable across processes)."""
-    return zlib.crc32(f"eval:{seed}:{float(task)!r}:{episode}".encode())
+    return zlib.crc32(f"eval:{seed}:{seed_text(task)}:{episode}".encode())
 
 
 @torch.no_grad()
 @overload
 def evaluate(
     family: TaskFamily,
-    tasks: Sequence[float],
+    tasks: Sequence[TaskValue],
     context_fn: ContextFn,
     act_fn: ActFn,
     history: int,
@@ -463,13 +469,13 @@ def evaluate(
     style: str = ...,
     max_episode_steps: int | None = ...,
     per_episode: Literal[False] = ...,
-) -> dict[float, float]: ...
+) -> dict[TaskValue, float]: ...
 
 
 @overload
 def evaluate(
     family: TaskFamily,
-    tasks: Sequence[float],
+    tasks: Sequence[TaskValue],
     context_fn: ContextFn,
     act_fn: ActFn,
     history: int,
@@ -479,12 +485,12 @@ def evaluate(
     max_episode_steps: int | None = ...,
     *,
     per_episode: Literal[True],
-) -> dict[float, list[float]]: ...
+) -> dict[TaskValue, list[float]]: ...
 
 
 def evaluate(
     family: TaskFamily,
-    tasks: Sequence[float],
+    tasks: Sequence[TaskValue],
     context_fn: ContextFn,
     act_fn: ActFn,
     history: int,
@@ -493,7 +499,7 @@ def evaluate(
     style: str = "paper",
     max_episode_steps: int | None = None,
     per_episode: bool = False,
-) -> dict[float, float] | dict[float, list[float]]:
+) -> dict[TaskValue, float] | dict[TaskValue, list[float]]:
     """Mean undiscounted return (or, with ``per_episode``, the list of episode returns) of the
     deterministic policy on each task, all episodes of all tasks run in lockstep. The reward
     delay does not change an episode's total, so evaluation
@@ -511,8 +517,8 @@ def evaluate(
         max_episode_steps=max_episode_steps,
     )
     if per_episode:
-        return {float(v): totals[owner == i].tolist() for i, v in enumerate(tasks)}
-    return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+        return {v: totals[owner == i].tolist() for i, v in enumerate(tasks)}
+    return {v: float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
 
 
 # policy(obs [n, o], owner [n] (index into the tasks), the episodes' context window) -> actions
@@ -548,7 +554,7 @@ class Episode:
 @torch.no_grad()
 def run_episodes(
     family: TaskFamily,
-    tasks: Sequence[float],
+    tasks: Sequence[TaskValue],
     seeds: Sequence[Sequence[int]],
     policy: RowPolicy,
     history: int,

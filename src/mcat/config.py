@@ -16,6 +16,7 @@ from mcat.agents.ctd3 import CTD3Config
 from mcat.algos import get_algo
 from mcat.collect import VECTOR_MODES
 from mcat.errors import MCATError
+from mcat.tasks.family import TaskValue
 from mcat.validation import (
     MAX_INT,
     check_device,
@@ -46,9 +47,9 @@ class RunConfig:
     """Pay the summed reward every this many steps (1 = dense)."""
     style: str = "paper"
     """Reward/observation/termination of the environments: paper or gymnasium."""
-    train_tasks: list[float] | None = None
+    train_tasks: list[TaskValue] | None = None
     """Training task values (default: the family's)."""
-    test_tasks: list[float] | None = None
+    test_tasks: list[TaskValue] | None = None
     """Test task values (default: the family's)."""
     max_episode_steps: int | None = None
     """Episode length (default: the family's, 1000 for MuJoCo)."""
@@ -122,8 +123,9 @@ class RunConfig:
         if self.train_tasks is not None and not self.train_tasks:
             raise MCATError("--train-tasks needs at least one task")
         for name in ("train_tasks", "test_tasks"):
-            values = [family.check_task(v) for v in getattr(self, name) or []]
-            check_distinct(name, values)
+            if getattr(self, name) is not None:  # as values: "0.5" from the CLI is 0.5 in files
+                setattr(self, name, [family.check_task(v) for v in getattr(self, name)])
+            check_distinct(name, getattr(self, name) or [])
         train = [family.check_task(v) for v in self.train_tasks or family.train_tasks]
         n = len(train)
         if self.envs_per_round is not None and not 1 <= self.envs_per_round <= n:

@@ -39,9 +39,10 @@ from mcat.collect import (
     evaluate,
     row_policy,
     run_episodes,
+    seed_text,
     space_dims,
 )
-from mcat.tasks import get_family
+from mcat.tasks import TaskValue, get_family
 from mcat.validation import check_int
 
 MAX_ADAPTATION_EPISODES = 100
@@ -60,9 +61,9 @@ class Adapter(Protocol):
         ...
 
 
-def adaptation_seed(seed: int, task: float, episode: int) -> int:
+def adaptation_seed(seed: int, task: TaskValue, episode: int) -> int:
     """Seed of adaptation episode ``episode`` on ``task`` (stable across processes)."""
-    return zlib.crc32(f"adapt:{seed}:{float(task)!r}:{episode}".encode())
+    return zlib.crc32(f"adapt:{seed}:{seed_text(task)}:{episode}".encode())
 
 
 def adaptation_episodes(agent: Any) -> int:
@@ -78,8 +79,8 @@ def check_adaptation_episodes(value: Any) -> int:
 
 
 def evaluate_agent(
-    agent: Any, cfg: Any, tasks: list[float], replay: Any = None
-) -> dict[float, float]:
+    agent: Any, cfg: Any, tasks: list[TaskValue], replay: Any = None
+) -> dict[TaskValue, float]:
     """The evaluation every run and `mcat eval` use (see the module docstring): same seeds, so
     the same returns. ``replay`` is the run's training data, for algorithms whose adaptation
     uses it (MQL); ``cfg`` is the run's :class:`~mcat.config.RunConfig`."""
@@ -95,11 +96,11 @@ def evaluate_agent(
         style=cfg.style,
         max_episode_steps=cfg.max_episode_steps,
     )
-    return {float(v): float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+    return {v: float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
 
 
 def scoring_policy(
-    agent: Any, cfg: Any, tasks: list[float], replay: Any = None
+    agent: Any, cfg: Any, tasks: list[TaskValue], replay: Any = None
 ) -> tuple[RowPolicy, int, int]:
     """The policy that plays the scored episodes of ``tasks`` (rows are indexed by position in
     ``tasks``), after the adaptation episodes of an algorithm that has them; with the context
@@ -130,7 +131,7 @@ def scoring_policy(
     return adapter.act, history, cfg.reward_delay
 
 
-def _evaluate(cfg: Any, tasks: list[float], context_fn, act_fn, history: int):
+def _evaluate(cfg: Any, tasks: list[TaskValue], context_fn, act_fn, history: int):
     """:func:`evaluate` on the episodes of ``cfg`` (its seed, episodes, style and length)."""
     return evaluate(
         get_family(cfg.family),
@@ -145,7 +146,7 @@ def _evaluate(cfg: Any, tasks: list[float], context_fn, act_fn, history: int):
     )
 
 
-def random_policy_returns(cfg: Any, tasks: list[float]) -> dict[float, float]:
+def random_policy_returns(cfg: Any, tasks: list[TaskValue]) -> dict[TaskValue, float]:
     """The uniformly random policy on the scored episodes of ``cfg`` (the same seeds as
     :func:`evaluate_agent`): the bar a trained policy has to clear."""
     probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)

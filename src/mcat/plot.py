@@ -86,7 +86,14 @@ def plot_runs(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    # to a temporary file renamed into place: a failed save leaves no half-written picture
+    _save(fig, out)
+    return counts
+
+
+def _save(fig, out: Path) -> None:
+    """To a temporary file renamed into place: a failed save leaves no half-written picture."""
+    import matplotlib.pyplot as plt
+
     tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,4 +104,37 @@ def plot_runs(
         raise MCATError(f"cannot write plot file {out}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
-    return counts
+
+
+def plot_paths(panels: dict[str, dict[str, np.ndarray]], out: Path, title: str = "") -> None:
+    """Paths seen from above (paper Fig. 4), one panel per episode: ``panels[name]`` maps
+    ``"effector"``, ``"object"`` and ``"goal"`` to [steps, 3] positions (x, y, z)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = check_writable_file(Path(out), "plot file", PLOT_SUFFIXES)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    every = [np.concatenate([v[:, :2] for v in p.values()]) for p in panels.values()]
+    low, high = np.min([e.min(0) for e in every], 0), np.max([e.max(0) for e in every], 0)
+    pad = 0.05 * (high - low).max() + 1e-3
+    for ax, (name, p) in zip(axes[0], panels.items(), strict=True):
+        hand, obj, goal = p["effector"], p["object"], p["goal"]
+        ax.scatter(hand[:, 0], hand[:, 1], c=np.arange(len(hand)), cmap="viridis", s=4)
+        ax.plot(hand[:, 0], hand[:, 1], color="tab:green", lw=0.6, alpha=0.5, label="end effector")
+        ax.plot(obj[:, 0], obj[:, 1], color="tab:red", lw=1.5, label="object")
+        ax.scatter(*obj[0, :2], color="tab:red", marker="o", s=30)
+        ax.scatter(*goal[0, :2], color="black", marker="*", s=120, label="goal")
+        ax.set_xlim(low[0] - pad, high[0] + pad)
+        ax.set_ylim(low[1] - pad, high[1] + pad)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("x (m)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("y (m)")
+    axes[0][0].legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, out)

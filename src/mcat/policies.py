@@ -6,10 +6,13 @@ environments; `CTD3Agent` is one, and anything with these two methods can be eva
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from mcat.models import Actor
 from mcat.models.state_translator import StateTranslator
@@ -49,7 +52,8 @@ class TransferredPolicy:
     ):
         self.actor, self.translator = actor, translator
         self.z_src, self.z_tgt = z_src.reshape(1, -1), z_tgt.reshape(1, -1)
-        self.device = next(actor.parameters()).device
+        first = next(actor.parameters(), None)  # a scripted actor has none
+        self.device = torch.device("cpu") if first is None else first.device
 
     def context(
         self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray
@@ -86,6 +90,50 @@ class CrossBodyPolicy(TransferredPolicy):
 
     def source_state(self, state: torch.Tensor) -> torch.Tensor:
         return self.G.inverse(state)
+
+
+@dataclass
+class ScriptedConfig:
+    history: int = 1
+    """Context window the collector keeps (a scripted policy reads none)."""
+
+
+class ScriptedPolicy:
+    """A hand-designed policy (Meta-World's, ``policy(obs) -> action`` for one observation) in
+    the shape of the learned ones: ``context``/``act`` to evaluate it or collect data with it,
+    and ``actor`` (states in, actions out, torch) for :class:`TransferredPolicy`."""
+
+    def __init__(self, policy: Callable[[np.ndarray], np.ndarray], max_action: float = 1.0):
+        self.policy, self.max_action = policy, max_action
+        self.cfg = ScriptedConfig()
+        self.actor = _ScriptedActor(self)
+
+    def context(
+        self, ctx_delta: np.ndarray, ctx_act: np.ndarray, ctx_mask: np.ndarray
+    ) -> torch.Tensor:
+        return torch.zeros(len(ctx_delta), 0)
+
+    def act(
+        self,
+        obs: np.ndarray,
+        z: torch.Tensor | None = None,
+        noise: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        # one call per row: the scripted policies take one observation (not a hot loop: data
+        # collection and evaluation of a fixed policy)
+        bound = self.max_action
+        action = np.stack([np.clip(self.policy(o), -bound, bound) for o in obs])
+        return add_exploration_noise(action.astype(np.float32), noise, bound, rng)
+
+
+class _ScriptedActor(nn.Module):
+    def __init__(self, policy: ScriptedPolicy):
+        super().__init__()
+        self.scripted = [policy]  # a list: not a submodule
+
+    def forward(self, obs: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.as_tensor(self.scripted[0].act(obs.cpu().numpy()), device=obs.device)
 
 
 def add_exploration_noise(

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from mcat.errors import MCATError
+from mcat.tasks.family import TaskValue, task_key
 
 OWN = -1  # "source" index meaning the learned policy itself
 
@@ -143,7 +144,7 @@ class TransferActing:
     policy's)."""
 
     def __init__(
-        self, agent, tasks: list[float], n_slots: int, cfg: PTConfig, learning_starts: int
+        self, agent, tasks: list[TaskValue], n_slots: int, cfg: PTConfig, learning_starts: int
     ):
         self.agent, self.tasks = agent, list(tasks)
         self.rule = PolicyTransfer(len(tasks), cfg)
@@ -190,9 +191,9 @@ class TransferActing:
         policy = {RANDOM: "random", OWN: "own"}.get(source, "transfer")
         row = [
             step,
-            f"{self.tasks[task]:g}",
+            task_key(self.tasks[task]),
             policy,
-            f"{self.tasks[source]:g}" if source >= 0 else "",
+            task_key(self.tasks[source]) if source >= 0 else "",
             ret,
             _fmt(own),
             _fmt(src_score),
@@ -212,12 +213,12 @@ class TransferActing:
             rows.append(
                 [
                     step,
-                    f"{self.tasks[i]:g}",
+                    task_key(self.tasks[i]),
                     sum(counts.values()),
                     sum(sources.values()),
-                    " ".join(f"{self.tasks[j]:g}x{n}" for j, n in sorted(sources.items())),
+                    " ".join(f"{task_key(self.tasks[j])}x{n}" for j, n in sorted(sources.items())),
                     _fmt(self.rule.score(i, OWN)),
-                    f"{self.tasks[best]:g}" if best is not None else "",
+                    task_key(self.tasks[best]) if best is not None else "",
                     _fmt(fresh[best] if best is not None else None),
                 ]
             )

@@ -199,13 +199,15 @@ class CsvLog:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.csv: step, task (its key, see mcat.tasks.task_key), split and
+    return."""
     path = Path(run_dir) / METRICS
     try:
         with open(path, newline="") as f:
             return [
                 {
                     "step": int(r["step"]),
-                    "task": float(r["task"]),
+                    "task": r["task"],
                     "split": r["split"],
                     "return": float(r["return"]),
                 }

@@ -35,6 +35,7 @@ from mcat.runs import (
     list_checkpoints,
     load_run_config,
 )
+from mcat.tasks import TaskValue
 from mcat.train import Trainer, announced_warmup, config_differences
 from mcat.validation import check_distinct
 
@@ -66,7 +67,7 @@ class SeedTrainer(Trainer):
         self.group.sync()  # the parameters checked for NaN and saved are the learner's
         super().checkpoint()
 
-    def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
+    def evaluate(self) -> tuple[dict[TaskValue, float], dict[TaskValue, float]]:
         self.group.sync()
         return super().evaluate()
 

@@ -46,7 +46,7 @@ from mcat.runs import (
     write_checkpoint,
     write_json,
 )
-from mcat.tasks import get_family
+from mcat.tasks import TaskValue, get_family, task_key
 
 # Config keys that may differ between a run and the one continuing it: the thread count can
 # change the low bits of CPU float sums (a valid continuation, but not a bit-identical one); the
@@ -60,7 +60,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_tasks(cfg: RunConfig) -> tuple[list[float], list[float]]:
+def run_tasks(cfg: RunConfig) -> tuple[list[TaskValue], list[TaskValue]]:
     family = get_family(cfg.family)
     train = [family.check_task(v) for v in (cfg.train_tasks or family.train_tasks)]
     # an explicit empty list means "no test tasks" (single-task runs)
@@ -177,10 +177,10 @@ def load_run_replay(cfg: RunConfig, state: dict) -> MultiTaskReplay:
 
 
 def summarize(
-    cfg: RunConfig, step: int, train: dict[float, float], test: dict[float, float]
+    cfg: RunConfig, step: int, train: dict[TaskValue, float], test: dict[TaskValue, float]
 ) -> dict:
-    per_task = {f"{v:g}": {"split": "train", "return": r} for v, r in train.items()}
-    per_task.update({f"{v:g}": {"split": "test", "return": r} for v, r in test.items()})
+    per_task = {task_key(v): {"split": "train", "return": r} for v, r in train.items()}
+    per_task.update({task_key(v): {"split": "test", "return": r} for v, r in test.items()})
     return {
         "algo": cfg.algo,
         "family": cfg.family,
@@ -277,7 +277,7 @@ class Trainer:
         self.credit = 0.0  # gradient steps earned and not yet done
         self.metrics: dict[str, float] = {}
         self.next_eval, self.next_ckpt = cfg.eval_every, cfg.checkpoint_every
-        self.last_eval: tuple[int, dict[float, float], dict[float, float]] | None = None
+        self.last_eval: tuple[int, dict[TaskValue, float], dict[TaskValue, float]] | None = None
         self.wall_time = 0.0  # seconds spent in earlier sessions of this run
         # after resuming without replay contents: no learning before this step
         self.refill_until = 0
@@ -432,10 +432,12 @@ class Trainer:
         if not finished:
             return
         self.episodes_log.write(
-            [[step, f"{self.train_tasks[e.task]:g}", e.ret, e.length] for e in finished]
+            [[step, task_key(self.train_tasks[e.task]), e.ret, e.length] for e in finished]
         )
         for e in finished:
-            self.tb.add_scalar(f"train_episode/task_{self.train_tasks[e.task]:g}", e.ret, step)
+            self.tb.add_scalar(
+                f"train_episode/task_{task_key(self.train_tasks[e.task])}", e.ret, step
+            )
         learning = step >= cfg.learning_starts
         rows: dict[str, list[list]] = {}
         for e in finished:
@@ -505,7 +507,7 @@ class Trainer:
                     if not torch.isfinite(tensor).all():
                         raise self._fault(f"non-finite parameter {name}.{pname}", self.env_steps)
 
-    def evaluate(self) -> tuple[dict[float, float], dict[float, float]]:
+    def evaluate(self) -> tuple[dict[TaskValue, float], dict[TaskValue, float]]:
         step = self.env_steps
         # one lockstep evaluation for both splits (seeds depend on the task value, not the call)
         returns = evaluate_agent(
@@ -513,13 +515,13 @@ class Trainer:
         )
         tr = {v: returns[v] for v in self.train_tasks}
         te = {v: returns[v] for v in self.test_tasks}
-        rows = [[step, f"{v:g}", "train", r] for v, r in tr.items()] + [
-            [step, f"{v:g}", "test", r] for v, r in te.items()
+        rows = [[step, task_key(v), "train", r] for v, r in tr.items()] + [
+            [step, task_key(v), "test", r] for v, r in te.items()
         ]
         self.metrics_log.write(rows)
         for split, res in (("train", tr), ("test", te)):
             for v, r in res.items():
-                self.tb.add_scalar(f"eval_{split}/task_{v:g}", r, step)
+                self.tb.add_scalar(f"eval_{split}/task_{task_key(v)}", r, step)
             if res:
                 self.tb.add_scalar(f"eval/{split}_mean", float(np.mean(list(res.values()))), step)
         test = f", test {np.mean(list(te.values())):.1f}" if te else ""
@@ -628,7 +630,7 @@ class Trainer:
         else:
             left = f"ETA {fmt_duration((cfg.steps - step) / max(rate, 1e-9))}"
         recent = ", ".join(
-            f"{self.train_tasks[t]:g}: {np.mean(col.recent_returns[t][-3:]):.0f}"
+            f"{task_key(self.train_tasks[t])}: {np.mean(col.recent_returns[t][-3:]):.0f}"
             for t in sorted(col.recent_returns)
         )
         episodes = "no episode finished yet"

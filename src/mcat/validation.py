@@ -94,11 +94,13 @@ def check_device(value: Any) -> str:
     return value
 
 
-def check_distinct(name: str, values: Sequence[float], what: str = "task") -> None:
-    seen: set[float] = set()
+def check_distinct(name: str, values: Sequence, what: str = "task") -> None:
+    from mcat.tasks import task_key
+
+    seen: set = set()
     for v in values:
         if v in seen:
-            raise MCATError(f"{flag(name)} lists the {what} {v:g} twice")
+            raise MCATError(f"{flag(name)} lists the {what} {task_key(v)} twice")
         seen.add(v)
 
 

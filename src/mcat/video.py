@@ -67,11 +67,20 @@ class Clip:
     fps: float
 
 
+def _task(family: Any, text: Any, flag: str) -> Any:
+    """``text`` (a task or its key) as a task of ``family``, or a one-line error naming the
+    flag."""
+    try:
+        return family.check_task(text)
+    except MCATError as exc:
+        raise MCATError(f"--{flag}: {exc}") from None
+
+
 def record(
     run_dir: Path,
-    task: float,
+    task: Any,
     episodes: int = 1,
-    transfer_from: float | None = None,
+    transfer_from: Any = None,
     width: int = 480,
     height: int = 360,
 ) -> tuple[Clip, Clip | None, Any]:
@@ -87,13 +96,14 @@ def record(
 
     cfg, agent, state = load_run_agent(run_dir, policy_only=transfer_from is None)
     family = get_family(cfg.family)
-    value = family.check_task(task)
+    value = _task(family, task, "task")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_tasks, _ = run_tasks(cfg)
     source = None
     if transfer_from is not None:
-        source = _transfer_source(agent, cfg, family.check_task(transfer_from), value, train_tasks)
+        source_task = _task(family, transfer_from, "transfer-from")
+        source = _transfer_source(agent, cfg, source_task, value, train_tasks)
     replay = (
         load_run_replay(cfg, state) if getattr(agent, "adaptation_uses_replay", False) else None
     )
@@ -136,7 +146,7 @@ def is_transfer_result(folder: Path) -> bool:
 
 def record_transfer(
     folder: Path,
-    task: float | None,
+    task: Any,
     episodes: int,
     cache_dir: Path,
     width: int = 480,
@@ -149,36 +159,27 @@ def record_transfer(
 
     import torch
 
-    from mcat.collect import eval_seed, row_policy
+    from mcat.collect import eval_seed, row_policy, space_dims
     from mcat.config import dataclass_from_dict
-    from mcat.experiments.transfer import TransferConfig, cached_source_policy
+    from mcat.experiments.transfer import TransferConfig
     from mcat.models.translator import ActionTranslator
     from mcat.policies import TransferredPolicy
     from mcat.runs import load_checkpoint_file
-    from mcat.tasks import get_family
-    from mcat.train import load_run_agent
+    from mcat.tasks import get_family, task_key
 
     cfg = dataclass_from_dict(TransferConfig, json.loads((folder / "config.json").read_text()))
     cfg.validate()
+    if task is not None:
+        task = _task(get_family(cfg.target_family or cfg.family), task, "task")
     if task is not None and task != cfg.target:
         raise MCATError(
-            f"--task {task:g}: this transfer result maps task {cfg.source:g} to {cfg.target:g}; "
+            f"--task {task_key(task)}: this transfer result maps task {task_key(cfg.source)} "
+            f"to {task_key(cfg.target)}; "
             "it is filmed on its target (leave out --task)"
-        )
-    summary = folder / "summary.json"
-    source_run = None
-    if summary.is_file():
-        recorded = json.loads(summary.read_text()).get("source_run")
-        source_run = Path(recorded) if recorded and Path(recorded).is_dir() else None
-    source_run = source_run or cached_source_policy(cfg, cache_dir)
-    if source_run is None:
-        raise MCATError(
-            f"the source policy of {folder} is not in --cache {cache_dir}; pass the --cache its "
-            "mcat transfer used (running that command again retrains it there)"
         )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _, agent, _ = load_run_agent(source_run)
+    agent = _transfer_source_policy(folder, cfg, cache_dir)
     family = get_family(cfg.family)
     seeds = [eval_seed(cfg.seed, cfg.target, e) for e in range(episodes)]
     make = dict(
@@ -217,9 +218,8 @@ def record_transfer(
             make,
         )
         return on_source, on_target, cfg
-    H = ActionTranslator(
-        agent.obs_dim, agent.act_dim, conditioned=False, max_action=agent.max_action
-    )
+    obs_dim, act_dim, _ = space_dims(family.make_env(cfg.target))
+    H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=agent.max_action)
     H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
     H.eval()
     empty = torch.zeros(1, 0)
@@ -231,10 +231,39 @@ def record_transfer(
     return clips[0], clips[1], cfg
 
 
+def _transfer_source_policy(folder: Path, cfg: Any, cache_dir: Path) -> Any:
+    """The source policy of the `mcat transfer` result in ``folder``: the family's scripted one,
+    or the TD3 run its summary names (or the cache holds)."""
+    import json
+
+    from mcat.experiments.transfer import cached_source_policy
+    from mcat.policies import ScriptedPolicy
+    from mcat.tasks import get_family
+    from mcat.train import load_run_agent
+
+    scripted = get_family(cfg.family).scripted_policy
+    if cfg.scripted_source and scripted is not None:
+        return ScriptedPolicy(scripted(cfg.source))
+    summary = folder / "summary.json"
+    source_run = None
+    if summary.is_file():
+        recorded = json.loads(summary.read_text()).get("source_run")
+        source_run = Path(recorded) if recorded and Path(recorded).is_dir() else None
+    source_run = source_run or cached_source_policy(cfg, cache_dir)
+    if source_run is None:
+        raise MCATError(
+            f"the source policy of {folder} is not in --cache {cache_dir}; pass the --cache its "
+            "mcat transfer used (running that command again retrains it there)"
+        )
+    return load_run_agent(source_run)[1]
+
+
 def _transfer_source(
-    agent: Any, cfg: Any, source: float, target: float, train_tasks: list[float]
+    agent: Any, cfg: Any, source: Any, target: Any, train_tasks: list
 ) -> tuple[int, int]:
     """Training-task indices (source, target) for the run's translator, or a one-line error."""
+    from mcat.tasks import task_key
+
     if not callable(getattr(agent, "act_transferred", None)):
         raise MCATError(
             f"--transfer-from needs a run with an action translator (--algo mcat); "
@@ -248,12 +277,14 @@ def _transfer_source(
     for what, v in (("--transfer-from", source), ("--task", target)):
         if v not in train_tasks:
             raise MCATError(
-                f"{what} {v:g} is not a training task of this run "
-                f"({', '.join(f'{t:g}' for t in train_tasks)}); the translator maps between "
+                f"{what} {task_key(v)} is not a training task of this run "
+                f"({', '.join(task_key(t) for t in train_tasks)}); the translator maps between "
                 "training tasks"
             )
     if source == target:
-        raise MCATError(f"--transfer-from {source:g} is the --task itself; pick another task")
+        raise MCATError(
+            f"--transfer-from {task_key(source)} is the --task itself; pick another task"
+        )
     return train_tasks.index(source), train_tasks.index(target)
 
 

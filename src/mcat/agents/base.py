@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mcat.collect import ActInput
+from mcat.tasks import TaskValue
 
 
 def adam_options(device: torch.device) -> dict[str, Any]:
@@ -48,7 +49,7 @@ class AgentBase:
             for name in self.counters:
                 setattr(self, name, int(state["counters"][name]))
 
-    def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None:
+    def start_collection(self, tasks: list[TaskValue], slots: int, learning_starts: int) -> None:
         """Called once by the training loop: the training tasks, the number of environment
         slots collected at once, and the env step where learning starts."""
 

@@ -60,6 +60,7 @@ from mcat.learners.td3 import soft_update
 from mcat.models.ensemble import EnsembleMlp
 from mcat.models.sac import LOG_STD_MAX, LOG_STD_MIN, TANH_EPS
 from mcat.replay import MultiTaskReplay
+from mcat.tasks import TaskValue
 from mcat.validation import check_int, check_number
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -162,13 +163,13 @@ class DistralAgent(AgentBase):
         cfg: DistralConfig | None = None,
         max_action: float = 1.0,
         device: torch.device | str = "cpu",
-        train_tasks: Sequence[float] | None = None,
+        train_tasks: Sequence[TaskValue] | None = None,
     ):
         c = self.cfg = cfg or DistralConfig()
         c.validate()
         if train_tasks is None:
             raise MCATError("Distral needs the training tasks (one policy per task)")
-        self.train_tasks = [float(v) for v in train_tasks]
+        self.train_tasks = list(train_tasks)
         T = len(self.train_tasks)
         c.validate_tasks(T)
         self.obs_dim, self.act_dim, self.max_action = obs_dim, act_dim, max_action
@@ -235,7 +236,7 @@ class DistralAgent(AgentBase):
         """Each slot's task policy samples its action (SAC explores by its entropy)."""
         return self.task_act(inp.obs, inp.slot_task, rng)
 
-    def adapter(self, tasks: Sequence[float], replay: Any, rng: np.random.Generator) -> Adapter:
+    def adapter(self, tasks: Sequence[TaskValue], replay: Any, rng: np.random.Generator) -> Adapter:
         return Adapter(self, tasks)
 
     # ------------------------------------------------------------------ learning
@@ -342,10 +343,10 @@ class Adapter:
     """Evaluation: a training task is played by its own policy, any other task by pi_0 (no
     adaptation episodes)."""
 
-    def __init__(self, agent: DistralAgent, tasks: Sequence[float]):
+    def __init__(self, agent: DistralAgent, tasks: Sequence[TaskValue]):
         self.agent = agent
         index = {v: i for i, v in enumerate(agent.train_tasks)}
-        self.policy_of = np.array([index.get(float(v), -1) for v in tasks])
+        self.policy_of = np.array([index.get(v, -1) for v in tasks])
 
     def explore(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
         return self.act(obs, owner, ctx)

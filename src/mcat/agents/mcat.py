@@ -32,6 +32,7 @@ from mcat.policy_transfer import (
     TransferActing,
 )
 from mcat.replay import MultiTaskReplay
+from mcat.tasks import TaskValue
 from mcat.validation import check_int, check_number
 
 
@@ -210,7 +211,7 @@ class MCATAgent(CTD3Agent):
     # (paper Sec. 3.4: which policy collects each episode; mcat.policy_transfer has the rule)
     pt: TransferActing | None = None
 
-    def start_collection(self, tasks: list[float], slots: int, learning_starts: int) -> None:
+    def start_collection(self, tasks: list[TaskValue], slots: int, learning_starts: int) -> None:
         if self.cfg.policy_transfer:
             self.pt = TransferActing(self, tasks, slots, self.cfg.pt_config(), learning_starts)
 

@@ -51,11 +51,11 @@ from mcat.models.state_translator import StateTranslator
 from mcat.models.translator import ActionTranslator
 from mcat.policies import CrossBodyPolicy
 from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, write_json
-from mcat.tasks import get_family
+from mcat.tasks import TaskValue, get_family
 from mcat.train import load_run_agent
 
 
-def body_dims(family: str, task: float) -> tuple[int, int, float]:
+def body_dims(family: str, task: TaskValue) -> tuple[int, int, float]:
     """(state size, action size, action bound) of a family's bodies."""
     env = get_family(family).make_env(task)
     try:
@@ -209,7 +209,7 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     transferred = CrossBodyPolicy(agent.actor, G, H)
     _, tgt_act_dim, bound = body_dims(cfg.target_family, cfg.target)
 
-    def episodes(policy, family: str, task: float, history: int) -> dict:
+    def episodes(policy, family: str, task: TaskValue, history: int) -> dict:
         returns = evaluate(
             get_family(family),
             [task],

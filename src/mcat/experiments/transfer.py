@@ -28,17 +28,17 @@ import numpy as np
 import torch
 
 from mcat.agents.ctd3 import TD3Config
-from mcat.collect import Collector, evaluate
+from mcat.collect import Collector, eval_seed, evaluate, row_policy, run_episodes
 from mcat.config import RunConfig
 from mcat.errors import MCATError
 from mcat.learners.dcc import DCCTranslator
 from mcat.learners.translator import translator_loss
 from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
-from mcat.policies import TransferredPolicy
+from mcat.policies import ScriptedPolicy, TransferredPolicy
 from mcat.replay import MultiTaskReplay
 from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
-from mcat.tasks import get_family
+from mcat.tasks import TaskValue, get_family, task_key
 from mcat.train import Trainer, load_run_agent
 from mcat.validation import check_creatable_dir, check_int, check_number, check_seed, check_threads
 
@@ -54,10 +54,10 @@ class TransferConfig:
 
     family: str
     """Task family of both tasks."""
-    source: float
-    """Source task value (the paper keeps the default physics here)."""
-    target: float
-    """Target task value."""
+    source: TaskValue
+    """Source task (the paper keeps the default physics here)."""
+    target: TaskValue
+    """Target task (of ``target_family`` when that is given)."""
     seed: int = 0
     """Seed of the source policy, datasets, models and evaluation."""
     source_steps: int = 60_000
@@ -91,6 +91,10 @@ class TransferConfig:
     """A target family whose bodies have other state and action spaces (paper Sec. 6 (2), e.g.
     halfcheetah-3leg from halfcheetah-armature): a state translator is then learned jointly with
     H (:mod:`mcat.experiments.cross_body`). None: the target is a task of ``family``."""
+    source_policy: str | None = None
+    """td3 (trained on the source task with dense reward, ``source_steps``: Table 1 on MuJoCo)
+    or scripted (the family's hand-designed policy: Table 1 on Meta-World); None: scripted
+    where the family has one, else td3."""
     target_policy_steps: int = 20_000
     """Cross-body only: TD3 env steps of the target data policy, which collects the target's
     dataset with ``dataset_noise`` (the source policy cannot act on another body); 0 collects it
@@ -103,12 +107,21 @@ class TransferConfig:
             self.target = family.check_task(self.target)
             if self.source == self.target:
                 raise MCATError(
-                    f"source and target are the same task ({self.source:g}); "
+                    f"source and target are the same task ({task_key(self.source)}); "
                     "choose two different tasks"
                 )
         else:
             self.target = get_family(self.target_family).check_task(self.target)
             check_int("target_policy_steps", self.target_policy_steps, 0)
+        if self.source_policy not in (None, "td3", "scripted"):
+            raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
+        if self.source_policy == "scripted" and family.scripted_policy is None:
+            raise MCATError(
+                f"{self.family} has no scripted policy; train the source with TD3 "
+                "(--source-policy td3)"
+            )
+        if self.scripted_source and self.target_family is not None:
+            raise MCATError("a transfer to another body needs a TD3 source (--source-policy td3)")
         check_experiment_settings(self)
         if self.objective not in ("nll", "l1"):
             raise MCATError(f"objective must be nll or l1, got {self.objective!r}")
@@ -120,6 +133,13 @@ class TransferConfig:
             from mcat.experiments.cross_body import check_cross_body  # it imports this module
 
             check_cross_body(self)
+
+    @property
+    def scripted_source(self) -> bool:
+        """Whether the source policy is the family's scripted one (see ``source_policy``)."""
+        if self.source_policy is not None:
+            return self.source_policy == "scripted"
+        return get_family(self.family).scripted_policy is not None
 
 
 def check_experiment_settings(cfg: TransferConfig | MatrixConfig) -> None:
@@ -181,7 +201,7 @@ class Cache:
         write_json(folder / "meta.json", meta)
 
 
-def _policy_meta(cfg: TransferConfig, family: str, task: float, steps: int) -> dict:
+def _policy_meta(cfg: TransferConfig, family: str, task: TaskValue, steps: int) -> dict:
     """What a TD3 policy trained on one task depends on (the source policy, or a cross-body
     target's data policy)."""
     return {
@@ -212,8 +232,8 @@ def td3_policy(
     cfg: TransferConfig,
     cache: Cache,
     family: str,
-    task: float,
-    eval_task: float,
+    task: TaskValue,
+    eval_task: TaskValue,
     steps: int,
     log,
     role: str = "source policy",
@@ -223,7 +243,8 @@ def td3_policy(
     meta = _policy_meta(cfg, family, task, steps)
     folder = cache.path("source", _key(meta))
     if not cache.check(folder, meta):
-        log(f"training the {role} (TD3, {family} task {task:g}, {steps:,} steps) in {folder}")
+        what = f"TD3, {family} task {task_key(task)}, {steps:,} steps"
+        log(f"training the {role} ({what}) in {folder}")
         run = RunConfig(
             family=family,
             algo="td3",
@@ -245,12 +266,26 @@ def td3_policy(
     return folder / "run", meta
 
 
+def source_agent(cfg: TransferConfig, cache: Cache, log) -> tuple[Path | None, Any, dict]:
+    """The source policy (its run folder, None for a scripted one), ready to act, and the
+    metadata that identifies it."""
+    if cfg.scripted_source:
+        family = get_family(cfg.family)
+        assert family.scripted_policy is not None  # validate checked
+        log(f"source policy: the scripted policy of {cfg.family} task {task_key(cfg.source)}")
+        policy = ScriptedPolicy(family.scripted_policy(cfg.source))
+        return None, policy, {"kind": "scripted-policy", "family": cfg.family, "task": cfg.source}
+    run_dir, meta = source_policy(cfg, cache, log)
+    _, agent, _ = load_run_agent(run_dir)
+    return run_dir, agent, meta
+
+
 def dataset(
     cfg: TransferConfig,
     cache: Cache,
     agent,
     policy_meta: dict | None,
-    task: float,
+    task: TaskValue,
     log,
     family: str | None = None,
     rewards: bool = False,
@@ -274,11 +309,11 @@ def dataset(
     folder = cache.path("data", _key(meta))
     file = folder / "data.npz"
     if cache.check(folder, meta):
-        log(f"reusing the dataset of {family} task {task:g} in {folder}")
+        log(f"reusing the dataset of {family} task {task_key(task)} in {folder}")
         with np.load(file) as data:
             return {k: data[k] for k in data.files}, meta
     by = "random actions" if agent is None else f"policy + noise {cfg.dataset_noise}"
-    log(f"collecting {cfg.dataset_size:,} transitions on {family} task {task:g} ({by})")
+    log(f"collecting {cfg.dataset_size:,} transitions on {family} task {task_key(task)} ({by})")
     col = Collector(
         get_family(family),
         [task],
@@ -443,6 +478,39 @@ def prepare_result(cfg, out: Path, overwrite: bool, what: str) -> Path:
     return out
 
 
+def draw_paths(cfg: TransferConfig, family, agent, transferred, out: Path) -> str:
+    """Paper Fig. 4: the paths of the first scored episode of the source policy on the source,
+    the source policy on the target and the transferred policy on the target, seen from above
+    (``paths.png``; the positions in ``paths.npz``). Returns the picture's file name."""
+    from mcat.plot import plot_paths
+
+    assert family.positions is not None
+    panels = {}
+    for name, policy, task in (
+        (f"source policy on {task_key(cfg.source)}", agent, cfg.source),
+        (f"source policy on {task_key(cfg.target)}", agent, cfg.target),
+        (f"transferred policy on {task_key(cfg.target)}", transferred, cfg.target),
+    ):
+        _, _, episodes = run_episodes(
+            family,
+            [task],
+            [[eval_seed(cfg.seed, task, 0)]],
+            row_policy(policy.context, policy.act),
+            agent.cfg.history,
+            max_episode_steps=cfg.max_episode_steps,
+            record=True,
+        )
+        assert episodes is not None
+        e = episodes[0]
+        panels[name] = family.positions(np.concatenate([e.obs[:1], e.next_obs]))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{i}_{k}": v for i, p in enumerate(panels.values()) for k, v in p.items()})
+    atomic_write_bytes(out / "paths.npz", buffer.getvalue())
+    title = f"{cfg.family}: {task_key(cfg.source)} -> {task_key(cfg.target)} ({cfg.translator})"
+    plot_paths(panels, out / "paths.png", title)
+    return "paths.png"
+
+
 def run_transfer(
     cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print
 ) -> dict:
@@ -456,8 +524,7 @@ def run_transfer(
 
         return run_cross_body(cfg, cache, out, log)
     start = time.perf_counter()
-    run_dir, policy_meta = source_policy(cfg, cache, log)
-    _, agent, _ = load_run_agent(run_dir)
+    run_dir, agent, policy_meta = source_agent(cfg, cache, log)
     source_data, _ = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
     target_data, target_meta = dataset(cfg, cache, agent, policy_meta, cfg.target, log)
     model = target_model(cfg, cache, target_data, target_meta, log)
@@ -489,9 +556,12 @@ def run_transfer(
         "source_on_target": _mean_se(episodes(agent, cfg.target)),
         "transferred_on_target": _mean_se(episodes(transferred, cfg.target)),
         "wall_time_s": time.perf_counter() - start,
-        "source_run": str(run_dir),  # the source policy's run folder (for mcat video)
+        # the source policy's run folder (for mcat video; none for a scripted source)
+        "source_run": None if run_dir is None else str(run_dir),
     }
     atomic_torch_save(H.state_dict(), out / "translator.pt")
+    if family.positions is not None:
+        summary["paths"] = draw_paths(cfg, family, agent, transferred, out)
     write_json(out / SUMMARY, summary)
     for key in ("source_on_source", "source_on_target", "transferred_on_target"):
         log(f"  {key:22s} {summary[key]['mean']:9.1f} ± {summary[key]['se']:.1f}")

@@ -48,7 +48,7 @@ from mcat.models.translator import ActionTranslator
 from mcat.policies import SourceAction, TransferredPolicy
 from mcat.replay import MultiTaskReplay
 from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
-from mcat.tasks import get_family
+from mcat.tasks import TaskValue, get_family, task_key
 from mcat.train import Trainer, load_run_agent
 from mcat.validation import check_creatable_dir
 
@@ -59,7 +59,7 @@ class MatrixConfig:
 
     family: str
     """Task family."""
-    tasks: list[float] = field(default_factory=list)
+    tasks: list[TaskValue] = field(default_factory=list)
     """The tasks (at least two); every ordered pair is evaluated."""
     seed: int = 0
     """Seed of the source policy, datasets, models and evaluation."""
@@ -271,13 +271,13 @@ def improvement(source: float, transferred: float) -> float:
     return 100.0 * (transferred - source) / max(abs(source), 1e-8)
 
 
-def heatmap(matrix: np.ndarray, tasks: list[float], path: Path, title: str) -> None:
+def heatmap(matrix: np.ndarray, tasks: list[TaskValue], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{v:g}" for v in tasks]
+    labels = [task_key(v) for v in tasks]
     fig, ax = plt.subplots(figsize=(1.1 * len(tasks) + 2.5, 1.0 * len(tasks) + 1.5))
     bound = max(float(np.abs(matrix).max()), 1e-8)
     im = ax.imshow(matrix, cmap="RdBu", vmin=-bound, vmax=bound)
@@ -366,14 +366,14 @@ def run_matrix(
                 }
             )
             log(
-                f"  {src:g} -> {tgt:g}: source {s['mean']:9.1f}  "
+                f"  {task_key(src)} -> {task_key(tgt)}: source {s['mean']:9.1f}  "
                 f"transferred {t['mean']:9.1f}  ({matrix[j, i]:+.1f}%)"
             )
     _write_csv(out / "pairs.csv", list(rows[0]), [list(r.values()) for r in rows])
     _write_csv(
         out / "improvement.csv",
-        ["source \\ target"] + [f"{v:g}" for v in tasks],
-        [[f"{src:g}"] + [round(float(x), 2) for x in matrix[j]] for j, src in enumerate(tasks)],
+        ["source \\ target"] + [task_key(v) for v in tasks],
+        [[task_key(src)] + [round(float(x), 2) for x in matrix[j]] for j, src in enumerate(tasks)],
     )
     heatmap(matrix, tasks, out / "improvement.png", heatmap_title(cfg))
     off_diagonal = matrix[~np.eye(len(tasks), dtype=bool)]

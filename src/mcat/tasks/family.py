@@ -1,6 +1,10 @@
 """Task families: a set of MDPs that share states, actions and reward but differ in one physics
 parameter (paper Sec. 3.1), and the registry that names them.
 
+A task is a value of the family's parameter: a number (an armature), a string (a Meta-World
+environment name) or a small vector (a goal position). :func:`task_key` gives each task the stable
+string used in files, seeds and on the command line: ``0.5``, ``push-v3``, ``0.1,0.8,0.2``.
+
 A family is plain data plus two functions: how to build the gymnasium environment, and how to
 apply a task's parameter value to it. Users register their own families with
 :func:`register_family`; nothing in the package needs editing.
@@ -24,14 +28,36 @@ from mcat.errors import MCATError
 from mcat.plugins import load_plugins
 from mcat.tasks.wrappers import DelayedReward
 
-TaskValue = float | int
+TaskValue = float | int | str | tuple[float, ...]
 STYLES = ("paper", "gymnasium")
 GYM_NAMESPACE = "mcat"
 ENTRY_POINT = "mcat.tasks.family:make_task_env"
 
 
+def task_key(value: TaskValue) -> str:
+    """The stable string of a task: a number as ``f"{v:g}"`` (``0.1``, ``3``: the keys of every
+    run directory written before tasks could be strings or vectors), a string as it is, a vector
+    as its numbers joined by commas (``0.1,0.8,0.2``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return ",".join(f"{x:g}" for x in value)
+    return f"{value:g}"
+
+
+def _number(task: Any, family: str) -> float:
+    if isinstance(task, bool):
+        raise MCATError(f"task value for {family} must be a number, got {task!r}")
+    try:
+        return float(task)
+    except (TypeError, ValueError):
+        raise MCATError(f"task value for {family} must be a number, got {task!r}") from None
+
+
 class Domain(Protocol):
-    """The values a task parameter may take; ``str(domain)`` describes them to a user."""
+    """The values a task parameter may take; ``str(domain)`` describes them to a user. A domain
+    may also offer ``parse(task, family) -> TaskValue``, which turns what a user or a JSON file
+    gives (``"0.5"``, ``[0.1, 0.8, 0.2]``) into a task value; without it tasks are numbers."""
 
     def contains(self, value: TaskValue) -> bool: ...
 
@@ -45,7 +71,12 @@ class Interval:
     low_open: bool = False
     high_open: bool = False
 
+    def parse(self, task: Any, family: str) -> TaskValue:
+        return _number(task, family)
+
     def contains(self, value: TaskValue) -> bool:
+        if not isinstance(value, int | float):
+            return False
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return bool(above and below)
@@ -58,15 +89,52 @@ class Interval:
 
 @dataclass(frozen=True)
 class Choice:
-    """A finite set of values (for example crippled-leg indices)."""
+    """A finite set of values: numbers (crippled-leg indices) or strings (environment names)."""
 
     values: tuple[TaskValue, ...]
+
+    def parse(self, task: Any, family: str) -> TaskValue:
+        if any(isinstance(v, str) for v in self.values):
+            return task if isinstance(task, str) else repr(task)  # refused by contains
+        value = _number(task, family)
+        return int(value) if math.isfinite(value) and value == int(value) else value
 
     def contains(self, value: TaskValue) -> bool:
         return value in self.values
 
     def __str__(self) -> str:
-        return "one of " + ", ".join(f"{v:g}" for v in self.values)
+        return "one of " + ", ".join(task_key(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Vectors of ``len(low)`` numbers within ``low`` and ``high`` (each coordinate), for example
+    goal positions inside a robot's workspace. Written ``x,y,z`` on the command line."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def parse(self, task: Any, family: str) -> TaskValue:
+        parts = task.split(",") if isinstance(task, str) else task
+        if not isinstance(parts, list | tuple) or len(parts) != len(self.low):
+            raise MCATError(
+                f"task value for {family} must be {len(self.low)} numbers "
+                f"(comma-separated on the command line), got {task!r}"
+            )
+        return tuple(_number(x, family) for x in parts)
+
+    def contains(self, value: TaskValue) -> bool:
+        return (
+            isinstance(value, tuple)
+            and len(value) == len(self.low)
+            and all(
+                math.isfinite(x) and lo <= x <= hi
+                for x, lo, hi in zip(value, self.low, self.high, strict=True)
+            )
+        )
+
+    def __str__(self) -> str:
+        return f"a vector within [{task_key(self.low)}] and [{task_key(self.high)}]"
 
 
 def check_reward_delay(reward_delay: Any) -> int:
@@ -108,6 +176,12 @@ class TaskFamily:
         gym_name: the gymnasium name under the ``mcat/`` namespace (registered as
             ``mcat/<gym_name>-v0``); empty = derived from ``name`` (``my-family`` ->
             ``MyFamily``).
+        scripted_policy: ``scripted_policy(task)`` gives a hand-designed policy of the task,
+            ``policy(obs) -> action`` for one observation, where the benchmark ships one
+            (Meta-World); `mcat transfer --source-policy scripted` transfers it.
+        positions: ``positions(obs)`` gives named 3-D positions (``"effector"``, ``"object"``,
+            ``"goal"``: [steps, 3] each) read from a batch of observations, where they are in
+            them; `mcat transfer` then draws the paths of its episodes (paper Fig. 4).
     """
 
     name: str
@@ -116,13 +190,15 @@ class TaskFamily:
     train_tasks: tuple[TaskValue, ...]
     test_tasks: tuple[TaskValue, ...]
     domain: Domain
-    apply: Callable[[gym.Env, TaskValue], gym.Env | None] | None = None
-    task_env_kwargs: Callable[[TaskValue], Mapping[str, Any]] | None = None
+    apply: Callable[[gym.Env, Any], gym.Env | None] | None = None
+    task_env_kwargs: Callable[[Any], Mapping[str, Any]] | None = None
     paper_env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     default_task: TaskValue | None = None
     max_episode_steps: int = 1000
     description: str = ""
     gym_name: str = ""
+    scripted_policy: Callable[[Any], Callable[[Any], Any]] | None = None
+    positions: Callable[[Any], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not self.train_tasks:
@@ -148,19 +224,22 @@ class TaskFamily:
         return self.train_tasks + tuple(v for v in self.test_tasks if v not in self.train_tasks)
 
     def check_task(self, task: Any) -> TaskValue:
-        """Return ``task`` as a number in the family's domain, or raise :class:`MCATError`."""
-        try:
-            value = float(task)
-        except (TypeError, ValueError):
-            raise MCATError(f"task value for {self.name} must be a number, got {task!r}") from None
-        if math.isfinite(value) and value == int(value) and isinstance(self.domain, Choice):
-            value = int(value)
-        if not math.isfinite(value) or not self.domain.contains(value):
+        """Return ``task`` (a value, or its key as a string) as a value in the family's domain,
+        or raise :class:`MCATError`."""
+        parse = getattr(self.domain, "parse", None)
+        value = parse(task, self.name) if parse is not None else _number(task, self.name)
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not finite or not self.domain.contains(value):
+            shown = task if isinstance(task, str) else repr(task)  # as the user wrote it
             raise MCATError(
-                f"task value {task!r} is not valid for {self.name} ({self.parameter}): "
+                f"task value {shown} is not valid for {self.name} ({self.parameter}): "
                 f"it must be {self.domain}"
             )
         return value
+
+    def task(self, key: str) -> TaskValue:
+        """The task whose :func:`task_key` is ``key`` (as a run directory's files name it)."""
+        return self.check_task(key)
 
     def make_env(
         self,

@@ -25,7 +25,7 @@ import mujoco
 import numpy as np
 
 from mcat.errors import MCATError
-from mcat.tasks.family import Choice, Interval, TaskFamily, TaskValue, register_family
+from mcat.tasks.family import Choice, Interval, TaskFamily, register_family
 from mcat.tasks.wrappers import CrippleActions
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ NO_CRIPPLED_LEG = -1
 CRIPPLE_SHRINK = 0.5  # size factor of the crippled leg's two moving capsules
 
 
-def cripple_leg(env: gym.Env, leg: TaskValue) -> gym.Env | None:
+def cripple_leg(env: gym.Env, leg: int) -> gym.Env | None:
     """Cripple Ant leg ``leg`` (0..3; -1 = none): its two motors are forced to 0 and the capsules
     of its thigh and shin shrink by :data:`CRIPPLE_SHRINK` (radius and length, so it touches the
     ground less), following the crippled-ant task of Nagabandi et al. 2018."""

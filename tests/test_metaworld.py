@@ -1,0 +1,103 @@
+"""Meta-World (paper Table 1): the family runs on this project's MuJoCo, the scripted source policy
+succeeds on its task and fails on the targets untranslated, and `mcat transfer` runs end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mcat.cli import main
+from mcat.collect import evaluate
+from mcat.errors import MCATError
+from mcat.policies import ScriptedPolicy
+from mcat.tasks import get_family
+from mcat.tasks.metaworld_families import make_metaworld_env
+
+FAMILY = get_family("metaworld-push")
+
+
+def _return(policy_task, task):
+    policy = ScriptedPolicy(FAMILY.scripted_policy(policy_task))
+    return evaluate(FAMILY, [task], policy.context, policy.act, history=1)[task]
+
+
+@pytest.mark.parametrize("task", FAMILY.all_tasks)
+def test_each_scripted_policy_reaches_its_goal(task):
+    # reward 1 per step at the goal: the arm drives the weld Meta-World writes for MuJoCo 3
+    assert _return(task, task) > 0
+
+
+def test_the_source_policy_fails_on_the_targets_untranslated():
+    assert _return("push-v3", "push-v3") > 100
+    assert _return("push-v3", "coffee-push-v3") == 0
+    assert _return("push-v3", "push-back-v3") == 0
+
+
+def test_episodes_start_from_the_fixed_layout_whatever_the_seed():
+    a, b = make_metaworld_env("coffee-push-v3"), make_metaworld_env("coffee-push-v3")
+    obs_a, _ = a.reset(seed=1)
+    obs_b, _ = b.reset(seed=2)
+    assert (obs_a == obs_b).all() and (obs_a[-3:] != 0).any()  # the goal is observed
+    _, reward, _, _, info = a.step(a.action_space.sample())
+    assert reward == info["success"] == 0 and "dense_reward" in info
+
+
+def test_an_unknown_environment_is_named():
+    with pytest.raises(MCATError, match="unknown Meta-World environment 'pussh-v3'"):
+        make_metaworld_env("pussh-v3")
+
+
+def test_transfer_from_the_scripted_source_runs_end_to_end(tmp_path, capsys):
+    argv = ["transfer", "metaworld-push", "--source", "push-v3", "--target", "coffee-push-v3"]
+    argv += ["--dataset-size", "600", "--model-steps", "20", "--translator-steps", "20"]
+    argv += ["--eval-episodes", "1", "--threads", "1", "--quiet"]
+    argv += ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["source_run"] is None  # no trained source
+    # Fig. 4: the paths of the three first scored episodes, drawn and saved
+    assert summary["paths"] == "paths.png" and (tmp_path / "out" / "paths.png").stat().st_size
+    with np.load(tmp_path / "out" / "paths.npz") as paths:
+        hand = paths["0_effector"]  # the source policy on its task: the hand moves, the goal not
+        assert hand.shape == (501, 3) and np.ptp(hand[:, 1]) > 0.1
+        assert np.ptp(paths["0_goal"], axis=0).max() == 0
+        miss = np.linalg.norm(paths["0_object"] - paths["0_goal"], axis=1)
+        assert miss.min() < 0.05 < miss[0]  # pushed to the goal
+    assert summary["source_on_source"]["mean"] > 100
+    assert summary["source_on_target"]["mean"] == 0
+    assert 0 <= summary["transferred_on_target"]["mean"] <= 500
+    data = sorted((tmp_path / "cache" / "data").glob("*/meta.json"))
+    metas = [json.loads(p.read_text()) for p in data]
+    assert {m["task"] for m in metas} == {"push-v3", "coffee-push-v3"}
+    assert all(m["size"] == 600 for m in metas)
+    # mcat video films it (short episodes: the arm's meshes render slowly in software GL, about
+    # 0.1 s a frame here): the scripted source beside the transferred policy, on the target
+    short = [*argv[:-4], "--max-episode-steps", "40", "--out", str(tmp_path / "short")]
+    assert main([*short, "--cache", str(tmp_path / "cache")]) == 0
+    video = ["video", str(tmp_path / "short"), "--cache", str(tmp_path / "cache"), "--episodes"]
+    assert (
+        main([*video, "1", "--width", "32", "--height", "32", "-o", str(tmp_path / "v.gif")]) == 0
+    )
+    assert "41 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "pussh-v3"], "task value pussh-v3 is not valid for metaworld-push"),
+        (["--target", "coffee-push-v3", "--source-steps", "10"], "a scripted source needs none"),
+    ],
+)
+def test_bad_metaworld_transfer_input(extra, message, tmp_path, capsys):
+    argv = ["transfer", "metaworld-push", "--source", "push-v3", "--source-policy", "scripted"]
+    argv += [*extra, "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_scripted_source_where_the_family_has_none(tmp_path, capsys):
+    argv = ["transfer", "point-gain", "--source", "1", "--target", "2", "--source-policy"]
+    assert main([*argv, "scripted", "--out", str(tmp_path / "o")]) == 2
+    assert "point-gain has no scripted policy" in capsys.readouterr().err
