@@ -101,3 +101,61 @@ def test_a_scripted_source_where_the_family_has_none(tmp_path, capsys):
     argv = ["transfer", "point-gain", "--source", "1", "--target", "2", "--source-policy"]
     assert main([*argv, "scripted", "--out", str(tmp_path / "o")]) == 2
     assert "point-gain has no scripted policy" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- tasks that differ in reward
+
+REACH = get_family("metaworld-reach")
+SOURCE_GOAL, TARGET_GOAL = REACH.train_tasks[0], REACH.test_tasks[0]
+
+
+def test_reach_hides_the_goal_and_pays_more_near_it():
+    env = REACH.make_env(TARGET_GOAL)
+    obs, _ = env.reset(seed=0)
+    assert (obs[-3:] == 0).all()  # the policy cannot read the goal
+    policy = ScriptedPolicy(REACH.scripted_policy(TARGET_GOAL))
+    rewards, distances = [], []
+    for _ in range(60):
+        obs, reward, _, _, info = env.step(policy.act(obs[None])[0])
+        rewards.append(reward)
+        distances.append(info["distance"])
+    assert rewards == pytest.approx([0.05 / (0.05 + d) for d in distances])
+    assert distances[-1] < 0.05 < distances[0] and rewards[-1] > 0.5 > rewards[0]
+    # the source's policy heads for its own goal: less reward on the target than the target's
+    own, source = _reach_return(TARGET_GOAL), _reach_return(SOURCE_GOAL)
+    assert own > source + 20, (own, source)
+
+
+def _reach_return(policy_goal):
+    policy = ScriptedPolicy(REACH.scripted_policy(policy_goal))
+    return evaluate(REACH, [TARGET_GOAL], policy.context, policy.act, history=1)[TARGET_GOAL]
+
+
+def test_a_state_translator_between_goals_runs_end_to_end(tmp_path):
+    argv = ["transfer", "metaworld-reach", "--source", "0,0.85,0.175", "--target", "0.1,0.85,0.175"]
+    argv += ["--state-translator", "--dataset-size", "600", "--model-steps", "20"]
+    argv += ["--translator-steps", "20", "--eval-episodes", "1", "--threads", "1", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["target"] == [0.1, 0.85, 0.175] and summary["target_family"] is None
+    assert summary["source_on_target"]["mean"] == pytest.approx(_reach_return(SOURCE_GOAL))
+    assert summary["source_on_source"]["mean"] > summary["source_on_target"]["mean"]
+    assert summary["paths"] == "paths.png" and (tmp_path / "o" / "state_translator.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--target", "0.5,0.85,0.175"],
+            "must be a vector within [-0.1,0.8,0.05] and [0.1,0.9,0.3]",
+        ),
+        (["--target", "0.1,0.85"], "must be 3 numbers"),
+        (["--target", "push-v3", "--target-family", "metaworld-push"], "drop --state"),
+    ],
+)
+def test_bad_reach_transfer_input(extra, message, tmp_path, capsys):
+    argv = ["transfer", "metaworld-reach", "--source", "0,0.85,0.175", "--state-translator"]
+    assert main([*argv, *extra, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

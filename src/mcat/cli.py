@@ -534,9 +534,9 @@ def cmd_video(args: argparse.Namespace) -> int:
             f"({tcfg.translator})"
         )
         names = ("source policy, left", "transferred, right")
-        if tcfg.target_family is not None:
+        if tcfg.joint:
             what = (
-                f"transfer {tcfg.family} {task_key(tcfg.source)} -> {tcfg.target_family} "
+                f"transfer {tcfg.family} {task_key(tcfg.source)} -> {tcfg.target_family_name} "
                 f"{task_key(tcfg.target)} ({tcfg.translator})"
             )
             names = ("source policy on its body, left", "transferred, right")
@@ -569,7 +569,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         )
     if args.source_policy == "scripted" and args.source_steps is not None:
         raise MCATError("--source-steps trains a TD3 source; a scripted source needs none")
-    extra = ("translator", "target_family", "target_policy_steps", "source_policy")
+    extra: tuple[str, ...] = ("translator", "target_family", "target_policy_steps", "source_policy")
+    extra += ("state_translator",) if args.state_translator else ()
     values = _experiment_values(args, extra)
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
     target = args.target if args.target_family is None else f"{args.target_family}-{args.target}"
@@ -868,6 +869,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-family",
         help="the target's family when its body has other state and action spaces (paper Sec. "
         "6, e.g. halfcheetah-3leg): a state translator is learned jointly with H",
+    )
+    p.add_argument(
+        "--state-translator",
+        action="store_true",
+        help="learn a state translator jointly with H between two tasks of the family (paper "
+        "Sec. 6, tasks whose rewards differ)",
     )
     p.add_argument(
         "--target-policy-steps",

@@ -170,7 +170,7 @@ def record_transfer(
     cfg = dataclass_from_dict(TransferConfig, json.loads((folder / "config.json").read_text()))
     cfg.validate()
     if task is not None:
-        task = _task(get_family(cfg.target_family or cfg.family), task, "task")
+        task = _task(get_family(cfg.target_family_name), task, "task")
     if task is not None and task != cfg.target:
         raise MCATError(
             f"--task {task_key(task)}: this transfer result maps task {task_key(cfg.source)} "
@@ -190,16 +190,17 @@ def record_transfer(
         height=height,
     )
     history = agent.cfg.history
-    if cfg.target_family is not None:  # another body: the source policy cannot act on it
+    if cfg.joint:  # G and H: shown beside the source policy on its own task
         from mcat.experiments.cross_body import body_dims
         from mcat.models.state_translator import StateTranslator
         from mcat.policies import CrossBodyPolicy
 
-        tgt_obs, tgt_act, _ = body_dims(cfg.target_family, cfg.target)
-        G = StateTranslator(agent.obs_dim, tgt_obs)
+        src_obs, src_act, _ = body_dims(cfg.family, cfg.source)
+        tgt_obs, tgt_act, _ = body_dims(cfg.target_family_name, cfg.target)
+        G = StateTranslator(src_obs, tgt_obs)
         G.load_state_dict(load_checkpoint_file(folder / "state_translator.pt"))
         H = ActionTranslator(
-            tgt_obs, agent.act_dim, conditioned=False, max_action=agent.max_action, out_dim=tgt_act
+            tgt_obs, src_act, conditioned=False, max_action=agent.max_action, out_dim=tgt_act
         )
         H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
         G.eval()
@@ -210,7 +211,7 @@ def record_transfer(
             family, cfg.source, source_seeds, row_policy(agent.context, agent.act), history, make
         )
         on_target = _play(
-            get_family(cfg.target_family),
+            get_family(cfg.target_family_name),
             cfg.target,
             seeds,
             row_policy(body.context, body.act),

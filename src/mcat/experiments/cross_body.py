@@ -39,7 +39,8 @@ from mcat.experiments.transfer import (
     _lr_schedule,
     _mean_se,
     dataset,
-    source_policy,
+    draw_paths,
+    source_agent,
     target_model,
     td3_policy,
 )
@@ -66,10 +67,9 @@ def body_dims(family: str, task: TaskValue) -> tuple[int, int, float]:
 
 def check_cross_body(cfg: TransferConfig) -> None:
     """The cross-body settings, with a one-line error where they make no sense."""
-    assert cfg.target_family is not None
     src = body_dims(cfg.family, cfg.source)
-    tgt = body_dims(cfg.target_family, cfg.target)
-    if src[:2] == tgt[:2]:
+    tgt = body_dims(cfg.target_family_name, cfg.target)
+    if cfg.target_family is not None and src[:2] == tgt[:2]:
         raise MCATError(
             f"--target-family: {cfg.family} and {cfg.target_family} share their state and action "
             f"spaces ({src[0]} states, {src[1]} actions), so no state translator is needed; "
@@ -88,7 +88,7 @@ def reward_model(
     """The target's reward model R_t (cached), trained as long as F_t."""
     meta = {
         "kind": "reward-model",
-        "family": cfg.target_family,
+        "family": cfg.target_family_name,
         "task": cfg.target,
         "steps": cfg.model_steps,
         "batch": cfg.batch_size,
@@ -180,16 +180,17 @@ class _RandomPolicy:
 
 def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     """Steps 1-5 of the module docstring; writes the translators and the summary to ``out``."""
-    assert cfg.target_family is not None
     start = time.perf_counter()
-    run_dir, policy_meta = source_policy(cfg, cache, log)
-    _, agent, _ = load_run_agent(run_dir)
+    target_family = cfg.target_family_name
+    run_dir, agent, policy_meta = source_agent(cfg, cache, log)
     target_agent, target_meta, target_run = None, None, None
-    if cfg.target_policy_steps:
+    if cfg.target_family is None:  # one body, other rewards: the source policy collects on the
+        target_agent, target_meta = agent, policy_meta  # target too, as in Table 1
+    elif cfg.target_policy_steps:
         target_run, target_meta = td3_policy(
             cfg,
             cache,
-            cfg.target_family,
+            target_family,
             cfg.target,
             cfg.target,
             cfg.target_policy_steps,
@@ -199,15 +200,15 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
         _, target_agent, _ = load_run_agent(target_run)
     source_data, _ = dataset(cfg, cache, agent, policy_meta, cfg.source, log, rewards=True)
     target_data, data_meta = dataset(
-        cfg, cache, target_agent, target_meta, cfg.target, log, cfg.target_family, rewards=True
+        cfg, cache, target_agent, target_meta, cfg.target, log, target_family, rewards=True
     )
-    F = target_model(cfg, cache, target_data, data_meta, log, family=cfg.target_family)
+    F = target_model(cfg, cache, target_data, data_meta, log, family=target_family)
     R = reward_model(cfg, cache, target_data, data_meta, log)
     G, H = train_translators(cfg, source_data, target_data, F, R, agent.max_action, log)
     G.eval()
     H.eval()
     transferred = CrossBodyPolicy(agent.actor, G, H)
-    _, tgt_act_dim, bound = body_dims(cfg.target_family, cfg.target)
+    _, tgt_act_dim, bound = body_dims(target_family, cfg.target)
 
     def episodes(policy, family: str, task: TaskValue, history: int) -> dict:
         returns = evaluate(
@@ -224,6 +225,7 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
         return _mean_se(returns)
 
     history = agent.cfg.history
+    random = _RandomPolicy(tgt_act_dim, bound, cfg.seed)
     summary: dict[str, Any] = {
         "family": cfg.family,
         "target_family": cfg.target_family,
@@ -232,18 +234,21 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
         "seed": cfg.seed,
         "translator": cfg.translator,
         "source_on_source": episodes(agent, cfg.family, cfg.source, history),
-        "random_on_target": episodes(
-            _RandomPolicy(tgt_act_dim, bound, cfg.seed), cfg.target_family, cfg.target, history
-        ),
+        "random_on_target": episodes(random, target_family, cfg.target, history),
     }
-    if target_agent is not None:
+    if cfg.target_family is None:  # the same body: the source policy acts on the target as is
+        summary["source_on_target"] = episodes(agent, target_family, cfg.target, history)
+    elif target_agent is not None:
         summary["data_policy_on_target"] = episodes(
-            target_agent, cfg.target_family, cfg.target, target_agent.cfg.history
+            target_agent, target_family, cfg.target, target_agent.cfg.history
         )
-    summary["transferred_on_target"] = episodes(transferred, cfg.target_family, cfg.target, history)
+    summary["transferred_on_target"] = episodes(transferred, target_family, cfg.target, history)
     summary["wall_time_s"] = time.perf_counter() - start
-    summary["source_run"] = str(run_dir)
+    summary["source_run"] = None if run_dir is None else str(run_dir)
     summary["target_policy_run"] = None if target_run is None else str(target_run)
+    family = get_family(cfg.family)
+    if cfg.target_family is None and family.positions is not None:
+        summary["paths"] = draw_paths(cfg, family, agent, transferred, out)
     atomic_torch_save(G.state_dict(), out / "state_translator.pt")
     atomic_torch_save(H.state_dict(), out / "translator.pt")
     write_json(out / SUMMARY, summary)

@@ -99,19 +99,26 @@ class TransferConfig:
     """Cross-body only: TD3 env steps of the target data policy, which collects the target's
     dataset with ``dataset_noise`` (the source policy cannot act on another body); 0 collects it
     with uniformly random actions (Zhang et al. 2020c's protocol)."""
+    state_translator: bool = False
+    """Learn a state translator G jointly with H between two tasks of ``family`` (paper Sec. 6
+    (1): tasks whose rewards differ, e.g. reaching other goals), as between bodies
+    (:mod:`mcat.experiments.cross_body`); always so with ``target_family``."""
 
     def validate(self) -> None:
         family = get_family(self.family)
+        if self.state_translator and self.target_family is not None:
+            raise MCATError(
+                "--state-translator is for two tasks of one family; with --target-family a "
+                "state translator is always learned (drop --state-translator)"
+            )
         self.source = family.check_task(self.source)
-        if self.target_family is None:
-            self.target = family.check_task(self.target)
-            if self.source == self.target:
-                raise MCATError(
-                    f"source and target are the same task ({task_key(self.source)}); "
-                    "choose two different tasks"
-                )
-        else:
-            self.target = get_family(self.target_family).check_task(self.target)
+        self.target = get_family(self.target_family or self.family).check_task(self.target)
+        if self.target_family is None and self.source == self.target:
+            raise MCATError(
+                f"source and target are the same task ({task_key(self.source)}); "
+                "choose two different tasks"
+            )
+        if self.target_family is not None:
             check_int("target_policy_steps", self.target_policy_steps, 0)
         if self.source_policy not in (None, "td3", "scripted"):
             raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
@@ -129,10 +136,20 @@ class TransferConfig:
             raise MCATError(
                 f"unknown translator {self.translator!r}; available: {', '.join(TRANSLATORS)}"
             )
-        if self.target_family is not None:
+        if self.joint:
             from mcat.experiments.cross_body import check_cross_body  # it imports this module
 
             check_cross_body(self)
+
+    @property
+    def joint(self) -> bool:
+        """Whether G is learned with H (another body, or ``state_translator``)."""
+        return self.target_family is not None or self.state_translator
+
+    @property
+    def target_family_name(self) -> str:
+        """The target task's family."""
+        return self.target_family or self.family
 
     @property
     def scripted_source(self) -> bool:
@@ -519,7 +536,7 @@ def run_transfer(
     check_creatable_dir(Path(cache_dir), "--cache")
     cache = Cache(cache_dir)
     out = prepare_result(cfg, out, overwrite, "transfer")
-    if cfg.target_family is not None:
+    if cfg.joint:
         from mcat.experiments.cross_body import run_cross_body
 
         return run_cross_body(cfg, cache, out, log)

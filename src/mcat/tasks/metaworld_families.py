@@ -39,10 +39,11 @@ import gymnasium as gym
 import numpy as np
 
 from mcat.errors import MCATError
-from mcat.tasks.family import Choice, TaskFamily, register_family
+from mcat.tasks.family import Box, Choice, TaskFamily, register_family
 
 TABLE1_TASKS = ("push-v3", "coffee-push-v3", "push-back-v3")
 EPISODE_STEPS = 500
+REACH_STEPS = 200  # the scripted reach gets there in about 40 steps
 _PATCHED = False
 
 
@@ -108,9 +109,13 @@ def make_metaworld_env(
     render_mode: str | None = None,
     width: int = 480,
     height: int = 480,
+    goal: tuple[float, ...] | None = None,
+    goal_observed: bool = True,
+    object_position: tuple[float, ...] | None = None,
 ) -> gym.Env:
     """A Meta-World v3 environment with fixed object and goal positions (drawn once with
-    ``layout_seed``), the goal observed, and the success reward."""
+    ``layout_seed``; ``goal`` replaces the drawn goal), the goal observed or not (zeros in its
+    place, Meta-World's "goal hidden"), and the success reward."""
     metaworld = _metaworld()
     classes = metaworld.env_dict.ALL_V3_ENVIRONMENTS
     if env_name not in classes:
@@ -122,16 +127,67 @@ def make_metaworld_env(
     np.random.seed(layout_seed)
     try:
         env = classes[env_name](render_mode=render_mode, width=width, height=height)
-        env._partially_observable = False  # the goal is observed (the scripted policies read it)
+        env._partially_observable = not goal_observed  # the scripted policies read the goal
         del env.sawyer_observation_space  # a cached property: recomputed with the goal's bounds
         env.observation_space = env.sawyer_observation_space
         env._freeze_rand_vec = False  # draw the layout once ...
         env._set_task_called = True
         env.reset()
         env._freeze_rand_vec = True  # ... and start every episode from it
+        layout = env._last_rand_vec.copy()  # the object's position first, the goal's last
+        if object_position is not None:
+            layout[:3] = object_position
+        if goal is not None:
+            layout[-3:] = goal
+        if goal is not None or object_position is not None:
+            env._last_rand_vec = layout
+            env.reset()
     finally:
         np.random.set_state(state)
     return SuccessReward(env)
+
+
+class InverseDistanceReward(gym.Wrapper):
+    """Reward ``scale / (scale + d)`` with d the distance from the end effector to the goal: 1
+    at the goal, 1/2 at ``scale`` from it (paper Sec. 6 (1): "inversely proportional to its
+    distance from the goal location"; the offset keeps it finite at the goal)."""
+
+    def __init__(self, env: gym.Env, scale: float = 0.05):
+        super().__init__(env)
+        self.scale = scale
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        base = cast(Any, self.env.unwrapped)
+        distance = float(np.linalg.norm(base.tcp_center - base._target_pos))
+        info = dict(info, dense_reward=info.get("dense_reward", float(reward)), distance=distance)
+        return obs, self.scale / (self.scale + distance), terminated, truncated, info
+
+
+REACH_OBJECT = (0.0, 0.6, 0.02)  # the puck of reach-v3 (unused) where no goal is within 0.15 of it
+
+
+def make_reach_env(goal: tuple[float, ...] = (0.0, 0.85, 0.175), **kwargs: Any) -> gym.Env:
+    """Meta-World reach-v3 with its goal at ``goal``, hidden from the observation, and the
+    inverse-distance reward (family ``metaworld-reach``)."""
+    env = make_metaworld_env(
+        "reach-v3", goal=goal, goal_observed=False, object_position=REACH_OBJECT, **kwargs
+    )
+    return InverseDistanceReward(env)
+
+
+def scripted_reach_policy(goal: tuple[float, ...]) -> Any:
+    """Meta-World's reach policy told the goal (which the observation hides): it moves the end
+    effector to ``goal`` whatever the task's own goal is."""
+    reach = scripted_policy("reach-v3")
+    where = np.asarray(goal, dtype=np.float64)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        told = np.array(obs, dtype=np.float64)
+        told[-3:] = where
+        return reach(told)
+
+    return policy
 
 
 def scripted_policy(env_name: str) -> Any:
@@ -157,6 +213,23 @@ def positions(obs: np.ndarray) -> dict[str, np.ndarray]:
     return {"effector": obs[:, 0:3], "object": obs[:, 4:7], "goal": obs[:, 36:39]}
 
 
+METAWORLD_REACH = register_family(
+    TaskFamily(
+        name="metaworld-reach",
+        env=make_reach_env,
+        parameter="goal position (x, y, z) of Meta-World reach-v3, hidden from the policy",
+        train_tasks=((0.0, 0.85, 0.175),),
+        test_tasks=((0.1, 0.85, 0.175), (0.0, 0.9, 0.3), (-0.1, 0.8, 0.1)),
+        domain=Box((-0.1, 0.8, 0.05), (0.1, 0.9, 0.3)),  # reach-v3's goal space
+        task_env_kwargs=lambda goal: {"goal": goal},
+        max_episode_steps=REACH_STEPS,
+        description="Meta-World reach with the goal as the task and reward decreasing with the "
+        "distance to it (paper Sec. 6 (1))",
+        gym_name="MetaWorldReach",
+        scripted_policy=scripted_reach_policy,
+        positions=positions,
+    )
+)
 METAWORLD_PUSH = register_family(
     TaskFamily(
         name="metaworld-push",
