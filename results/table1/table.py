@@ -42,12 +42,15 @@ def main() -> None:
         groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(kv[0][1]))
     ):
         cols = [fmt([r[k]["mean"] for r in runs]) for k in KEYS]
-        ratios = [r["transferred_on_target"]["mean"] / r["source_on_target"]["mean"] for r in runs]
         seeds = ", ".join(str(r["seed"]) for r in runs)
-        print(
-            f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | "
-            f"{np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)}) |"
-        )
+        if any(r["source_on_target"]["mean"] == 0 for r in runs):  # Meta-World: no ratio of 0
+            ratio = "n/a (the source scores 0 on the target)"
+        else:
+            ratios = [
+                r["transferred_on_target"]["mean"] / r["source_on_target"]["mean"] for r in runs
+            ]
+            ratio = f"{np.mean(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})"
+        print(f"| {setting} | {NAMES[name]} | {seeds} | {' | '.join(cols)} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -348,8 +348,10 @@ def dataset(
             obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
         )
 
+    progress = StepProgress("transitions", cfg.dataset_size, log)
     while col.env_steps < cfg.dataset_size:
         col.step(replay, act)
+        progress.update(min(col.env_steps, cfg.dataset_size))
     n = int(replay.size[0])
     data = {"obs": replay.obs[0, :n], "act": replay.act[0, :n], "next_obs": replay.next_obs[0, :n]}
     if rewards:
@@ -375,10 +377,11 @@ def fit_forward_model(
     steps: int,
     batch: int,
     seed: int,
+    log=None,
 ) -> ForwardModel:
     """F(s, a, z) trained by Eq. 1's NLL on fixed transitions; ``z`` holds each transition's task
     feature (0 columns for a single task). Normalisers come from the whole dataset, then stay
-    fixed."""
+    fixed. ``log`` gets a progress line every tenth of the steps."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = ForwardModel(obs.shape[1], act.shape[1], z.shape[1])
@@ -386,12 +389,15 @@ def fit_forward_model(
     obs_t, act_t, z_t = torch.as_tensor(obs), torch.as_tensor(act), torch.as_tensor(z)
     delta_t = torch.as_tensor(next_obs) - obs_t
     model.update_normalizers(obs_t, act_t, delta_t, torch.ones(len(obs_t)))
-    for _ in range(steps):
+    progress = StepProgress("F", steps, log) if log is not None else None
+    for step in range(1, steps + 1):
         idx = torch.as_tensor(rng.integers(0, len(obs_t), batch))
         loss = model.nll(obs_t[idx], act_t[idx], z_t[idx], delta_t[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if progress is not None:
+            progress.update(step, loss.detach())
     return model
 
 
@@ -418,7 +424,14 @@ def target_model(
     log(f"training the target forward model ({cfg.model_steps:,} steps)")
     no_z = np.zeros((len(data["obs"]), 0), dtype=np.float32)
     model = fit_forward_model(
-        data["obs"], data["act"], data["next_obs"], no_z, cfg.model_steps, cfg.batch_size, cfg.seed
+        data["obs"],
+        data["act"],
+        data["next_obs"],
+        no_z,
+        cfg.model_steps,
+        cfg.batch_size,
+        cfg.seed,
+        log,
     )
     atomic_torch_save(model.state_dict(), folder / "model.pt")
     cache.finish(folder, meta)
