@@ -26,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
 def _fmt_values(values: Sequence) -> str:
     from mcat.tasks import task_key
 
-    return ", ".join(task_key(v) for v in values)
+    # vectors are comma-joined themselves: separate them by semicolons
+    sep = "; " if any(isinstance(v, tuple) for v in values) else ", "
+    return sep.join(task_key(v) for v in values)
 
 
 def cmd_families(args: argparse.Namespace) -> int:
