@@ -21,15 +21,14 @@ def _return(policy_task, task):
     return evaluate(FAMILY, [task], policy.context, policy.act, history=1)[task]
 
 
-@pytest.mark.parametrize("task", FAMILY.all_tasks)
-def test_each_scripted_policy_reaches_its_goal(task):
-    # reward 1 per step at the goal: the arm drives the weld Meta-World writes for MuJoCo 3
+@pytest.mark.parametrize("task", FAMILY.test_tasks)
+def test_each_target_has_a_scripted_policy_that_reaches_its_goal(task):
+    # reward 1 per step at the goal: the arm drives the weld Meta-World writes for MuJoCo 3 (the
+    # source's policy reaching its goal, and failing on coffee-push-v3, is checked end to end)
     assert _return(task, task) > 0
 
 
-def test_the_source_policy_fails_on_the_targets_untranslated():
-    assert _return("push-v3", "push-v3") > 100
-    assert _return("push-v3", "coffee-push-v3") == 0
+def test_the_source_policy_fails_on_the_cube_untranslated():
     assert _return("push-v3", "push-back-v3") == 0
 
 
@@ -50,35 +49,35 @@ def test_an_unknown_environment_is_named():
 def test_transfer_from_the_scripted_source_runs_end_to_end(tmp_path, capsys):
     argv = ["transfer", "metaworld-push", "--source", "push-v3", "--target", "coffee-push-v3"]
     argv += ["--dataset-size", "600", "--model-steps", "20", "--translator-steps", "20"]
-    argv += ["--eval-episodes", "1", "--threads", "1", "--quiet"]
+    argv += ["--eval-episodes", "1", "--max-episode-steps", "200", "--threads", "1", "--quiet"]
     argv += ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
-    assert main(argv) == 0
+    assert main(argv) == 0  # 200 steps: the scripted push reaches its goal after about 185
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["source_run"] is None  # no trained source
     # Fig. 4: the paths of the three first scored episodes, drawn and saved
     assert summary["paths"] == "paths.png" and (tmp_path / "out" / "paths.png").stat().st_size
     with np.load(tmp_path / "out" / "paths.npz") as paths:
         hand = paths["0_effector"]  # the source policy on its task: the hand moves, the goal not
-        assert hand.shape == (501, 3) and np.ptp(hand[:, 1]) > 0.1
+        assert hand.shape == (201, 3) and np.ptp(hand[:, 1]) > 0.1
         assert np.ptp(paths["0_goal"], axis=0).max() == 0
         miss = np.linalg.norm(paths["0_object"] - paths["0_goal"], axis=1)
         assert miss.min() < 0.05 < miss[0]  # pushed to the goal
-    assert summary["source_on_source"]["mean"] > 100
+    assert summary["source_on_source"]["mean"] > 0
     assert summary["source_on_target"]["mean"] == 0
-    assert 0 <= summary["transferred_on_target"]["mean"] <= 500
+    assert 0 <= summary["transferred_on_target"]["mean"] <= 200
     data = sorted((tmp_path / "cache" / "data").glob("*/meta.json"))
     metas = [json.loads(p.read_text()) for p in data]
     assert {m["task"] for m in metas} == {"push-v3", "coffee-push-v3"}
     assert all(m["size"] == 600 for m in metas)
     # mcat video films it (short episodes: the arm's meshes render slowly in software GL, about
     # 0.1 s a frame here): the scripted source beside the transferred policy, on the target
-    short = [*argv[:-4], "--max-episode-steps", "40", "--out", str(tmp_path / "short")]
+    short = [*argv[:-4], "--max-episode-steps", "20", "--out", str(tmp_path / "short")]
     assert main([*short, "--cache", str(tmp_path / "cache")]) == 0
     video = ["video", str(tmp_path / "short"), "--cache", str(tmp_path / "cache"), "--episodes"]
     assert (
         main([*video, "1", "--width", "32", "--height", "32", "-o", str(tmp_path / "v.gif")]) == 0
     )
-    assert "41 frames" in capsys.readouterr().out
+    assert "21 frames" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
