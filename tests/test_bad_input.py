@@ -13,7 +13,7 @@ from toy_runs import quiet, toy_config
 
 HUGE = str(2**64)  # beyond int64
 # flags whose value may be 0 (for every other number flag, 0 is a bad value too)
-ZERO_OK = {"seed", "seeds", "learning_starts", "pt_margin", "dataset_noise"}
+ZERO_OK = {"distribution_weight", "seed", "seeds", "learning_starts", "pt_margin", "dataset_noise"}
 # bad values for the flags that take a string, by dest; PATH is replaced by a temporary folder
 STRING_BAD = {
     "family": ["nope", ""],

@@ -125,3 +125,13 @@ def test_bad_cross_body_input(extra, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "c").exists() and not (tmp_path / "o").exists()
+
+
+def test_the_distribution_weight_reaches_the_joint_loss(two_to_three):
+    root, out, cache, _ = two_to_three
+    argv = [*TWO_TO_THREE, "--distribution-weight", "0", "--out", str(root / "w0"), "--quiet"]
+    assert main([*argv, "--cache", str(cache)]) == 0
+    config = json.loads((root / "w0" / "config.json").read_text())
+    assert config["distribution_weight"] == 0
+    G0, G1 = (torch.load(d / "state_translator.pt", weights_only=True) for d in (root / "w0", out))
+    assert any(not torch.equal(G0[k], G1[k]) for k in G1)  # another G from the same data

@@ -571,7 +571,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         )
     if args.source_policy == "scripted" and args.source_steps is not None:
         raise MCATError("--source-steps trains a TD3 source; a scripted source needs none")
+    if args.distribution_weight is not None and not (args.target_family or args.state_translator):
+        raise MCATError("--distribution-weight is for a state translator: add --target-family")
     extra: tuple[str, ...] = ("translator", "target_family", "target_policy_steps", "source_policy")
+    extra += ("distribution_weight",)
     extra += ("state_translator",) if args.state_translator else ()
     values = _experiment_values(args, extra)
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
@@ -871,6 +874,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-family",
         help="the target's family when its body has other state and action spaces (paper Sec. "
         "6, e.g. halfcheetah-3leg): a state translator is learned jointly with H",
+    )
+    p.add_argument(
+        "--distribution-weight",
+        type=float,
+        help="with a state translator: weight of the term that makes G(s) distributed like the "
+        "target's states (default 1)",
     )
     p.add_argument(
         "--state-translator",

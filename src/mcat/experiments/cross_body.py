@@ -45,7 +45,7 @@ from mcat.experiments.transfer import (
     td3_policy,
 )
 from mcat.learners.dcc import CrossBodyDCC
-from mcat.learners.state_translator import train_joint_translators
+from mcat.learners.state_translator import JointTranslatorConfig, train_joint_translators
 from mcat.models import ForwardModel
 from mcat.models.reward import RewardModel, fit_reward_model
 from mcat.models.state_translator import StateTranslator
@@ -156,6 +156,7 @@ def train_translators(
         steps=steps,
         batch=cfg.batch_size,
         seed=cfg.seed + 1,
+        cfg=JointTranslatorConfig(distribution_weight=cfg.distribution_weight),
         every=1,
         max_action=max_action,
         report=lambda step, _G, _H, metrics: progress.update(step, metrics["dynamics"]),

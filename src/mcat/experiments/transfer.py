@@ -99,6 +99,9 @@ class TransferConfig:
     """Cross-body only: TD3 env steps of the target data policy, which collects the target's
     dataset with ``dataset_noise`` (the source policy cannot act on another body); 0 collects it
     with uniformly random actions (Zhang et al. 2020c's protocol)."""
+    distribution_weight: float = 1.0
+    """Joint G and H only: weight of the term that makes G(s) distributed like the target's
+    states (:class:`mcat.learners.state_translator.JointTranslatorConfig`)."""
     state_translator: bool = False
     """Learn a state translator G jointly with H between two tasks of ``family`` (paper Sec. 6
     (1): tasks whose rewards differ, e.g. reaching other goals), as between bodies
@@ -120,6 +123,7 @@ class TransferConfig:
             )
         if self.target_family is not None:
             check_int("target_policy_steps", self.target_policy_steps, 0)
+        check_number("distribution_weight", self.distribution_weight, 0.0)
         if self.source_policy not in (None, "td3", "scripted"):
             raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
         if self.source_policy == "scripted" and family.scripted_policy is None:
