@@ -140,6 +140,9 @@ def test_a_state_translator_between_goals_runs_end_to_end(tmp_path):
     assert summary["source_on_target"]["mean"] == pytest.approx(_reach_return(SOURCE_GOAL))
     assert summary["source_on_source"]["mean"] > summary["source_on_target"]["mean"]
     assert summary["paths"] == "paths.png" and (tmp_path / "o" / "state_translator.pt").is_file()
+    with np.load(tmp_path / "o" / "paths.npz") as paths:  # the hidden goal drawn where it is
+        assert paths["0_goal"][0] == pytest.approx(SOURCE_GOAL)
+        assert paths["2_goal"][-1] == pytest.approx(TARGET_GOAL)
 
 
 @pytest.mark.parametrize(

@@ -536,7 +536,7 @@ def draw_paths(cfg: TransferConfig, family, agent, transferred, out: Path) -> st
         )
         assert episodes is not None
         e = episodes[0]
-        panels[name] = family.positions(np.concatenate([e.obs[:1], e.next_obs]))
+        panels[name] = family.positions(np.concatenate([e.obs[:1], e.next_obs]), task)
     buffer = io.BytesIO()
     np.savez(buffer, **{f"{i}_{k}": v for i, p in enumerate(panels.values()) for k, v in p.items()})
     atomic_write_bytes(out / "paths.npz", buffer.getvalue())

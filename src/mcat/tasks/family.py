@@ -179,9 +179,9 @@ class TaskFamily:
         scripted_policy: ``scripted_policy(task)`` gives a hand-designed policy of the task,
             ``policy(obs) -> action`` for one observation, where the benchmark ships one
             (Meta-World); `mcat transfer --source-policy scripted` transfers it.
-        positions: ``positions(obs)`` gives named 3-D positions (``"effector"``, ``"object"``,
-            ``"goal"``: [steps, 3] each) read from a batch of observations, where they are in
-            them; `mcat transfer` then draws the paths of its episodes (paper Fig. 4).
+        positions: ``positions(obs, task)`` gives named 3-D positions (``"effector"``,
+            ``"object"``, ``"goal"``: [steps, 3] each) along an episode of ``task`` from its
+            observations; `mcat transfer` then draws the paths of its episodes (paper Fig. 4).
     """
 
     name: str
@@ -198,7 +198,7 @@ class TaskFamily:
     description: str = ""
     gym_name: str = ""
     scripted_policy: Callable[[Any], Callable[[Any], Any]] | None = None
-    positions: Callable[[Any], dict[str, Any]] | None = None
+    positions: Callable[[Any, Any], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not self.train_tasks:

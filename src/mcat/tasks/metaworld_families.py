@@ -206,11 +206,19 @@ def scripted_policy(env_name: str) -> Any:
     return policy
 
 
-def positions(obs: np.ndarray) -> dict[str, np.ndarray]:
+def positions(obs: np.ndarray, task: Any) -> dict[str, np.ndarray]:
     """The end effector's, the object's and the goal's positions in Meta-World v3 observations
     (hand xyz, gripper, object xyz and quaternion, a second object, the previous frame's 18
     numbers, goal xyz)."""
     return {"effector": obs[:, 0:3], "object": obs[:, 4:7], "goal": obs[:, 36:39]}
+
+
+def reach_positions(obs: np.ndarray, goal: Any) -> dict[str, np.ndarray]:
+    """As :func:`positions`, the goal being the task (the observation hides it); the object is
+    reach-v3's idle puck."""
+    return positions(obs, goal) | {
+        "goal": np.tile(np.asarray(goal, dtype=np.float32), (len(obs), 1))
+    }
 
 
 METAWORLD_REACH = register_family(
@@ -227,7 +235,7 @@ METAWORLD_REACH = register_family(
         "distance to it (paper Sec. 6 (1))",
         gym_name="MetaWorldReach",
         scripted_policy=scripted_reach_policy,
-        positions=positions,
+        positions=reach_positions,
     )
 )
 METAWORLD_PUSH = register_family(
