@@ -157,14 +157,9 @@ def record_transfer(
     to another body (``--target-family``), the source policy on its own body (left)."""
     import json
 
-    import torch
-
-    from mcat.collect import eval_seed, row_policy, space_dims
+    from mcat.collect import eval_seed, row_policy
     from mcat.config import dataclass_from_dict
-    from mcat.experiments.transfer import TransferConfig
-    from mcat.models.translator import ActionTranslator
-    from mcat.policies import TransferredPolicy
-    from mcat.runs import load_checkpoint_file
+    from mcat.experiments.transfer import TransferConfig, load_transfer_result
     from mcat.tasks import get_family, task_key
 
     cfg = dataclass_from_dict(TransferConfig, json.loads((folder / "config.json").read_text()))
@@ -177,9 +172,7 @@ def record_transfer(
             f"to {task_key(cfg.target)}; "
             "it is filmed on its target (leave out --task)"
         )
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    agent = _transfer_source_policy(folder, cfg, cache_dir)
+    agent, transferred = load_transfer_result(folder, cfg, cache_dir)
     family = get_family(cfg.family)
     seeds = [eval_seed(cfg.seed, cfg.target, e) for e in range(episodes)]
     make = dict(
@@ -190,73 +183,15 @@ def record_transfer(
         height=height,
     )
     history = agent.cfg.history
-    if cfg.joint:  # G and H: shown beside the source policy on its own task
-        from mcat.experiments.cross_body import body_dims
-        from mcat.models.state_translator import StateTranslator
-        from mcat.policies import CrossBodyPolicy
-
-        src_obs, src_act, _ = body_dims(cfg.family, cfg.source)
-        tgt_obs, tgt_act, _ = body_dims(cfg.target_family_name, cfg.target)
-        G = StateTranslator(src_obs, tgt_obs)
-        G.load_state_dict(load_checkpoint_file(folder / "state_translator.pt"))
-        H = ActionTranslator(
-            tgt_obs, src_act, conditioned=False, max_action=agent.max_action, out_dim=tgt_act
-        )
-        H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
-        G.eval()
-        H.eval()
-        body = CrossBodyPolicy(agent.actor, G, H)
+    source = row_policy(agent.context, agent.act)
+    if cfg.joint:  # shown beside the source policy on its own task
         source_seeds = [eval_seed(cfg.seed, cfg.source, e) for e in range(episodes)]
-        on_source = _play(
-            family, cfg.source, source_seeds, row_policy(agent.context, agent.act), history, make
-        )
-        on_target = _play(
-            get_family(cfg.target_family_name),
-            cfg.target,
-            seeds,
-            row_policy(body.context, body.act),
-            history,
-            make,
-        )
-        return on_source, on_target, cfg
-    obs_dim, act_dim, _ = space_dims(family.make_env(cfg.target))
-    H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=agent.max_action)
-    H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
-    H.eval()
-    empty = torch.zeros(1, 0)
-    transferred = TransferredPolicy(agent.actor, H, empty, empty)
-    clips = [
-        _play(family, cfg.target, seeds, row_policy(policy.context, policy.act), history, make)
-        for policy in (agent, transferred)
-    ]
-    return clips[0], clips[1], cfg
-
-
-def _transfer_source_policy(folder: Path, cfg: Any, cache_dir: Path) -> Any:
-    """The source policy of the `mcat transfer` result in ``folder``: the family's scripted one,
-    or the TD3 run its summary names (or the cache holds)."""
-    import json
-
-    from mcat.experiments.transfer import cached_source_policy
-    from mcat.policies import ScriptedPolicy
-    from mcat.tasks import get_family
-    from mcat.train import load_run_agent
-
-    scripted = get_family(cfg.family).scripted_policy
-    if cfg.scripted_source and scripted is not None:
-        return ScriptedPolicy(scripted(cfg.source))
-    summary = folder / "summary.json"
-    source_run = None
-    if summary.is_file():
-        recorded = json.loads(summary.read_text()).get("source_run")
-        source_run = Path(recorded) if recorded and Path(recorded).is_dir() else None
-    source_run = source_run or cached_source_policy(cfg, cache_dir)
-    if source_run is None:
-        raise MCATError(
-            f"the source policy of {folder} is not in --cache {cache_dir}; pass the --cache its "
-            "mcat transfer used (running that command again retrains it there)"
-        )
-    return load_run_agent(source_run)[1]
+        left = _play(family, cfg.source, source_seeds, source, history, make)
+    else:
+        left = _play(family, cfg.target, seeds, source, history, make)
+    policy = row_policy(transferred.context, transferred.act)
+    target_family = get_family(cfg.target_family_name)
+    return left, _play(target_family, cfg.target, seeds, policy, history, make), cfg
 
 
 def _transfer_source(

@@ -545,6 +545,48 @@ def draw_paths(cfg: TransferConfig, family, agent, transferred, out: Path) -> st
     return "paths.png"
 
 
+def load_transfer_result(folder: Path, cfg: TransferConfig, cache_dir: Path) -> tuple[Any, Any]:
+    """The source policy and the transferred policy of the `mcat transfer` result in ``folder``
+    (made with ``cfg``): the source is the family's scripted policy, or the TD3 run the summary
+    names (else the one ``cache_dir`` holds)."""
+    from mcat.experiments.cross_body import body_dims
+    from mcat.models.state_translator import StateTranslator
+    from mcat.policies import CrossBodyPolicy
+    from mcat.runs import load_checkpoint_file
+
+    family = get_family(cfg.family)
+    agent: Any
+    if cfg.scripted_source and family.scripted_policy is not None:
+        agent = ScriptedPolicy(family.scripted_policy(cfg.source))
+    else:
+        summary = folder / SUMMARY
+        recorded = json.loads(summary.read_text()).get("source_run") if summary.is_file() else None
+        source_run = Path(recorded) if recorded and Path(recorded).is_dir() else None
+        source_run = source_run or cached_source_policy(cfg, cache_dir)
+        if source_run is None:
+            raise MCATError(
+                f"the source policy of {folder} is not in --cache {cache_dir}; pass the --cache "
+                "its mcat transfer used (running that command again retrains it there)"
+            )
+        agent = load_run_agent(source_run)[1]
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    src_obs, src_act, _ = body_dims(cfg.family, cfg.source)
+    tgt_obs, tgt_act, _ = body_dims(cfg.target_family_name, cfg.target)
+    H = ActionTranslator(
+        tgt_obs, src_act, conditioned=False, max_action=agent.max_action, out_dim=tgt_act
+    )
+    H.load_state_dict(load_checkpoint_file(folder / "translator.pt"))
+    H.eval()
+    if not cfg.joint:
+        empty = torch.zeros(1, 0)
+        return agent, TransferredPolicy(agent.actor, H, empty, empty)
+    G = StateTranslator(src_obs, tgt_obs)
+    G.load_state_dict(load_checkpoint_file(folder / "state_translator.pt"))
+    G.eval()
+    return agent, CrossBodyPolicy(agent.actor, G, H)
+
+
 def run_transfer(
     cfg: TransferConfig, out: Path, cache_dir: Path, overwrite: bool = False, log=print
 ) -> dict:
