@@ -32,6 +32,8 @@ HEAVY_FIRST = (
     "test_resume.py",  # 84
     "test_sweep.py",  # 44
     "test_translator.py",  # 41
+    "test_cross_body.py",  # 30
+    "test_metaworld.py",  # 30
     "test_mcat_train.py",  # 29
     "test_fast.py",  # 28
     "test_safety.py",  # 25

@@ -13,11 +13,11 @@ from mcat.models.translator import ActionTranslator
 
 TINY = [
     "--source-steps",
-    "300",
+    "200",
     "--target-policy-steps",
-    "300",
+    "200",
     "--dataset-size",
-    "400",
+    "300",
     "--model-steps",
     "30",
     "--translator-steps",
@@ -25,7 +25,7 @@ TINY = [
     "--eval-episodes",
     "2",
     "--max-episode-steps",
-    "40",
+    "25",
     "--threads",
     "1",
 ]
@@ -102,7 +102,7 @@ def test_the_video_replays_the_scored_episodes(two_to_three, capsys):
     )
     assert left == pytest.approx(summary["source_on_source"]["episodes"][0], abs=0.01)
     assert right == pytest.approx(summary["transferred_on_target"]["episodes"][0], abs=0.01)
-    assert video.stat().st_size > 0 and "41 frames" in text  # the reset and 40 steps
+    assert video.stat().st_size > 0 and "26 frames" in text  # the reset and 25 steps
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def test_an_unknown_environment_is_named():
 
 def test_transfer_from_the_scripted_source_runs_end_to_end(tmp_path, capsys):
     argv = ["transfer", "metaworld-push", "--source", "push-v3", "--target", "coffee-push-v3"]
-    argv += ["--dataset-size", "600", "--model-steps", "20", "--translator-steps", "20"]
+    argv += ["--dataset-size", "300", "--model-steps", "10", "--translator-steps", "10"]
     argv += ["--eval-episodes", "1", "--max-episode-steps", "200", "--threads", "1", "--quiet"]
     argv += ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
     assert main(argv) == 0  # 200 steps: the scripted push reaches its goal after about 185
@@ -68,16 +68,16 @@ def test_transfer_from_the_scripted_source_runs_end_to_end(tmp_path, capsys):
     data = sorted((tmp_path / "cache" / "data").glob("*/meta.json"))
     metas = [json.loads(p.read_text()) for p in data]
     assert {m["task"] for m in metas} == {"push-v3", "coffee-push-v3"}
-    assert all(m["size"] == 600 for m in metas)
+    assert all(m["size"] == 300 for m in metas)
     # mcat video films it (short episodes: the arm's meshes render slowly in software GL, about
     # 0.1 s a frame here): the scripted source beside the transferred policy, on the target
-    short = [*argv[:-4], "--max-episode-steps", "20", "--out", str(tmp_path / "short")]
+    short = [*argv[:-4], "--max-episode-steps", "12", "--out", str(tmp_path / "short")]
     assert main([*short, "--cache", str(tmp_path / "cache")]) == 0
     video = ["video", str(tmp_path / "short"), "--cache", str(tmp_path / "cache"), "--episodes"]
     assert (
         main([*video, "1", "--width", "32", "--height", "32", "-o", str(tmp_path / "v.gif")]) == 0
     )
-    assert "21 frames" in capsys.readouterr().out
+    assert "13 frames" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def _reach_return(policy_goal):
 
 def test_a_state_translator_between_goals_runs_end_to_end(tmp_path):
     argv = ["transfer", "metaworld-reach", "--source", "0,0.85,0.175", "--target", "0.1,0.85,0.175"]
-    argv += ["--state-translator", "--dataset-size", "600", "--model-steps", "20"]
+    argv += ["--state-translator", "--dataset-size", "300", "--model-steps", "10"]
     argv += ["--translator-steps", "20", "--eval-episodes", "1", "--threads", "1", "--quiet"]
     assert main([*argv, "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
