@@ -90,6 +90,7 @@ def test_zhang_et_al_reuses_every_product_and_scores_the_same_baselines(two_to_t
         assert theirs[key] == ours[key]
 
 
+@pytest.mark.slow  # rendering: the fast suite films HalfCheetah and Meta-World results
 def test_the_video_replays_the_scored_episodes(two_to_three, capsys):
     root, out, cache, summary = two_to_three
     video = root / "v.gif"
@@ -127,6 +128,7 @@ def test_bad_cross_body_input(extra, message, tmp_path, capsys):
     assert not (tmp_path / "c").exists() and not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_the_distribution_weight_reaches_the_joint_loss(two_to_three):
     root, out, cache, _ = two_to_three
     argv = [*TWO_TO_THREE, "--distribution-weight", "0", "--out", str(root / "w0"), "--quiet"]
