@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -95,20 +95,17 @@ def reward_model(
         "seed": cfg.seed,
         "data": _key(data_meta),
     }
-    folder = cache.path("reward", _key(meta))
     obs, act = torch.as_tensor(data["obs"]), torch.as_tensor(data["act"])
-    if cache.check(folder, meta):
-        log(f"reusing the target reward model in {folder}")
-        model = RewardModel(obs.shape[1], act.shape[1])
-        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
-        return model
-    log(f"training the target reward model ({cfg.model_steps:,} steps)")
-    model = fit_reward_model(
-        obs, act, torch.as_tensor(data["rew"]), cfg.model_steps, cfg.batch_size, cfg.seed
+
+    def fit() -> RewardModel:
+        log(f"training the target reward model ({cfg.model_steps:,} steps)")
+        rew = torch.as_tensor(data["rew"])
+        return fit_reward_model(obs, act, rew, cfg.model_steps, cfg.batch_size, cfg.seed)
+
+    empty = lambda: RewardModel(obs.shape[1], act.shape[1])  # noqa: E731
+    return cast(
+        RewardModel, cache.model("reward", meta, "the target reward model", empty, fit, log)
     )
-    atomic_torch_save(model.state_dict(), folder / "model.pt")
-    cache.finish(folder, meta)
-    return model
 
 
 def _tensors(data: dict) -> tuple[torch.Tensor, ...]:

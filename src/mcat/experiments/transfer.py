@@ -20,12 +20,14 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from mcat.agents.ctd3 import TD3Config
 from mcat.collect import Collector, eval_seed, evaluate, row_policy, run_episodes
@@ -220,6 +222,28 @@ class Cache:
     @staticmethod
     def finish(folder: Path, meta: dict) -> None:
         write_json(folder / "meta.json", meta)
+
+    def model(
+        self,
+        kind: str,
+        meta: dict,
+        what: str,
+        empty: Callable[[], nn.Module],
+        fit: Callable[[], nn.Module],
+        log,
+    ) -> nn.Module:
+        """The network ``meta`` identifies, under ``kind``: loaded into ``empty()`` when the cache
+        holds it, else made by ``fit()`` and stored. ``what`` names it in the log."""
+        folder = self.path(kind, _key(meta))
+        if self.check(folder, meta):
+            log(f"reusing {what} in {folder}")
+            model = empty()
+            model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+            return model
+        model = fit()
+        atomic_torch_save(model.state_dict(), folder / "model.pt")
+        self.finish(folder, meta)
+        return model
 
 
 def _policy_meta(cfg: TransferConfig, family: str, task: TaskValue, steps: int) -> dict:
@@ -418,28 +442,26 @@ def target_model(
         "seed": cfg.seed,
         "data": _key(data_meta),
     }
-    folder = cache.path("model", _key(meta))
     obs_dim, act_dim = data["obs"].shape[1], data["act"].shape[1]
-    if cache.check(folder, meta):
-        log(f"reusing the target forward model in {folder}")
-        model = ForwardModel(obs_dim, act_dim, 0)
-        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
-        return model
-    log(f"training the target forward model ({cfg.model_steps:,} steps)")
-    no_z = np.zeros((len(data["obs"]), 0), dtype=np.float32)
-    model = fit_forward_model(
-        data["obs"],
-        data["act"],
-        data["next_obs"],
-        no_z,
-        cfg.model_steps,
-        cfg.batch_size,
-        cfg.seed,
-        log,
+
+    def fit() -> ForwardModel:
+        log(f"training the target forward model ({cfg.model_steps:,} steps)")
+        no_z = np.zeros((len(data["obs"]), 0), dtype=np.float32)
+        return fit_forward_model(
+            data["obs"],
+            data["act"],
+            data["next_obs"],
+            no_z,
+            cfg.model_steps,
+            cfg.batch_size,
+            cfg.seed,
+            log,
+        )
+
+    empty = lambda: ForwardModel(obs_dim, act_dim, 0)  # noqa: E731
+    return cast(
+        ForwardModel, cache.model("model", meta, "the target forward model", empty, fit, log)
     )
-    atomic_torch_save(model.state_dict(), folder / "model.pt")
-    cache.finish(folder, meta)
-    return model
 
 
 def _lr_schedule(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.MultiStepLR:

@@ -25,6 +25,7 @@ import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -203,29 +204,25 @@ def forward_model(
         "seed": cfg.seed,
         "data": _key(data_meta),
     }
-    folder = cache.path("model", _key(meta))
     T, N, obs_dim = data["obs"].shape
     act_dim, z_dim = data["act"].shape[2], data["features"].shape[1]
-    if cache.check(folder, meta):
-        log(f"reusing the forward model in {folder}")
-        model = ForwardModel(obs_dim, act_dim, z_dim)
-        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
-        return model
-    log(f"training the forward model F(s, a, z) on all tasks ({cfg.model_steps:,} steps)")
-    flat = lambda x: x.reshape(T * N, -1)  # noqa: E731
-    z = np.repeat(data["features"], N, axis=0).astype(np.float32)
-    model = fit_forward_model(
-        flat(data["obs"]),
-        flat(data["act"]),
-        flat(data["next_obs"]),
-        z,
-        cfg.model_steps,
-        cfg.batch_size,
-        cfg.seed,
-    )
-    atomic_torch_save(model.state_dict(), folder / "model.pt")
-    cache.finish(folder, meta)
-    return model
+
+    def fit() -> ForwardModel:
+        log(f"training the forward model F(s, a, z) on all tasks ({cfg.model_steps:,} steps)")
+        flat = lambda x: x.reshape(T * N, -1)  # noqa: E731
+        z = np.repeat(data["features"], N, axis=0).astype(np.float32)
+        return fit_forward_model(
+            flat(data["obs"]),
+            flat(data["act"]),
+            flat(data["next_obs"]),
+            z,
+            cfg.model_steps,
+            cfg.batch_size,
+            cfg.seed,
+        )
+
+    empty = lambda: ForwardModel(obs_dim, act_dim, z_dim)  # noqa: E731
+    return cast(ForwardModel, cache.model("model", meta, "the forward model", empty, fit, log))
 
 
 def train_translator(
