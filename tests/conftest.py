@@ -29,18 +29,22 @@ def _restore_torch_threads():
 # (scripts/test.sh passes --no-loadscope-reorder), so a long file taken last would leave the other
 # worker idle at the end. The order only changes when a file runs, not what it checks.
 HEAVY_FIRST = (
-    "test_resume.py",  # 84
-    "test_sweep.py",  # 44
-    "test_translator.py",  # 41
-    "test_cross_body.py",  # 30
-    "test_metaworld.py",  # 30
-    "test_mcat_train.py",  # 29
-    "test_fast.py",  # 28
-    "test_safety.py",  # 25
-    "test_transfer_matrix.py",  # 25
-    "test_mql.py",  # 24
-    "test_models.py",  # 22
-    "test_video.py",  # 22
+    "test_resume.py",  # 57
+    "test_sweep.py",  # 45
+    "test_metaworld.py",  # 26
+    "test_mql.py",  # 23
+    "test_mcat_train.py",  # 19
+    "test_video.py",  # 19
+    "test_gym_envs.py",  # 16
+    "test_hipbmdp.py",  # 16
+    "test_regression.py",  # 15
+    "test_safety.py",  # 14
+    "test_distral.py",  # 12
+    "test_pearl.py",  # 12
+    "test_fast.py",  # 12
+    "test_bad_input.py",  # 12
+    "test_train.py",  # 11
+    "test_cross_body.py",  # 11
 )
 
 

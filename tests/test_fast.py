@@ -241,6 +241,10 @@ FAST = [
     "agent.model_steps=2",
     "--set",
     "agent.translator_steps=2",
+    "--set",
+    "agent.model_hidden=64",
+    "--set",
+    "agent.encoder_hidden=[64,64]",
     "--quiet",
 ]
 LOGS = ("metrics.csv", "episodes.csv", "transfer.csv")

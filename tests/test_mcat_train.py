@@ -237,7 +237,7 @@ def test_mcat_on_halfcheetah_cli(tmp_path, capsys):
         "--algo",
         "mcat",
         "--steps",
-        "1600",
+        "1000",
         "--train-tasks",
         "0.1",
         "0.5",
@@ -260,6 +260,10 @@ def test_mcat_on_halfcheetah_cli(tmp_path, capsys):
         "--set",
         "agent.hidden=[64,64]",
         "--set",
+        "agent.model_hidden=64",
+        "--set",
+        "agent.encoder_hidden=[64,64]",
+        "--set",
         "agent.model_warmup_steps=50",
         "--set",
         "agent.translator_warmup_steps=50",
@@ -268,7 +272,7 @@ def test_mcat_on_halfcheetah_cli(tmp_path, capsys):
         "--pt-stale-after",
         "4",
         "--checkpoint-every",
-        "450",
+        "350",
     ]
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
@@ -278,18 +282,18 @@ def test_mcat_on_halfcheetah_cli(tmp_path, capsys):
         and config["agent"]["sil"] is True
     )
     transfer, episodes = _rows(out / "transfer.csv"), _rows(out / "episodes.csv")
-    assert len(transfer) == len(episodes) == 16  # 1600 steps / 100 per episode
+    assert len(transfer) == len(episodes) == 10  # 1000 steps / 100 per episode
     assert {r["policy"] for r in transfer} >= {"random", "own"}
     # with a one-episode window, the task the learned policy does worse on tries the other's policy
     assert any(r["policy"] == "transfer" for r in transfer)
     capsys.readouterr()
     assert main(["eval", str(out)]) == 0
     assert "mcat on halfcheetah-armature" in capsys.readouterr().out
-    # killed at 1,150 in a new process and resumed in another from the checkpoint of 900, in the
+    # killed at 750 in a new process and resumed in another from the checkpoint of 700, in the
     # middle of an episode of the transferred policy: the same logs as the run left alone
-    assert [r["policy"] for r in transfer if r["step"] == "1000"] == ["own", "transfer"]
+    assert [r["policy"] for r in transfer if r["step"] == "800"] == ["own", "transfer"]
     killed = tmp_path / "killed"
-    mcat([str(killed) if a == str(out) else a for a in argv] + ["--quiet"], crash="step:1150")
+    mcat([str(killed) if a == str(out) else a for a in argv] + ["--quiet"], crash="step:750")
     mcat(["train", "--resume", str(killed), "--quiet"])
     for name in ("metrics.csv", "episodes.csv", "transfer.csv", "transfer_summary.csv"):
         assert (killed / name).read_bytes() == (out / name).read_bytes(), name

@@ -39,6 +39,11 @@ SMALL = [
     "agent.model_every=50",
     "--set",
     "agent.hidden=[64,64]",
+    # C and F narrower than the paper's: what is checked is the resumption, at a third of the time
+    "--set",
+    "agent.model_hidden=64",
+    "--set",
+    "agent.encoder_hidden=[64,64]",
     "--quiet",
 ]
 # 5 point-gain tasks in lockstep, 50-step episodes: an episode ends every 250 env steps, so
@@ -84,6 +89,12 @@ CHEETAH = [
     "sample",
     *SMALL,
 ]
+
+
+def small_config(**changes):
+    """toy_config() with SMALL's narrower C and F, for the runs made in this process."""
+    agent = {**TOY_AGENT, "model_hidden": 64, "encoder_hidden": [64, 64]}
+    return toy_config(agent=agent, **changes)
 
 
 def logs(run):
@@ -169,16 +180,16 @@ def test_environment_state_continues_bit_for_bit(family, task):
 
 @pytest.fixture(scope="module")
 def toy_in_process(tmp_path_factory):
-    """toy_config() run to its end in this process."""
+    """small_config() run to its end in this process."""
     out = tmp_path_factory.mktemp("inproc") / "toy"
-    Trainer(toy_config(), out, log=quiet).run()
+    Trainer(small_config(), out, log=quiet).run()
     return out
 
 
 def test_same_seed_same_metrics_in_process(toy_in_process, tmp_path):
     a, b, c = toy_in_process, tmp_path / "b", tmp_path / "c"
-    Trainer(toy_config(), b, log=quiet).run()
-    Trainer(toy_config(seed=1), c, log=quiet).run()
+    Trainer(small_config(), b, log=quiet).run()
+    Trainer(small_config(seed=1), c, log=quiet).run()
     assert logs(a) == logs(b)
     assert logs(a)[0] != logs(c)[0]
 
@@ -194,7 +205,12 @@ def test_same_seed_same_metrics_halfcheetah(tmp_path):
         learning_starts=150,
         eval_every=200,
         threads=1,
-        agent={**TOY_AGENT, "model_warmup_steps": 10},
+        agent={
+            **TOY_AGENT,
+            "model_warmup_steps": 10,
+            "model_hidden": 64,
+            "encoder_hidden": [64, 64],
+        },
     )
     for name in "ab":
         Trainer(run_config_from_dict(cfg), tmp_path / name, log=quiet).run()
@@ -203,18 +219,18 @@ def test_same_seed_same_metrics_halfcheetah(tmp_path):
 
 def test_start_or_resume_continues_an_unfinished_run(toy_in_process, tmp_path):
     reference, run = toy_in_process, tmp_path / "run"
-    assert Trainer(toy_config(), run, log=quiet).run(stop_at=400) is None
+    assert Trainer(small_config(), run, log=quiet).run(stop_at=400) is None
     # another thread count is no other run
-    trainer = Trainer.start_or_resume(toy_config(threads=2), run, log=quiet)
+    trainer = Trainer.start_or_resume(small_config(threads=2), run, log=quiet)
     assert trainer.checkpoint_step == 400 and trainer.env_steps == 400 and trainer.cfg.threads == 1
     trainer.run()
     assert logs(run) == logs(reference)
     # a finished run resumes to its end at once; another config starts afresh
     assert (
-        Trainer.start_or_resume(toy_config(), run, log=quiet).run()["per_task"]
+        Trainer.start_or_resume(small_config(), run, log=quiet).run()["per_task"]
         == json.loads((reference / "summary.json").read_text())["per_task"]
     )
-    fresh = Trainer.start_or_resume(toy_config(seed=5), run, log=quiet)
+    fresh = Trainer.start_or_resume(small_config(seed=5), run, log=quiet)
     assert fresh.env_steps == 0 and not list_checkpoints(run)
     fresh.close()
 
@@ -238,7 +254,7 @@ def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):
     ]
     assert main([*argv, "--out", str(full)]) == 0
     assert "MB (replay included)" in capsys.readouterr().out
-    Trainer(toy_config(checkpoint_replay=False), lean, log=quiet).run(stop_at=400)
+    Trainer(small_config(checkpoint_replay=False), lean, log=quiet).run(stop_at=400)
     assert json.loads((lean / "checkpoints" / "step-000000400.json").read_text())["replay"] is False
     trainer = Trainer.resume(lean, log=print)
     assert len(trainer.replay) == 0 and trainer.refill_until > 400  # refills before learning again
@@ -252,7 +268,7 @@ def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):
 
 
 def test_replay_capacity_is_honoured(tmp_path):
-    trainer = Trainer(toy_config(steps=1500, replay_capacity=120), tmp_path / "cap", log=quiet)
+    trainer = Trainer(small_config(steps=1500, replay_capacity=120), tmp_path / "cap", log=quiet)
     trainer.run()
     assert trainer.replay.capacity == 120 and trainer.replay.size.tolist() == [120] * 5
     assert trainer.replay.obs.shape[1] == 120

@@ -1,13 +1,16 @@
 """`mcat transfer-matrix` (one conditioned translator for every pair, paper Fig. 5)."""
 
 import csv
+import functools
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from mcat.agents.ctd3 import CTD3Config
 from mcat.cli import main
+from mcat.experiments import transfer_matrix
 from mcat.models.translator import ActionTranslator
 
 GAINS = ["0.75", "1", "1.5"]
@@ -96,7 +99,13 @@ def test_toy_matrix_learns_every_pair_and_writes_the_matrix(tmp_path):
         )
 
 
-def test_halfcheetah_matrix_runs_on_the_real_environment(tmp_path):
+def test_halfcheetah_matrix_runs_on_the_real_environment(tmp_path, monkeypatch):
+    # a small C and F for the source policy: at the paper's sizes its 500 warm-up model steps
+    # would take most of this test's time, and the pipeline, not the policy, is under test
+    small = functools.partial(
+        CTD3Config, model_warmup_steps=50, model_hidden=64, encoder_hidden=(64, 64)
+    )
+    monkeypatch.setattr(transfer_matrix, "CTD3Config", small)
     out = tmp_path / "hc"
     assert (
         main(

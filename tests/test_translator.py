@@ -6,6 +6,7 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Agent, CTD3Config
 from mcat.learners.translator import all_pairs_loss, translator_loss
+from mcat.models.forward import ForwardModel
 from mcat.models.translator import ActionTranslator
 from test_models import collect_random
 
@@ -14,10 +15,12 @@ GAINS = (0.75, 1.0, 1.5)  # up to a factor 2 between tasks
 # after 400, H missed by 0.06-0.3 on some pairs depending on the torch thread count (C+F too
 # borderline); after 800 its worst median error is about 0.01 with one or two threads
 CF_STEPS = 800
+# F steps of the fast check's target-only model (2 x 64): its pair's median error is about 0.02
+TARGET_F_STEPS = 1000
 
 
 @pytest.fixture(scope="module")
-def toy_models():
+def toy_models():  # the slow checks' (about 35 s of one core)
     """C and F trained on random-action data of three point-gain tasks."""
     torch.manual_seed(0)
     replay, o, a = collect_random("point-gain", GAINS, 800)
@@ -117,19 +120,53 @@ def test_mcat_agent_learns_the_translator_online_for_every_pair(toy_models):
                 )
 
 
-def test_pair_only_translator_recovers_the_equivalent_action(toy_models):
+@pytest.fixture(scope="module")
+def target_model():
+    """Table 1's setting on the toy: a context-free F of the target task alone (gain GAINS[0]),
+    trained on its random-action data; the source task's data (gain GAINS[2]) for H."""
+    torch.manual_seed(0)
+    replay, o, a = collect_random("point-gain", (GAINS[2], GAINS[0]), 800)
+    F = ForwardModel(o, a, z_dim=0, hidden=64, layers=2)
+    opt = torch.optim.Adam(F.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(TARGET_F_STEPS):
+        b = replay.sample(128, rng=rng)
+        obs, act = torch.as_tensor(b.obs[1]), torch.as_tensor(b.act[1])
+        delta, ones = torch.as_tensor(b.next_obs[1] - b.obs[1]), torch.ones(128)
+        F.update_normalizers(obs, act, delta, ones)
+        loss = F.nll(obs, act, obs.new_zeros(128, 0), delta)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return replay, F
+
+
+def test_pair_only_translator_recovers_the_equivalent_action(target_model):
+    """H(s, a) trained with Eq. 3 through the target's F maps the source's action to the
+    target's equivalent one (the hardest pair: gains 1.5 -> 0.75)."""
+    replay, F = target_model
+    torch.manual_seed(2)
+    H = ActionTranslator(2, 2, conditioned=False)
+    _train(H, F, replay, torch.zeros(2, 0), 800, conditioned=False, src=0, tgt=1)
+    _check_recovers(lambda o, a: H(o, a), 2, 0, tol=0.05)
+
+
+@pytest.mark.slow  # its fixture: about 35 s of one core
+def test_pair_only_translator_with_the_learned_context_recovers_the_equivalent_action(toy_models):
+    """The same through F(s, a, z) and the task features of the trained C."""
     replay, agent, features = toy_models
     torch.manual_seed(2)
     H = ActionTranslator(2, 2, conditioned=False)
-    # the hardest pair
     _train(H, agent.forward_model, replay, features, 800, conditioned=False, src=2, tgt=0)
     _check_recovers(lambda o, a: H(o, a), 2, 0, tol=0.05)
 
 
-def test_translator_loss_leaves_the_forward_model_untouched(toy_models):
-    replay, agent, features = toy_models
+def test_translator_loss_leaves_the_forward_model_untouched():
+    """F stays frozen (no gradient, still trainable afterwards) while H gets gradients."""
+    replay, o, a = collect_random("point-gain", GAINS, 50)
+    agent = CTD3Agent(o, a, CTD3Config())
+    features = agent.task_features(replay).detach()
     H = ActionTranslator(2, 2, z_dim=features.shape[1])
-    agent.forward_model.zero_grad(set_to_none=True)  # drop the gradients left by model training
     b = replay.sample(16)
     loss = all_pairs_loss(
         H,
