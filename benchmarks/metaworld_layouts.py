@@ -24,6 +24,10 @@ def run(env_name, policy_name, hand, obj, goal):
     return f"return {total:.0f}, hand ends at {obs[:3].round(3)}, object at {obs[4:7].round(3)}"
 
 
+# Measured 2026-11-26 (after make_metaworld_env widened the goal space to a goal placed outside
+# it; before, Meta-World clipped the goal in the observation and these numbers were 13 and 0):
+# push-v3 from the mug's layout 440, from the cube's 0; coffee-push-v3's own policy 449; the push
+# policy on the mug's and the cube's tasks 0 and 0.
 # the targets' own layouts (seed 0): the mug's start and the coffee machine, the cube's start
 # and its goal; the cylinder sits 2 cm above the table where the mug sits on it
 mug = {"hand": (0, 0.4, 0.2), "obj": (0.04, 0.556, 0.0), "goal": (0.017, 0.711, -0.001)}

@@ -6,10 +6,11 @@
 #   SOURCE_STEPS=300000 bash results/table1/run.sh halfcheetah-armature 0.1 0.5 0
 #   bash results/table1/run.sh ant-cripple -1 3 0 1 2
 #   bash results/table1/run.sh metaworld-push push-v3 coffee-push-v3 0 1 2   # scripted source
+#   bash results/table1/run.sh metaworld-push-aligned push-v3 coffee-push-v3 0 1 2  # same layout
 set -euo pipefail
 family=$1 source=$2 target=$3; shift 3
 steps=${SOURCE_STEPS:-60000}
-if [ "$family" = metaworld-push ]; then
+if [[ "$family" == metaworld-push* ]]; then
   tag=scripted source_flags=()  # Meta-World's hand-designed source policy
 else
   tag=source$((steps / 1000))k source_flags=(--source-steps "$steps")

@@ -112,10 +112,12 @@ def make_metaworld_env(
     goal: tuple[float, ...] | None = None,
     goal_observed: bool = True,
     object_position: tuple[float, ...] | None = None,
+    hand_position: tuple[float, ...] | None = None,
 ) -> gym.Env:
     """A Meta-World v3 environment with fixed object and goal positions (drawn once with
-    ``layout_seed``; ``goal`` replaces the drawn goal), the goal observed or not (zeros in its
-    place, Meta-World's "goal hidden"), and the success reward."""
+    ``layout_seed``; ``goal``, ``object_position`` and ``hand_position`` replace the drawn or
+    default ones), the goal observed or not (zeros in its place, Meta-World's "goal hidden"), and
+    the success reward."""
     metaworld = _metaworld()
     classes = metaworld.env_dict.ALL_V3_ENVIRONMENTS
     if env_name not in classes:
@@ -139,9 +141,20 @@ def make_metaworld_env(
             layout[:3] = object_position
         if goal is not None:
             layout[-3:] = goal
-        if goal is not None or object_position is not None:
+        if hand_position is not None:
+            env.hand_init_pos = np.asarray(hand_position, dtype=np.float64)
+        if goal is not None or object_position is not None or hand_position is not None:
             env._last_rand_vec = layout
             env.reset()
+        if goal is not None:  # a goal placed outside the task's own goal space widens it
+            low, high = env.goal_space.low, env.goal_space.high
+            goal_at = np.asarray(goal, dtype=np.float64)
+            if (goal_at < low).any() or (goal_at > high).any():
+                env.goal_space = gym.spaces.Box(
+                    np.minimum(low, goal_at), np.maximum(high, goal_at), dtype=np.float64
+                )
+                del env.sawyer_observation_space  # recomputed with the goal's new bounds
+                env.observation_space = env.sawyer_observation_space
     finally:
         np.random.set_state(state)
     return SuccessReward(env)
@@ -162,6 +175,39 @@ class InverseDistanceReward(gym.Wrapper):
         distance = float(np.linalg.norm(base.tcp_center - base._target_pos))
         info = dict(info, dense_reward=info.get("dense_reward", float(reward)), distance=distance)
         return obs, self.scale / (self.scale + distance), terminated, truncated, info
+
+
+def source_layout(layout_seed: int = 0) -> dict[str, tuple[float, ...]]:
+    """push-v3's layout (drawn with ``layout_seed``): the hand's start, the cylinder's start and
+    the goal."""
+    env = cast(Any, make_metaworld_env("push-v3", layout_seed=layout_seed).unwrapped)
+    vec = env._last_rand_vec
+    return {
+        "hand": tuple(float(v) for v in env.hand_init_pos),
+        "object": tuple(float(v) for v in vec[:3]),
+        "goal": tuple(float(v) for v in vec[-3:]),
+    }
+
+
+def make_aligned_push_env(
+    env_name: str = "push-v3", layout_seed: int = 0, **kwargs: Any
+) -> gym.Env:
+    """A ``metaworld-push`` task laid out as the source: the hand starts where push-v3's does
+    and the object and the goal sit at the cylinder's and its goal's (x, y), each at its own
+    height (the mug stands on the table, the cube and the cylinder 2 cm up). Family
+    ``metaworld-push-aligned``."""
+    if env_name == "push-v3":  # the source itself: exactly metaworld-push's
+        return make_metaworld_env(env_name, layout_seed=layout_seed, **kwargs)
+    src = source_layout(layout_seed)
+    own = cast(Any, make_metaworld_env(env_name, layout_seed=layout_seed).unwrapped)._last_rand_vec
+    return make_metaworld_env(
+        env_name,
+        layout_seed=layout_seed,
+        object_position=(*src["object"][:2], float(own[2])),
+        goal=(*src["goal"][:2], float(own[-1])),
+        hand_position=src["hand"],
+        **kwargs,
+    )
 
 
 REACH_OBJECT = (0.0, 0.6, 0.02)  # the puck of reach-v3 (unused) where no goal is within 0.15 of it
@@ -251,6 +297,23 @@ METAWORLD_PUSH = register_family(
         description="Meta-World: a cylinder (source), a coffee mug and a cube pushed to fixed "
         "goals; reward 1 per step at the goal (paper Table 1)",
         gym_name="MetaWorldPush",
+        scripted_policy=scripted_policy,
+        positions=positions,
+    )
+)
+METAWORLD_PUSH_ALIGNED = register_family(
+    TaskFamily(
+        name="metaworld-push-aligned",
+        env=make_aligned_push_env,
+        parameter="Meta-World v3 task, laid out as push-v3 (object pushed to a fixed goal)",
+        train_tasks=("push-v3",),
+        test_tasks=("coffee-push-v3", "push-back-v3"),
+        domain=Choice(TABLE1_TASKS),
+        task_env_kwargs=lambda name: {"env_name": name},
+        max_episode_steps=EPISODE_STEPS,
+        description="metaworld-push with the mug and the cube started where the cylinder is, "
+        "pushed to the cylinder's goal, the hand starting where push-v3's does",
+        gym_name="MetaWorldPushAligned",
         scripted_policy=scripted_policy,
         positions=positions,
     )
