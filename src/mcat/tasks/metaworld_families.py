@@ -284,37 +284,39 @@ METAWORLD_REACH = register_family(
         positions=reach_positions,
     )
 )
-METAWORLD_PUSH = register_family(
-    TaskFamily(
-        name="metaworld-push",
-        env=make_metaworld_env,
-        parameter="Meta-World v3 task (object pushed to a fixed goal)",
-        train_tasks=("push-v3",),
-        test_tasks=("coffee-push-v3", "push-back-v3"),
-        domain=Choice(TABLE1_TASKS),
-        task_env_kwargs=lambda name: {"env_name": name},
-        max_episode_steps=EPISODE_STEPS,
-        description="Meta-World: a cylinder (source), a coffee mug and a cube pushed to fixed "
-        "goals; reward 1 per step at the goal (paper Table 1)",
-        gym_name="MetaWorldPush",
-        scripted_policy=scripted_policy,
-        positions=positions,
+
+
+def _push_family(name: str, env: Any, description: str, gym_name: str) -> TaskFamily:
+    """A Table 1 family: push-v3 the source, the mug and the cube the targets."""
+    return register_family(
+        TaskFamily(
+            name=name,
+            env=env,
+            parameter="Meta-World v3 task (object pushed to a fixed goal)",
+            train_tasks=("push-v3",),
+            test_tasks=("coffee-push-v3", "push-back-v3"),
+            domain=Choice(TABLE1_TASKS),
+            task_env_kwargs=lambda task: {"env_name": task},
+            max_episode_steps=EPISODE_STEPS,
+            description=description,
+            gym_name=gym_name,
+            scripted_policy=scripted_policy,
+            positions=positions,
+        )
     )
+
+
+METAWORLD_PUSH = _push_family(
+    "metaworld-push",
+    make_metaworld_env,
+    "Meta-World: a cylinder (source), a coffee mug and a cube pushed to fixed goals; reward 1 "
+    "per step at the goal (paper Table 1)",
+    "MetaWorldPush",
 )
-METAWORLD_PUSH_ALIGNED = register_family(
-    TaskFamily(
-        name="metaworld-push-aligned",
-        env=make_aligned_push_env,
-        parameter="Meta-World v3 task, laid out as push-v3 (object pushed to a fixed goal)",
-        train_tasks=("push-v3",),
-        test_tasks=("coffee-push-v3", "push-back-v3"),
-        domain=Choice(TABLE1_TASKS),
-        task_env_kwargs=lambda name: {"env_name": name},
-        max_episode_steps=EPISODE_STEPS,
-        description="metaworld-push with the mug and the cube started where the cylinder is, "
-        "pushed to the cylinder's goal, the hand starting where push-v3's does",
-        gym_name="MetaWorldPushAligned",
-        scripted_policy=scripted_policy,
-        positions=positions,
-    )
+METAWORLD_PUSH_ALIGNED = _push_family(
+    "metaworld-push-aligned",
+    make_aligned_push_env,
+    "metaworld-push with the mug and the cube started where the cylinder is, pushed to the "
+    "cylinder's goal, the hand starting where push-v3's does",
+    "MetaWorldPushAligned",
 )
