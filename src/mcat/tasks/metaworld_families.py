@@ -32,6 +32,7 @@ succeed on their tasks (tests/test_metaworld.py).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, cast
 
@@ -177,10 +178,11 @@ class InverseDistanceReward(gym.Wrapper):
         return obs, self.scale / (self.scale + distance), terminated, truncated, info
 
 
-def source_layout(layout_seed: int = 0) -> dict[str, tuple[float, ...]]:
-    """push-v3's layout (drawn with ``layout_seed``): the hand's start, the cylinder's start and
-    the goal."""
-    env = cast(Any, make_metaworld_env("push-v3", layout_seed=layout_seed).unwrapped)
+@functools.cache
+def layout(env_name: str, layout_seed: int = 0) -> dict[str, tuple[float, ...]]:
+    """The layout ``env_name`` draws with ``layout_seed``: the hand's start, the object's start
+    and the goal (computed once per process: building the env takes a fraction of a second)."""
+    env = cast(Any, make_metaworld_env(env_name, layout_seed=layout_seed).unwrapped)
     vec = env._last_rand_vec
     return {
         "hand": tuple(float(v) for v in env.hand_init_pos),
@@ -198,13 +200,12 @@ def make_aligned_push_env(
     ``metaworld-push-aligned``."""
     if env_name == "push-v3":  # the source itself: exactly metaworld-push's
         return make_metaworld_env(env_name, layout_seed=layout_seed, **kwargs)
-    src = source_layout(layout_seed)
-    own = cast(Any, make_metaworld_env(env_name, layout_seed=layout_seed).unwrapped)._last_rand_vec
+    src, own = layout("push-v3", layout_seed), layout(env_name, layout_seed)
     return make_metaworld_env(
         env_name,
         layout_seed=layout_seed,
-        object_position=(*src["object"][:2], float(own[2])),
-        goal=(*src["goal"][:2], float(own[-1])),
+        object_position=(*src["object"][:2], own["object"][2]),
+        goal=(*src["goal"][:2], own["goal"][2]),
         hand_position=src["hand"],
         **kwargs,
     )
