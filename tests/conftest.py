@@ -35,6 +35,7 @@ HEAVY_FIRST = (
     "test_mql.py",  # 23
     "test_mcat_train.py",  # 19
     "test_video.py",  # 19
+    "test_transfer.py",  # 20
     "test_gym_envs.py",  # 16
     "test_hipbmdp.py",  # 16
     "test_regression.py",  # 15

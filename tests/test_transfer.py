@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mcat.cli import main
+from toy_runs import mcat
 
 TOY = [
     "--source-steps",
@@ -131,3 +132,78 @@ def test_a_cache_made_with_other_settings_is_refused_and_kept(cheetah_transfer, 
     assert "was made with other settings" in capsys.readouterr().err
     assert json.loads(meta.read_text())["family"] == "point-gain"
     assert (meta.parent / "data.npz").read_bytes() == data_before
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [  # Zhang et al.'s loops save through the same helper: with --slow
+        pytest.param(["--translator", "mcat"], id="H"),
+        pytest.param(["--translator", "dcc"], id="zhang-H", marks=pytest.mark.slow),
+        pytest.param(["--state-translator", "--translator", "mcat"], id="G-H"),
+        pytest.param(
+            ["--state-translator", "--translator", "dcc"], id="zhang-G-H", marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_translator_training_killed_and_rerun_continues_to_the_same_result(extra, tmp_path):
+    """The translators' training (an hour per result at the paper's 20,000 steps here) is saved
+    every tenth of its steps: killed at step 75 of 100 and run again with the same command, it
+    continues from step 70 and ends with the translator and the scores of the run left alone;
+    the progress file goes once the summary is written."""
+    argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", *extra]
+    argv += ["--source-steps", "300", "--dataset-size", "200", "--model-steps", "20"]
+    argv += ["--translator-steps", "100", "--eval-episodes", "1", "--threads", "1", "--quiet"]
+    cache = ["--cache", str(tmp_path / "cache")]
+    alone, stopped = tmp_path / "alone", tmp_path / "stopped"
+    mcat([*argv, *cache, "--out", str(stopped)], crash="loop:75")
+    assert (stopped / "translator-progress.pt").is_file() and not (
+        stopped / "summary.json"
+    ).exists()
+    resumed = mcat([*argv[:-1], *cache, "--out", str(stopped)])
+    assert "continuing from step 70" in resumed.stdout
+    assert main([*argv, *cache, "--out", str(alone)]) == 0
+    name = "state_translator.pt" if "--state-translator" in extra else "translator.pt"
+    assert (stopped / name).read_bytes() == (alone / name).read_bytes()
+    scores = [json.loads((d / "summary.json").read_text()) for d in (stopped, alone)]
+    for key in ("source_on_target", "transferred_on_target"):
+        assert scores[0][key] == scores[1][key]
+    assert not (stopped / "translator-progress.pt").exists()
+
+
+def test_loop_checkpoint_restores_every_state_and_ignores_other_settings(tmp_path):
+    """mcat.runs.LoopCheckpoint on a small loop: stopped after step 7 (saved at 6) and continued,
+    it ends where the loop left alone does; saved progress of other settings is not used."""
+    import torch
+
+    from mcat.runs import LoopCheckpoint
+
+    def loop(path, key, stop=None, messages=None):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 1)
+        opt = torch.optim.Adam(net.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 4)
+        rng, gen = np.random.default_rng(1), torch.Generator().manual_seed(2)
+        log = (messages if messages is not None else []).append
+        saved = LoopCheckpoint(path, key, "toy", every=3, log=log)
+        start = saved.resume({"net": net, "opt": opt, "sched": sched, "rng": rng, "gen": gen})
+        for step in range(start + 1, 11):
+            x = torch.as_tensor(rng.normal(size=(8, 3)), dtype=torch.float32)
+            x = x + torch.randn(8, 3, generator=gen) + torch.randn(8, 3)  # all three generators
+            loss = net(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            saved.done(step, last=step == 10)
+            if step == stop:
+                return None
+        return start, net.weight.detach().clone()
+
+    _, alone = loop(None, {"a": 1})
+    path, messages = tmp_path / "progress.pt", []
+    loop(path, {"a": 1}, stop=7)
+    start, resumed = loop(path, {"a": 1}, messages=messages)
+    assert start == 6 and torch.equal(resumed, alone) and "continuing from step 6" in messages[0]
+    other: list[str] = []
+    loop(path, {"a": 1}, stop=7)
+    assert loop(path, {"a": 2}, messages=other)[0] == 0 and "holds another loop's" in other[0]

@@ -4,7 +4,9 @@ use; the training path calls :func:`install_fault_hooks`, which does nothing wit
 - ``MCAT_TEST_CRASH``: ``checkpoint:STEP:BYTES`` kills the process (SIGKILL) after BYTES bytes of
   the first checkpoint written at env step >= STEP, ``sidecar:STEP`` between the rename of that
   checkpoint and its sidecar, ``step:STEP`` in the middle of the training iteration that reaches
-  STEP (after the environments stepped, before the gradient steps);
+  STEP (after the environments stepped, before the gradient steps), ``loop:STEP`` after step
+  STEP of a resumable loop over fixed data (:class:`mcat.runs.LoopCheckpoint`: the translators
+  of `mcat transfer`);
 - ``MCAT_TEST_NAN_LOSS=STEP`` makes a critic weight NaN from env step STEP on, so the critic loss
   of the next gradient step is NaN (tests of the numerical-fault stop).
 """

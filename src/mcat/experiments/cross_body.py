@@ -43,6 +43,7 @@ from mcat.experiments.transfer import (
     source_agent,
     target_model,
     td3_policy,
+    translator_checkpoint,
 )
 from mcat.learners.dcc import CrossBodyDCC
 from mcat.learners.state_translator import JointTranslatorConfig, train_joint_translators
@@ -120,11 +121,12 @@ def train_translators(
     R: RewardModel,
     max_action: float,
     log,
+    out: Path | None = None,
 ) -> tuple[StateTranslator, ActionTranslator]:
     """G and H between the bodies: ours (joint, Sec. 6) or Zhang et al.'s (with P and the
-    discriminators)."""
+    discriminators). With ``out`` the training can be stopped and continued."""
     src, tgt = _tensors(source_data), _tensors(target_data)
-    steps = cfg.translator_steps
+    steps, saved = cfg.translator_steps, translator_checkpoint(cfg, out, log)
     if cfg.translator == "dcc":
         torch.manual_seed(cfg.seed + 1)
         rng = np.random.default_rng(cfg.seed + 1)
@@ -133,7 +135,8 @@ def train_translators(
         log(f"training Zhang et al.'s state and action maps ({steps:,} steps)")
         progress = StepProgress("G, H (Zhang et al.)", steps, log)
         F.requires_grad_(False)
-        for step in range(1, steps + 1):
+        start = progress.first = saved.resume({**dcc.stateful(), "sched": sched, "rng": rng})
+        for step in range(start + 1, steps + 1):
             i = torch.as_tensor(rng.integers(0, len(src[0]), cfg.batch_size))
             j = torch.as_tensor(rng.integers(0, len(tgt[0]), cfg.batch_size))
             terms = dcc.step(
@@ -141,9 +144,19 @@ def train_translators(
             )
             sched.step()
             progress.update(step, terms["dynamics"])
+            saved.done(step, last=step == steps)
         return dcc.G, dcc.H
     log(f"training the state translator G and the action translator H jointly ({steps:,} steps)")
     progress = StepProgress("G, H", steps, log)
+
+    def resume(objects: dict[str, Any]) -> int:
+        progress.first = saved.resume(objects)
+        return progress.first
+
+    def report(step: int, _G: Any, _H: Any, metrics: dict[str, float]) -> None:
+        progress.update(step, metrics["dynamics"])
+        saved.done(step, last=step == steps)
+
     G, H = train_joint_translators(
         (src[0], src[1], src[2], src[3]),
         tgt[0],
@@ -156,7 +169,8 @@ def train_translators(
         cfg=JointTranslatorConfig(distribution_weight=cfg.distribution_weight),
         every=1,
         max_action=max_action,
-        report=lambda step, _G, _H, metrics: progress.update(step, metrics["dynamics"]),
+        report=report,
+        resume=resume,
     )
     return G, H
 
@@ -202,7 +216,7 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     )
     F = target_model(cfg, cache, target_data, data_meta, log, family=target_family)
     R = reward_model(cfg, cache, target_data, data_meta, log)
-    G, H = train_translators(cfg, source_data, target_data, F, R, agent.max_action, log)
+    G, H = train_translators(cfg, source_data, target_data, F, R, agent.max_action, log, out)
     G.eval()
     H.eval()
     transferred = CrossBodyPolicy(agent.actor, G, H)
@@ -250,6 +264,7 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     atomic_torch_save(G.state_dict(), out / "state_translator.pt")
     atomic_torch_save(H.state_dict(), out / "translator.pt")
     write_json(out / SUMMARY, summary)
+    translator_checkpoint(cfg, out, log).remove()
     for key, value in summary.items():
         if isinstance(value, dict):
             log(f"  {key:22s} {value['mean']:9.1f} ± {value['se']:.1f}")

@@ -39,7 +39,14 @@ from mcat.models import ForwardModel
 from mcat.models.translator import ActionTranslator
 from mcat.policies import ScriptedPolicy, TransferredPolicy
 from mcat.replay import MultiTaskReplay
-from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
+from mcat.runs import (
+    SUMMARY,
+    LoopCheckpoint,
+    StepProgress,
+    atomic_torch_save,
+    atomic_write_bytes,
+    write_json,
+)
 from mcat.tasks import TaskValue, get_family, task_key
 from mcat.train import Trainer, load_run_agent
 from mcat.validation import check_creatable_dir, check_int, check_number, check_seed, check_threads
@@ -469,20 +476,40 @@ def _lr_schedule(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sched
     return torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, 3 * steps // 4], gamma=1 / 6)
 
 
+PROGRESS = "translator-progress.pt"  # a result folder's resumable translator training
+
+
+def translator_checkpoint(cfg: TransferConfig, out: Path | None, log) -> LoopCheckpoint:
+    """The resumable state of a result's translator training (every tenth of the steps, at
+    most 1,000, in ``out``; kept until the result's summary is written)."""
+    path = None if out is None else Path(out) / PROGRESS
+    every = max(1, min(1000, cfg.translator_steps // 10))
+    return LoopCheckpoint(path, dataclasses.asdict(cfg), "the translator training", every, log)
+
+
 def train_translator(
-    cfg: TransferConfig, data: dict, target_data: dict, model: ForwardModel, max_action: float, log
+    cfg: TransferConfig,
+    data: dict,
+    target_data: dict,
+    model: ForwardModel,
+    max_action: float,
+    log,
+    out: Path | None = None,
 ) -> ActionTranslator:
     """The pair-only H from source to target: ours (Eq. 3, source data only) or the Zhang et al.
-    baseline (which also uses the target data for its cycle and adversarial terms)."""
+    baseline (which also uses the target data for its cycle and adversarial terms). With ``out``
+    the training can be stopped and continued (:func:`translator_checkpoint`)."""
     obs_dim, act_dim = data["obs"].shape[1], data["act"].shape[1]
     torch.manual_seed(cfg.seed + 1)
     rng = np.random.default_rng(cfg.seed + 1)
+    steps, saved = cfg.translator_steps, translator_checkpoint(cfg, out, log)
     if cfg.translator == "dcc":
         dcc = DCCTranslator(obs_dim, act_dim, max_action)
-        sched = _lr_schedule(dcc.opt, cfg.translator_steps)
-        log(f"training the Zhang et al. translator ({cfg.translator_steps:,} steps)")
-        progress = StepProgress("H (Zhang et al.)", cfg.translator_steps, log)
-        for step in range(1, cfg.translator_steps + 1):
+        sched = _lr_schedule(dcc.opt, steps)
+        log(f"training the Zhang et al. translator ({steps:,} steps)")
+        progress = StepProgress("H (Zhang et al.)", steps, log)
+        start = progress.first = saved.resume({**dcc.stateful(), "sched": sched, "rng": rng})
+        for step in range(start + 1, steps + 1):
             dcc.step(
                 model,
                 _batches(data, cfg.batch_size, rng),
@@ -490,14 +517,16 @@ def train_translator(
             )
             sched.step()
             progress.update(step)
+            saved.done(step, last=step == steps)
         return dcc.H
     H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
     opt = torch.optim.Adam(H.parameters(), lr=3e-4)
-    sched = _lr_schedule(opt, cfg.translator_steps)
+    sched = _lr_schedule(opt, steps)
     empty = torch.zeros(cfg.batch_size, 0)
-    log(f"training the translator H ({cfg.translator_steps:,} steps, objective {cfg.objective})")
-    progress = StepProgress("H", cfg.translator_steps, log)
-    for step in range(1, cfg.translator_steps + 1):
+    log(f"training the translator H ({steps:,} steps, objective {cfg.objective})")
+    progress = StepProgress("H", steps, log)
+    start = progress.first = saved.resume({"H": H, "opt": opt, "sched": sched, "rng": rng})
+    for step in range(start + 1, steps + 1):
         obs, act, delta = _batches(data, cfg.batch_size, rng)
         loss = translator_loss(H, model, obs, act, delta, empty, empty, cfg.objective)
         opt.zero_grad(set_to_none=True)
@@ -505,6 +534,7 @@ def train_translator(
         opt.step()
         sched.step()
         progress.update(step, loss.detach())
+        saved.done(step, last=step == steps)
     return H
 
 
@@ -626,7 +656,7 @@ def run_transfer(
     source_data, _ = dataset(cfg, cache, agent, policy_meta, cfg.source, log)
     target_data, target_meta = dataset(cfg, cache, agent, policy_meta, cfg.target, log)
     model = target_model(cfg, cache, target_data, target_meta, log)
-    H = train_translator(cfg, source_data, target_data, model, agent.max_action, log)
+    H = train_translator(cfg, source_data, target_data, model, agent.max_action, log, out)
     family = get_family(cfg.family)
     empty = torch.zeros(1, 0)
     transferred = TransferredPolicy(agent.actor, H, empty, empty)
@@ -661,6 +691,7 @@ def run_transfer(
     if family.positions is not None:
         summary["paths"] = draw_paths(cfg, family, agent, transferred, out)
     write_json(out / SUMMARY, summary)
+    translator_checkpoint(cfg, out, log).remove()
     for key in ("source_on_source", "source_on_target", "transferred_on_target"):
         log(f"  {key:22s} {summary[key]['mean']:9.1f} ± {summary[key]['se']:.1f}")
     return summary

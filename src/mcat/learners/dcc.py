@@ -22,6 +22,7 @@ choices. F is frozen throughout, exactly as for MCAT's translator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -80,6 +81,10 @@ class DCCTranslator:
         self.d_opt = torch.optim.Adam(
             [*self.D_src.parameters(), *self.D_tgt.parameters()], lr=self.cfg.discriminator_lr
         )
+
+    def stateful(self) -> dict[str, Any]:
+        """The maps, discriminators and optimisers by name (what a resumable loop saves)."""
+        return {k: v for k, v in vars(self).items() if hasattr(v, "load_state_dict")}
 
     def losses(
         self, F: ForwardModel, src: tuple[torch.Tensor, ...], tgt: tuple[torch.Tensor, ...]

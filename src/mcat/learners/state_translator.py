@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -111,11 +112,13 @@ def train_joint_translators(
     max_action: float = 1.0,
     report: Callable[[int, StateTranslator, ActionTranslator, dict[str, float]], None]
     | None = None,
+    resume: Callable[[dict[str, Any]], int] | None = None,
 ) -> tuple[StateTranslator, ActionTranslator]:
     """G and the pair-only H trained together for ``steps`` Adam steps on batches of the source
     transitions ``source`` = (obs, act, rew, next_obs) and of the target's states, with the
     target's F and R frozen here; H's actions lie within +-``max_action``.
-    ``report(step, G, H, metrics)`` is called every ``every`` steps."""
+    ``report(step, G, H, metrics)`` is called every ``every`` steps; ``resume(objects)``, given
+    the loop's stateful objects by name, may load saved states and returns the steps done."""
     cfg = cfg or JointTranslatorConfig()
     obs, act, rew, next_obs = source
     forward_model.requires_grad_(False)
@@ -132,7 +135,8 @@ def train_joint_translators(
     )
     opt = torch.optim.Adam([*G.parameters(), *H.parameters()], lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    for step in range(1, steps + 1):
+    start = resume({"G": G, "H": H, "opt": opt, "gen": gen}) if resume else 0
+    for step in range(start + 1, steps + 1):
         i = torch.randint(0, len(obs), (batch,), generator=gen)
         j = torch.randint(0, len(target_states), (batch,), generator=gen)
         loss, metrics = joint_translator_loss(
