@@ -134,6 +134,11 @@ def test_a_cache_made_with_other_settings_is_refused_and_kept(cheetah_transfer, 
     assert (meta.parent / "data.npz").read_bytes() == data_before
 
 
+@pytest.fixture(scope="module")
+def toy_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("toy-cache")
+
+
 @pytest.mark.parametrize(
     "extra",
     [  # Zhang et al.'s loops save through the same helper: with --slow
@@ -145,7 +150,9 @@ def test_a_cache_made_with_other_settings_is_refused_and_kept(cheetah_transfer, 
         ),
     ],
 )
-def test_translator_training_killed_and_rerun_continues_to_the_same_result(extra, tmp_path):
+def test_translator_training_killed_and_rerun_continues_to_the_same_result(
+    extra, tmp_path, toy_cache
+):
     """The translators' training (an hour per result at the paper's 20,000 steps here) is saved
     every tenth of its steps: killed at step 75 of 100 and run again with the same command, it
     continues from step 70 and ends with the translator and the scores of the run left alone;
@@ -153,7 +160,7 @@ def test_translator_training_killed_and_rerun_continues_to_the_same_result(extra
     argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", *extra]
     argv += ["--source-steps", "300", "--dataset-size", "200", "--model-steps", "20"]
     argv += ["--translator-steps", "100", "--eval-episodes", "1", "--threads", "1", "--quiet"]
-    cache = ["--cache", str(tmp_path / "cache")]
+    cache = ["--cache", str(toy_cache)]  # the source policy and datasets: made once
     alone, stopped = tmp_path / "alone", tmp_path / "stopped"
     mcat([*argv, *cache, "--out", str(stopped)], crash="loop:75")
     assert (stopped / "translator-progress.pt").is_file() and not (
