@@ -118,6 +118,8 @@ def test_the_video_replays_the_scored_episodes(two_to_three, capsys):
         (["--target-family", "nope"], "unknown task family 'nope'"),
         (["--target-policy-steps", "10"], "add --target-family"),
         (["--target-family", "halfcheetah-3leg", "--target-policy-steps", "-1"], ">= 0"),
+        (["--target-data-policy"], "--target-data-policy is for --state-translator"),
+        (["--state-translator", "--target-policy-steps", "10"], "--target-data-policy"),
     ],
 )
 def test_bad_cross_body_input(extra, message, tmp_path, capsys):

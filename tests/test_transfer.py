@@ -214,3 +214,19 @@ def test_loop_checkpoint_restores_every_state_and_ignores_other_settings(tmp_pat
     other: list[str] = []
     loop(path, {"a": 1}, stop=7)
     assert loop(path, {"a": 2}, messages=other)[0] == 0 and "holds another loop's" in other[0]
+
+
+def test_a_target_data_policy_collects_the_target_data_of_a_state_translator(toy_cache, tmp_path):
+    """--state-translator --target-data-policy: a TD3 policy trained on the target collects the
+    target's dataset (not the source policy); the summary scores it beside the others."""
+    argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", "--state-translator"]
+    argv += ["--target-data-policy", "--target-policy-steps", "300", "--source-steps", "300"]
+    argv += ["--dataset-size", "200", "--model-steps", "20", "--translator-steps", "20"]
+    argv += ["--eval-episodes", "1", "--threads", "1", "--quiet", "--cache", str(toy_cache)]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["target_policy_run"] and summary["target_policy_run"] != summary["source_run"]
+    assert {"source_on_target", "data_policy_on_target"} <= set(summary)
+    metas = [json.loads(p.read_text()) for p in (toy_cache / "data").glob("*/meta.json")]
+    source_policies = {m["policy"] for m in metas if m["task"] == 0.75}
+    assert any(m["task"] == 1.5 and m["policy"] not in source_policies for m in metas)

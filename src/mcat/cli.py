@@ -565,9 +565,15 @@ def cmd_video(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from mcat.experiments.transfer import TransferConfig, run_transfer
 
-    if args.target_policy_steps is not None and args.target_family is None:
+    if args.target_data_policy and not args.state_translator:
         raise MCATError(
-            "--target-policy-steps is for a target body of another family; add --target-family"
+            "--target-data-policy is for --state-translator (with --target-family a target data "
+            "policy always collects the target's data)"
+        )
+    if args.target_policy_steps is not None and not (args.target_family or args.target_data_policy):
+        raise MCATError(
+            "--target-policy-steps is for a target data policy: add --target-family (another "
+            "body) or --state-translator --target-data-policy"
         )
     if args.source_policy == "scripted" and args.source_steps is not None:
         raise MCATError("--source-steps trains a TD3 source; a scripted source needs none")
@@ -576,6 +582,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     extra: tuple[str, ...] = ("translator", "target_family", "target_policy_steps", "source_policy")
     extra += ("distribution_weight",)
     extra += ("state_translator",) if args.state_translator else ()
+    extra += ("target_data_policy",) if args.target_data_policy else ()
     values = _experiment_values(args, extra)
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
     target = args.target if args.target_family is None else f"{args.target_family}-{args.target}"
@@ -888,10 +895,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Sec. 6, tasks whose rewards differ)",
     )
     p.add_argument(
+        "--target-data-policy",
+        action="store_true",
+        help="with --state-translator: the target's data come from a TD3 policy trained on the "
+        "target (--target-policy-steps), not from the source policy",
+    )
+    p.add_argument(
         "--target-policy-steps",
         type=int,
-        help="with --target-family: TD3 steps of the policy that collects the target's data "
-        "(default 20000; 0: random actions)",
+        help="with --target-family or --target-data-policy: TD3 steps of the policy that "
+        "collects the target's data (default 20000; 0: random actions)",
     )
     _add_experiment_flags(
         p,

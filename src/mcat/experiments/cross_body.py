@@ -196,8 +196,8 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     target_family = cfg.target_family_name
     run_dir, agent, policy_meta = source_agent(cfg, cache, log)
     target_agent, target_meta, target_run = None, None, None
-    if cfg.target_family is None:  # one body, other rewards: the source policy collects on the
-        target_agent, target_meta = agent, policy_meta  # target too, as in Table 1
+    if cfg.target_family is None and not cfg.target_data_policy:  # one body, other rewards:
+        target_agent, target_meta = agent, policy_meta  # the source policy collects there too
     elif cfg.target_policy_steps:
         target_run, target_meta = td3_policy(
             cfg,
@@ -250,7 +250,7 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     }
     if cfg.target_family is None:  # the same body: the source policy acts on the target as is
         summary["source_on_target"] = episodes(agent, target_family, cfg.target, history)
-    elif target_agent is not None:
+    if target_agent is not None and target_agent is not agent:
         summary["data_policy_on_target"] = episodes(
             target_agent, target_family, cfg.target, target_agent.cfg.history
         )

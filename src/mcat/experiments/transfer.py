@@ -105,9 +105,14 @@ class TransferConfig:
     or scripted (the family's hand-designed policy: Table 1 on Meta-World); None: scripted
     where the family has one, else td3."""
     target_policy_steps: int = 20_000
-    """Cross-body only: TD3 env steps of the target data policy, which collects the target's
-    dataset with ``dataset_noise`` (the source policy cannot act on another body); 0 collects it
-    with uniformly random actions (Zhang et al. 2020c's protocol)."""
+    """TD3 env steps of the target data policy (cross-body, or ``target_data_policy``), which
+    collects the target's dataset with ``dataset_noise`` (the source policy cannot act on another
+    body); 0 collects it with uniformly random actions (Zhang et al. 2020c's protocol)."""
+    target_data_policy: bool = False
+    """With ``state_translator``: the target's dataset comes from a target data policy
+    (``target_policy_steps``) instead of the source policy. Where rewards differ, the source
+    policy's data may never visit the target's high rewards, which R_t then cannot know
+    (results/reward_goals/README.md)."""
     distribution_weight: float = 1.0
     """Joint G and H only: weight of the term that makes G(s) distributed like the target's
     states (:class:`mcat.learners.state_translator.JointTranslatorConfig`)."""
@@ -130,7 +135,9 @@ class TransferConfig:
                 f"source and target are the same task ({task_key(self.source)}); "
                 "choose two different tasks"
             )
-        if self.target_family is not None:
+        if self.target_data_policy and not self.state_translator:
+            raise MCATError("target_data_policy is for state_translator (within one family)")
+        if self.target_family is not None or self.target_data_policy:
             check_int("target_policy_steps", self.target_policy_steps, 0)
         check_number("distribution_weight", self.distribution_weight, 0.0)
         if self.source_policy not in (None, "td3", "scripted"):
