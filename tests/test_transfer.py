@@ -141,8 +141,8 @@ def toy_cache(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "extra",
-    [  # Zhang et al.'s loops save through the same helper: with --slow
-        pytest.param(["--translator", "mcat"], id="H"),
+    [  # the other loops save through the same helper (and its own test below): with --slow
+        pytest.param(["--translator", "mcat"], id="H", marks=pytest.mark.slow),
         pytest.param(["--translator", "dcc"], id="zhang-H", marks=pytest.mark.slow),
         pytest.param(["--state-translator", "--translator", "mcat"], id="G-H"),
         pytest.param(
