@@ -1,0 +1,71 @@
+"""Why does H fail on a Meta-World pair? For a result folder of `mcat transfer` on a
+metaworld-push family: how often the object moves in the source's and the target's datasets,
+which state differences never change in the target's data, and F_t's error (L1 and NLL of the
+normalised state difference, on 2,000 source transitions) with the source's own actions (the
+identity translator) and with the learned H's.
+
+    .venv/bin/python results/table1/mw_diagnosis.py RESULT_DIR [--cache runs/cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcat.models import ForwardModel
+from mcat.models.translator import ActionTranslator
+from mcat.runs import load_checkpoint_file
+
+parser = argparse.ArgumentParser()
+parser.add_argument("result", type=Path)
+parser.add_argument("--cache", type=Path, default=Path("runs/cache"))
+args = parser.parse_args()
+cfg = json.loads((args.result / "config.json").read_text())
+data, model = {}, None
+for meta_file in (args.cache / "data").glob("*/meta.json"):
+    meta = json.loads(meta_file.read_text())
+    if (meta["family"], meta["seed"], meta["size"]) == (
+        cfg["family"],
+        cfg["seed"],
+        cfg["dataset_size"],
+    ):
+        data[meta["task"]] = dict(np.load(meta_file.parent / "data.npz"))
+for meta_file in (args.cache / "model").glob("*/meta.json"):
+    meta = json.loads(meta_file.read_text())
+    if (meta.get("family"), meta.get("task"), meta.get("seed")) == (
+        cfg["family"],
+        cfg["target"],
+        cfg["seed"],
+    ):
+        model = next(meta_file.parent.glob("*.pt"))
+if set(data) < {cfg["source"], cfg["target"]} or model is None:
+    raise SystemExit(f"the datasets and F_t of {args.result} are not in {args.cache}")
+for role in ("source", "target"):
+    d = data[cfg[role]]
+    moved = np.linalg.norm(d["next_obs"][:, 4:7] - d["obs"][:, 4:7], axis=1)
+    print(f"{role} data: the object moves (> 1 mm a step) in {100 * (moved > 1e-3).mean():.1f}%")
+src, obs_dim, act_dim = data[cfg["source"]], data[cfg["source"]]["obs"].shape[1], 4
+F = ForwardModel(obs_dim, act_dim, 0)
+F.load_state_dict(load_checkpoint_file(model))
+H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=1.0)
+H.load_state_dict(load_checkpoint_file(args.result / "translator.pt"))
+pick = np.random.default_rng(0).integers(0, len(src["obs"]), 2000)
+obs, act = torch.as_tensor(src["obs"][pick]), torch.as_tensor(src["act"][pick])
+delta = torch.as_tensor(src["next_obs"][pick] - src["obs"][pick])
+still = F.target_norm.var <= 1e-10
+print(f"state differences that never change in the target's data: {int(still.sum())} of {obs_dim}")
+with torch.no_grad():
+    for name, a in (("identity (the source's actions)", act), ("learned H", H(obs, act))):
+        mean, logvar = F(obs, a, obs.new_zeros(len(obs), 0))
+        target = F.target_norm(delta)
+        l1 = (mean - target).abs()
+        nll = 0.5 * ((target - mean) ** 2 * torch.exp(-logvar) + logvar)
+        print(
+            f"{name}: F_t's L1 {l1[:, ~still].mean():.3f} (never-changing: "
+            f"{l1[:, still].mean():.3f}), NLL {nll[:, ~still].mean():.3g} "
+            f"({nll[:, still].mean():.3g}); mean |action| {a.abs().mean():.3f}"
+        )
