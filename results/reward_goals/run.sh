@@ -3,9 +3,7 @@
 # the centre of reach-v3's goal space, targets at other goals (hidden from the policy; reward
 # 0.05 / (0.05 + distance)). The source policy is Meta-World's scripted reach told the source goal.
 # Ours (G and H jointly, --state-translator) against Zhang et al. (state and action maps), the
-# target's data collected by the source policy (as in Table 1); and ours with the target's data
-# collected by a TD3 policy trained 20,000 steps on the target (--target-data-policy: the source
-# policy's data never reach the target's high rewards, README). Each summary also holds the
+# target's data collected by the source policy (as in Table 1). Each summary also holds the
 # source policy on the target. Datasets, F and R are cached in runs/cache and shared. Resumable:
 # finished results are skipped, a translator training continues from its last save.
 #   OMP_NUM_THREADS=1 bash results/reward_goals/run.sh 0 1 2
@@ -14,8 +12,7 @@ cd "$(dirname "$0")/../.."
 source=0,0.85,0.175
 for seed in "$@"; do
   for target in 0.1,0.85,0.175 0,0.9,0.3 -0.1,0.8,0.1; do
-    for variant in "seed$seed-mcat --translator mcat" "seed$seed-dcc --translator dcc" \
-      "datapolicy-seed$seed-mcat --translator mcat --target-data-policy"; do
+    for variant in "seed$seed-mcat --translator mcat" "seed$seed-dcc --translator dcc"; do
       set -- $variant
       name=$1; shift
       out=results/reward_goals/reach-$source-to-$target-$name
