@@ -191,7 +191,7 @@ def test_loop_checkpoint_restores_every_state_and_ignores_other_settings(tmp_pat
         sched = torch.optim.lr_scheduler.StepLR(opt, 4)
         rng, gen = np.random.default_rng(1), torch.Generator().manual_seed(2)
         log = (messages if messages is not None else []).append
-        saved = LoopCheckpoint(path, key, "toy", every=3, log=log)
+        saved = LoopCheckpoint(path, key, "toy", total=10, every=3, log=log)
         start = saved.resume({"net": net, "opt": opt, "sched": sched, "rng": rng, "gen": gen})
         for step in range(start + 1, 11):
             x = torch.as_tensor(rng.normal(size=(8, 3)), dtype=torch.float32)
@@ -201,7 +201,7 @@ def test_loop_checkpoint_restores_every_state_and_ignores_other_settings(tmp_pat
             loss.backward()
             opt.step()
             sched.step()
-            saved.done(step, last=step == 10)
+            saved.done(step)
             if step == stop:
                 return None
         return start, net.weight.detach().clone()

@@ -260,15 +260,18 @@ def from_saved(tree: Any) -> Any:
 
 # ---------------------------------------------------------------------- resumable loops
 class LoopCheckpoint:
-    """Makes a training loop over fixed data resumable (the translators of `mcat transfer`,
-    20,000 steps that take up to an hour here): every ``every`` steps, and after the last, the
+    """Makes a training loop of ``total`` steps over fixed data resumable (the translators of
+    `mcat transfer`, 20,000 steps that take up to an hour here): every ``every`` steps, and after
+    the last, the
     states of the loop's modules, optimisers, schedulers and random generators (and torch's
     global generator) go to ``path`` atomically; a process started again with the same ``key``
     continues from there and ends with what the loop left alone would have. ``path`` None: no
     files. The caller removes the file (:meth:`remove`) once the loop's product is saved."""
 
-    def __init__(self, path: Path | None, key: dict, what: str, every: int = 1000, log=print):
-        self.path, self.what, self.every, self.log = path, what, every, log
+    def __init__(
+        self, path: Path | None, key: dict, what: str, total: int, every: int = 1000, log=print
+    ):
+        self.path, self.what, self.total, self.every, self.log = path, what, total, every, log
         self.key = json.dumps(key, sort_keys=True, default=str)
         self.objects: dict[str, Any] = {}
 
@@ -295,9 +298,9 @@ class LoopCheckpoint:
         self.log(f"{self.what}: continuing from step {state['step']:,} ({self.path})")
         return int(state["step"])
 
-    def done(self, step: int, last: bool = False) -> None:
-        """Call after each step; saves every ``every`` steps and when ``last``."""
-        if self.path is not None and (last or step % self.every == 0):
+    def done(self, step: int) -> None:
+        """Call after each step; saves every ``every`` steps and after the ``total``-th."""
+        if self.path is not None and (step % self.every == 0 or step == self.total):
             objects: dict[str, Any] = {}
             for name, obj in self.objects.items():
                 if isinstance(obj, np.random.Generator):  # its 128-bit ints, as text

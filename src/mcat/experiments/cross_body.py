@@ -144,7 +144,7 @@ def train_translators(
             )
             sched.step()
             progress.update(step, terms["dynamics"])
-            saved.done(step, last=step == steps)
+            saved.done(step)
         return dcc.G, dcc.H
     log(f"training the state translator G and the action translator H jointly ({steps:,} steps)")
     progress = StepProgress("G, H", steps, log)
@@ -155,7 +155,7 @@ def train_translators(
 
     def report(step: int, _G: Any, _H: Any, metrics: dict[str, float]) -> None:
         progress.update(step, metrics["dynamics"])
-        saved.done(step, last=step == steps)
+        saved.done(step)
 
     G, H = train_joint_translators(
         (src[0], src[1], src[2], src[3]),

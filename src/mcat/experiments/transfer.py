@@ -490,8 +490,11 @@ def translator_checkpoint(cfg: TransferConfig, out: Path | None, log) -> LoopChe
     """The resumable state of a result's translator training (every tenth of the steps, at
     most 1,000, in ``out``; kept until the result's summary is written)."""
     path = None if out is None else Path(out) / PROGRESS
-    every = max(1, min(1000, cfg.translator_steps // 10))
-    return LoopCheckpoint(path, dataclasses.asdict(cfg), "the translator training", every, log)
+    steps = cfg.translator_steps
+    every = max(1, min(1000, steps // 10))
+    return LoopCheckpoint(
+        path, dataclasses.asdict(cfg), "the translator training", steps, every, log
+    )
 
 
 def train_translator(
@@ -524,7 +527,7 @@ def train_translator(
             )
             sched.step()
             progress.update(step)
-            saved.done(step, last=step == steps)
+            saved.done(step)
         return dcc.H
     H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
     opt = torch.optim.Adam(H.parameters(), lr=3e-4)
@@ -541,7 +544,7 @@ def train_translator(
         opt.step()
         sched.step()
         progress.update(step, loss.detach())
-        saved.done(step, last=step == steps)
+        saved.done(step)
     return H
 
 

@@ -131,31 +131,29 @@ def make_metaworld_env(
     try:
         env = classes[env_name](render_mode=render_mode, width=width, height=height)
         env._partially_observable = not goal_observed  # the scripted policies read the goal
+        if goal is not None:  # a goal outside the task's own goal space widens it: Meta-World
+            low, high = env.goal_space.low, env.goal_space.high  # clips observations to it
+            goal_at = np.asarray(goal, dtype=np.float64)
+            if (goal_at < low).any() or (goal_at > high).any():
+                env.goal_space = gym.spaces.Box(
+                    np.minimum(low, goal_at), np.maximum(high, goal_at), dtype=np.float64
+                )
         del env.sawyer_observation_space  # a cached property: recomputed with the goal's bounds
         env.observation_space = env.sawyer_observation_space
         env._freeze_rand_vec = False  # draw the layout once ...
         env._set_task_called = True
         env.reset()
         env._freeze_rand_vec = True  # ... and start every episode from it
-        layout = env._last_rand_vec.copy()  # the object's position first, the goal's last
+        vec = env._last_rand_vec.copy()  # the object's position first, the goal's last
         if object_position is not None:
-            layout[:3] = object_position
+            vec[:3] = object_position
         if goal is not None:
-            layout[-3:] = goal
+            vec[-3:] = goal
         if hand_position is not None:
             env.hand_init_pos = np.asarray(hand_position, dtype=np.float64)
         if goal is not None or object_position is not None or hand_position is not None:
-            env._last_rand_vec = layout
+            env._last_rand_vec = vec
             env.reset()
-        if goal is not None:  # a goal placed outside the task's own goal space widens it
-            low, high = env.goal_space.low, env.goal_space.high
-            goal_at = np.asarray(goal, dtype=np.float64)
-            if (goal_at < low).any() or (goal_at > high).any():
-                env.goal_space = gym.spaces.Box(
-                    np.minimum(low, goal_at), np.maximum(high, goal_at), dtype=np.float64
-                )
-                del env.sawyer_observation_space  # recomputed with the goal's new bounds
-                env.observation_space = env.sawyer_observation_space
     finally:
         np.random.set_state(state)
     return SuccessReward(env)
