@@ -1,8 +1,9 @@
 """Why does H fail on a Meta-World pair? For a result folder of `mcat transfer` on a
 metaworld-push family: how often the object moves in the source's and the target's datasets,
 which state differences never change in the target's data, and F_t's error (L1 and NLL of the
-normalised state difference, on 2,000 source transitions) with the source's own actions (the
-identity translator) and with the learned H's.
+normalised state difference) on 2,000 of the target's own transitions (what it was fitted to),
+and on 2,000 source transitions with the source's own actions (the identity translator) and with
+the learned H's.
 
     .venv/bin/python results/table1/mw_diagnosis.py RESULT_DIR [--cache runs/cache]
 """
@@ -58,8 +59,17 @@ obs, act = torch.as_tensor(src["obs"][pick]), torch.as_tensor(src["act"][pick])
 delta = torch.as_tensor(src["next_obs"][pick] - src["obs"][pick])
 still = F.target_norm.var <= 1e-10
 print(f"state differences that never change in the target's data: {int(still.sum())} of {obs_dim}")
+tgt = data[cfg["target"]]
+tpick = np.random.default_rng(1).integers(0, len(tgt["obs"]), 2000)
+t_obs, t_act = torch.as_tensor(tgt["obs"][tpick]), torch.as_tensor(tgt["act"][tpick])
+t_delta = torch.as_tensor(tgt["next_obs"][tpick] - tgt["obs"][tpick])
 with torch.no_grad():
-    for name, a in (("identity (the source's actions)", act), ("learned H", H(obs, act))):
+    rows = (
+        ("target's own transitions (F_t's training data)", t_obs, t_act, t_delta),
+        ("identity (the source's actions)", obs, act, delta),
+        ("learned H", obs, H(obs, act), delta),
+    )
+    for name, obs, a, delta in rows:
         mean, logvar = F(obs, a, obs.new_zeros(len(obs), 0))
         target = F.target_norm(delta)
         l1 = (mean - target).abs()
@@ -68,4 +78,10 @@ with torch.no_grad():
             f"{name}: F_t's L1 {l1[:, ~still].mean():.3f} (never-changing: "
             f"{l1[:, still].mean():.3f}), NLL {nll[:, ~still].mean():.3g} "
             f"({nll[:, still].mean():.3g}); mean |action| {a.abs().mean():.3f}"
+        )
+        # Meta-World's observation: hand, gripper, object position and quaternion, 2nd object
+        parts = {"hand": (0, 3), "gripper": (3, 4), "object xyz": (4, 7), "object quat": (7, 11)}
+        print(
+            "    L1 by part: "
+            + ", ".join(f"{k} {l1[:, i:j].mean():.3f}" for k, (i, j) in parts.items())
         )
