@@ -36,13 +36,13 @@ from mcat.experiments.transfer import (
     Cache,
     TransferConfig,
     _key,
-    _lr_schedule,
     _mean_se,
     dataset,
     draw_paths,
     source_agent,
     target_model,
     td3_policy,
+    train_dcc,
     translator_checkpoint,
 )
 from mcat.learners.dcc import CrossBodyDCC
@@ -131,20 +131,14 @@ def train_translators(
         torch.manual_seed(cfg.seed + 1)
         rng = np.random.default_rng(cfg.seed + 1)
         dcc = CrossBodyDCC(src[0], tgt[0], src[1].shape[1], tgt[1].shape[1], max_action)
-        sched = _lr_schedule(dcc.opt, steps)
-        log(f"training Zhang et al.'s state and action maps ({steps:,} steps)")
-        progress = StepProgress("G, H (Zhang et al.)", steps, log)
-        F.requires_grad_(False)
-        start = progress.first = saved.resume({**dcc.stateful(), "sched": sched, "rng": rng})
-        for step in range(start + 1, steps + 1):
+
+        def draw() -> tuple[tuple, tuple]:
             i = torch.as_tensor(rng.integers(0, len(src[0]), cfg.batch_size))
             j = torch.as_tensor(rng.integers(0, len(tgt[0]), cfg.batch_size))
-            terms = dcc.step(
-                F, (src[0][i], src[1][i], src[3][i]), (tgt[0][j], tgt[1][j], tgt[3][j])
-            )
-            sched.step()
-            progress.update(step, terms["dynamics"])
-            saved.done(step)
+            return (src[0][i], src[1][i], src[3][i]), (tgt[0][j], tgt[1][j], tgt[3][j])
+
+        what = "Zhang et al.'s state and action maps"
+        train_dcc(dcc, F, draw, steps, saved, rng, what, "G, H", log)
         return dcc.G, dcc.H
     log(f"training the state translator G and the action translator H jointly ({steps:,} steps)")
     progress = StepProgress("G, H", steps, log)

@@ -515,19 +515,12 @@ def train_translator(
     steps, saved = cfg.translator_steps, translator_checkpoint(cfg, out, log)
     if cfg.translator == "dcc":
         dcc = DCCTranslator(obs_dim, act_dim, max_action)
-        sched = _lr_schedule(dcc.opt, steps)
-        log(f"training the Zhang et al. translator ({steps:,} steps)")
-        progress = StepProgress("H (Zhang et al.)", steps, log)
-        start = progress.first = saved.resume({**dcc.stateful(), "sched": sched, "rng": rng})
-        for step in range(start + 1, steps + 1):
-            dcc.step(
-                model,
-                _batches(data, cfg.batch_size, rng),
-                _batches(target_data, cfg.batch_size, rng),
-            )
-            sched.step()
-            progress.update(step)
-            saved.done(step)
+
+        def draw() -> tuple[tuple, tuple]:
+            b = cfg.batch_size
+            return _batches(data, b, rng), _batches(target_data, b, rng)
+
+        train_dcc(dcc, model, draw, steps, saved, rng, "the Zhang et al. translator", "H", log)
         return dcc.H
     H = ActionTranslator(obs_dim, act_dim, conditioned=False, max_action=max_action)
     opt = torch.optim.Adam(H.parameters(), lr=3e-4)
@@ -546,6 +539,31 @@ def train_translator(
         progress.update(step, loss.detach())
         saved.done(step)
     return H
+
+
+def train_dcc(
+    dcc: DCCTranslator,
+    model: ForwardModel,
+    draw: Callable[[], tuple[tuple, tuple]],
+    steps: int,
+    saved: LoopCheckpoint,
+    rng: np.random.Generator,
+    what: str,
+    maps: str,
+    log,
+) -> None:
+    """The loop of the Zhang et al. baseline, between tasks or between bodies: ``steps`` of
+    ``dcc.step`` on the source and target batches ``draw`` returns (drawn with ``rng``), the
+    learning-rate schedule of H, progress and the resumable checkpoint ``saved``."""
+    sched = _lr_schedule(dcc.opt, steps)
+    log(f"training {what} ({steps:,} steps)")
+    progress = StepProgress(f"{maps} (Zhang et al.)", steps, log)
+    start = progress.first = saved.resume({**dcc.stateful(), "sched": sched, "rng": rng})
+    for step in range(start + 1, steps + 1):
+        terms = dcc.step(model, *draw())
+        sched.step()
+        progress.update(step, terms["dynamics"])
+        saved.done(step)
 
 
 def _mean_se(values: list[float]) -> dict:
