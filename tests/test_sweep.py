@@ -39,19 +39,15 @@ SPEC = {
     "name": "tiny",
     "base": BASE,
     "grid": {
-        "algo": ["ctd3", "td3"],
+        "algo": ["ctd3"],
         "seed": [0, 1],
         "variant": {"ok": {}, "nan": {"agent": {"critic_lr": 1e30}}},  # nan: a failing trial
     },
-    # four trials (each one costs a fresh Ray worker, a few seconds of imports)
-    "exclude": [
-        {"variant": "nan", "algo": "td3"},
-        {"variant": "nan", "seed": 1},
-        {"algo": "td3", "seed": 1},
-    ],
+    # three trials (each one costs a fresh Ray worker: 5 s of imports, torch's optimiser included)
+    "exclude": [{"variant": "nan", "seed": 1}],
     "trial": "{algo}-{variant}-seed{seed}",
 }
-OK = ["ctd3-ok-seed0", "ctd3-ok-seed1", "td3-ok-seed0"]
+OK = ["ctd3-ok-seed0", "ctd3-ok-seed1"]
 
 
 def _sweep(spec_file, out):
@@ -94,21 +90,17 @@ def test_sweep_killed_and_rerun_equals_the_runs_alone_and_a_failure_stays_alone(
     report = tmp_path / "r.md"
     assert main(["report", str(out), "-o", str(report)]) == 0
     text = report.read_text()
-    for algo, label, seeds in (("ctd3", "ctd3", (0, 1)), ("td3", "TD3", (0,))):
-        finals = []
-        for seed in seeds:
-            rows = (out / f"{algo}-ok-seed{seed}" / "metrics.csv").read_text().splitlines()[1:]
-            test = [
-                float(r.split(",")[3])
-                for r in rows
-                if r.split(",")[2] == "test" and r.split(",")[0] == "300"
-            ]
-            finals.append(np.mean(test))
-        if len(finals) == 1:  # one seed: its value alone
-            assert f"| {label} | {finals[0]:.1f} |" in text, text
-        else:
-            se = np.std(finals, ddof=1) / np.sqrt(len(finals))
-            assert f"| {label} | {np.mean(finals):.1f} ± {se:.1f} |" in text, text
+    finals = []
+    for name in OK:
+        rows = (out / name / "metrics.csv").read_text().splitlines()[1:]
+        test = [
+            float(r.split(",")[3])
+            for r in rows
+            if r.split(",")[2] == "test" and r.split(",")[0] == "300"
+        ]
+        finals.append(np.mean(test))
+    se = np.std(finals, ddof=1) / np.sqrt(len(finals))  # mean ± standard error over the seeds
+    assert f"| ctd3 | {np.mean(finals):.1f} ± {se:.1f} |" in text, text
     assert main(["sweep", "--status", str(out)]) == 0
 
 
