@@ -106,6 +106,9 @@ def test_the_video_replays_the_scored_episodes(two_to_three, capsys):
     assert video.stat().st_size > 0 and "26 frames" in text  # the reset and 25 steps
 
 
+SCRIPTED_TARGET_DATA = ["--state-translator", "--target-data-policy", "--target-policy", "scripted"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -120,6 +123,15 @@ def test_the_video_replays_the_scored_episodes(two_to_three, capsys):
         (["--target-family", "halfcheetah-3leg", "--target-policy-steps", "-1"], ">= 0"),
         (["--target-data-policy"], "--target-data-policy is for --state-translator"),
         (["--state-translator", "--target-policy-steps", "10"], "--target-data-policy"),
+        (["--state-translator", "--target-policy", "td3"], "is for --target-data-policy"),
+        (
+            SCRIPTED_TARGET_DATA,
+            "halfcheetah-armature has no scripted policy",
+        ),
+        (
+            [*SCRIPTED_TARGET_DATA, "--target-policy-steps", "10"],
+            "a scripted one needs none",
+        ),
     ],
 )
 def test_bad_cross_body_input(extra, message, tmp_path, capsys):

@@ -155,15 +155,31 @@ def _reach_return(policy_goal):
     return evaluate(REACH, [TARGET_GOAL], policy.context, policy.act, history=1)[TARGET_GOAL]
 
 
-def test_a_state_translator_between_goals_runs_end_to_end(tmp_path):
+@pytest.mark.parametrize("scripted_target_data", [False, True], ids=["source-data", "scripted"])
+def test_a_state_translator_between_goals_runs_end_to_end(scripted_target_data, tmp_path):
+    """The target's data from the source policy (Table 1's protocol) or, with --target-data-policy
+    --target-policy scripted, from the scripted reach told the target's goal: those reach it."""
     argv = ["transfer", "metaworld-reach", "--source", "0,0.85,0.175", "--target", "0.1,0.85,0.175"]
     argv += ["--state-translator", "--dataset-size", "300", "--model-steps", "10"]
     argv += ["--translator-steps", "20", "--eval-episodes", "1", "--threads", "1", "--quiet"]
+    if scripted_target_data:
+        argv += ["--target-data-policy", "--target-policy", "scripted"]
     assert main([*argv, "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["target"] == [0.1, 0.85, 0.175] and summary["target_family"] is None
     assert summary["source_on_target"]["mean"] == pytest.approx(_reach_return(SOURCE_GOAL))
     assert summary["source_on_source"]["mean"] > summary["source_on_target"]["mean"]
+    target_data = [
+        np.load(meta.parent / "data.npz")["obs"][:, :3]  # the hand
+        for meta in (tmp_path / "c" / "data").glob("*/meta.json")
+        if json.loads(meta.read_text())["task"] == list(TARGET_GOAL)
+    ]
+    closest = np.linalg.norm(target_data[0] - TARGET_GOAL, axis=1).min()
+    if scripted_target_data:  # the target's own policy, scored beside the others
+        assert summary["data_policy_on_target"]["mean"] == pytest.approx(_reach_return(TARGET_GOAL))
+        assert summary["target_policy_run"] is None and closest < 0.02
+    else:  # the source policy heads for its own goal
+        assert "data_policy_on_target" not in summary and closest > 0.05
     assert summary["paths"] == "paths.png" and (tmp_path / "o" / "state_translator.pt").is_file()
     with np.load(tmp_path / "o" / "paths.npz") as paths:  # the hidden goal drawn where it is
         assert paths["0_goal"][0] == pytest.approx(SOURCE_GOAL)

@@ -575,6 +575,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             "--target-policy-steps is for a target data policy: add --target-family (another "
             "body) or --state-translator --target-data-policy"
         )
+    if args.target_policy is not None and not args.target_data_policy:
+        raise MCATError("--target-policy is for --target-data-policy")
+    if args.target_policy == "scripted" and args.target_policy_steps is not None:
+        raise MCATError("--target-policy-steps trains a TD3 policy; a scripted one needs none")
     if args.source_policy == "scripted" and args.source_steps is not None:
         raise MCATError("--source-steps trains a TD3 source; a scripted source needs none")
     if args.distribution_weight is not None and not (args.target_family or args.state_translator):
@@ -582,7 +586,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     extra: tuple[str, ...] = ("translator", "target_family", "target_policy_steps", "source_policy")
     extra += ("distribution_weight",)
     extra += ("state_translator",) if args.state_translator else ()
-    extra += ("target_data_policy",) if args.target_data_policy else ()
+    extra += ("target_data_policy", "target_policy") if args.target_data_policy else ()
     values = _experiment_values(args, extra)
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
     target = args.target if args.target_family is None else f"{args.target_family}-{args.target}"
@@ -897,8 +901,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target-data-policy",
         action="store_true",
-        help="with --state-translator: the target's data come from a TD3 policy trained on the "
-        "target (--target-policy-steps), not from the source policy",
+        help="with --state-translator: the target's data come from a policy of the target "
+        "(--target-policy), not from the source policy",
+    )
+    p.add_argument(
+        "--target-policy",
+        choices=("td3", "scripted"),
+        help="with --target-data-policy: td3 (trained on the target, --target-policy-steps; the "
+        "default) or scripted (the family's hand-designed policy told the target task)",
     )
     p.add_argument(
         "--target-policy-steps",

@@ -39,6 +39,7 @@ from mcat.experiments.transfer import (
     _mean_se,
     dataset,
     draw_paths,
+    scripted_agent,
     source_agent,
     target_model,
     td3_policy,
@@ -192,6 +193,10 @@ def run_cross_body(cfg: TransferConfig, cache: Cache, out: Path, log) -> dict:
     target_agent, target_meta, target_run = None, None, None
     if cfg.target_family is None and not cfg.target_data_policy:  # one body, other rewards:
         target_agent, target_meta = agent, policy_meta  # the source policy collects there too
+    elif cfg.target_data_policy and cfg.target_policy == "scripted":
+        target_agent, target_meta = scripted_agent(
+            cfg.family, cfg.target, log, role="target data policy"
+        )
     elif cfg.target_policy_steps:
         target_run, target_meta = td3_policy(
             cfg,

@@ -110,9 +110,14 @@ class TransferConfig:
     body); 0 collects it with uniformly random actions (Zhang et al. 2020c's protocol)."""
     target_data_policy: bool = False
     """With ``state_translator``: the target's dataset comes from a target data policy
-    (``target_policy_steps``) instead of the source policy. Where rewards differ, the source
+    (``target_policy``) instead of the source policy. Where rewards differ, the source
     policy's data may never visit the target's high rewards, which R_t then cannot know
     (results/reward_goals/README.md)."""
+    target_policy: str = "td3"
+    """With ``target_data_policy``, which target data policy: td3 (trained on the target with
+    dense reward, ``target_policy_steps``) or scripted (the family's hand-designed policy told
+    the target task, e.g. Meta-World's reach told the target's goal: data that visit the
+    target's high rewards, though the transferred policy never sees that policy)."""
     distribution_weight: float = 1.0
     """Joint G and H only: weight of the term that makes G(s) distributed like the target's
     states (:class:`mcat.learners.state_translator.JointTranslatorConfig`)."""
@@ -139,6 +144,16 @@ class TransferConfig:
             raise MCATError("target_data_policy is for state_translator (within one family)")
         if self.target_family is not None or self.target_data_policy:
             check_int("target_policy_steps", self.target_policy_steps, 0)
+        if self.target_policy not in ("td3", "scripted"):
+            raise MCATError(f"target_policy must be td3 or scripted, got {self.target_policy!r}")
+        if self.target_policy == "scripted":
+            if not self.target_data_policy:
+                raise MCATError("target_policy scripted is for target_data_policy")
+            if family.scripted_policy is None:
+                raise MCATError(
+                    f"{self.family} has no scripted policy; its target data policy is TD3 "
+                    "(drop --target-policy)"
+                )
         check_number("distribution_weight", self.distribution_weight, 0.0)
         if self.source_policy not in (None, "td3", "scripted"):
             raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
@@ -329,14 +344,21 @@ def source_agent(cfg: TransferConfig, cache: Cache, log) -> tuple[Path | None, A
     """The source policy (its run folder, None for a scripted one), ready to act, and the
     metadata that identifies it."""
     if cfg.scripted_source:
-        family = get_family(cfg.family)
-        assert family.scripted_policy is not None  # validate checked
-        log(f"source policy: the scripted policy of {cfg.family} task {task_key(cfg.source)}")
-        policy = ScriptedPolicy(family.scripted_policy(cfg.source))
-        return None, policy, {"kind": "scripted-policy", "family": cfg.family, "task": cfg.source}
+        return None, *scripted_agent(cfg.family, cfg.source, log)
     run_dir, meta = source_policy(cfg, cache, log)
     _, agent, _ = load_run_agent(run_dir)
     return run_dir, agent, meta
+
+
+def scripted_agent(
+    family_name: str, task: TaskValue, log, role: str = "source policy"
+) -> tuple[ScriptedPolicy, dict]:
+    """The family's scripted policy told ``task``, ready to act, and its metadata."""
+    family = get_family(family_name)
+    assert family.scripted_policy is not None  # the configs' validate checked
+    log(f"{role}: the scripted policy of {family_name} task {task_key(task)}")
+    policy = ScriptedPolicy(family.scripted_policy(task))
+    return policy, {"kind": "scripted-policy", "family": family_name, "task": task}
 
 
 def dataset(
