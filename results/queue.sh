@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The long experiments still going (results/table2, cross_body, table1's Meta-World rows,
+# reward_goals) as three lanes in the background: one torch thread each, niced, logs in
+# runs/lanes/LANE.log. Every command in a lane skips finished results and continues stopped ones
+# from their checkpoints, so after a stop (a session's end, a reboot) the same command goes on.
+# A lane already running (its lock held) is not started twice.
+#   bash results/queue.sh          start the lanes
+#   tail -f runs/lanes/*.log       follow them
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p runs/lanes
+export OMP_NUM_THREADS=1
+
+lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
+  local name=$1 commands=$2
+  if ! flock -n "runs/lanes/$name.lock" true; then
+    echo "lane $name is already running (runs/lanes/$name.log)"
+    return
+  fi
+  nohup nice -n 10 flock -n "runs/lanes/$name.lock" bash -c "set -e; $commands" \
+    >> "runs/lanes/$name.log" 2>&1 &
+  echo "lane $name started: runs/lanes/$name.log"
+}
+
+# paper Table 2 at 300k steps: the four baselines, seeds 0-2 (issue 17)
+lane table2 '
+  for algo in distral pearl hipbmdp mql; do
+    bash results/table2/run.sh halfcheetah-armature "$algo" "0 1 2"
+  done'
+# paper Sec. 6 (2): 2 <-> 3 legs, ours, its ablation and Zhang et al., seeds 0-2
+lane cross_body 'bash results/cross_body/run.sh 0 1 2'
+# Meta-World: Table 1 in the aligned layouts (seed 0) and the tasks' own (seeds 1-2), and
+# Sec. 6 (1) (reach to other goals: seed 0 on three targets, then the other target data, then
+# seeds 1-2)
+lane metaworld '
+  for t in coffee-push-v3 push-back-v3; do
+    bash results/table1/run.sh metaworld-push-aligned push-v3 $t 0
+  done
+  bash results/reward_goals/run.sh 0
+  for t in coffee-push-v3 push-back-v3; do
+    bash results/table1/run.sh metaworld-push push-v3 $t 1 2
+  done
+  bash results/reward_goals/run_target_data.sh "0.1,0.85,0.175 0,0.9,0.3 -0.1,0.8,0.1" 0
+  bash results/reward_goals/run.sh 1 2'
