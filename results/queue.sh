@@ -22,10 +22,11 @@ lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
   echo "lane $name started: runs/lanes/$name.log"
 }
 
-# paper Table 2 at 300k steps: the four baselines, seeds 0-2 (issue 17)
+# paper Table 2 at 300k steps: the four baselines, seeds 0-2, seed by seed (a whole row per seed
+# first, then the spread)
 lane table2 '
-  for algo in distral pearl hipbmdp mql; do
-    bash results/table2/run.sh halfcheetah-armature "$algo" "0 1 2"
+  for seed in 0 1 2; do
+    bash results/table2/run.sh halfcheetah-armature "distral pearl hipbmdp mql" "$seed"
   done'
 # paper Sec. 6 (2): 2 <-> 3 legs, ours, its ablation and Zhang et al., seeds 0-2
 lane cross_body 'bash results/cross_body/run.sh 0 1 2'
