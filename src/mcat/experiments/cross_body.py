@@ -49,6 +49,7 @@ from mcat.experiments.transfer import (
 from mcat.learners.dcc import CrossBodyDCC
 from mcat.learners.state_translator import JointTranslatorConfig, train_joint_translators
 from mcat.models import ForwardModel
+from mcat.models.nets import NORM_MIN_VAR
 from mcat.models.reward import RewardModel, fit_reward_model
 from mcat.models.state_translator import StateTranslator
 from mcat.models.translator import ActionTranslator
@@ -90,6 +91,7 @@ def reward_model(
     """The target's reward model R_t (cached), trained as long as F_t."""
     meta = {
         "kind": "reward-model",
+        "norm_min_var": NORM_MIN_VAR,  # models fitted with another floor differ
         "family": cfg.target_family_name,
         "task": cfg.target,
         "steps": cfg.model_steps,

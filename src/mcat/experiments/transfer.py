@@ -36,6 +36,7 @@ from mcat.errors import MCATError
 from mcat.learners.dcc import DCCTranslator
 from mcat.learners.translator import translator_loss
 from mcat.models import ForwardModel
+from mcat.models.nets import NORM_MIN_VAR
 from mcat.models.translator import ActionTranslator
 from mcat.policies import ScriptedPolicy, TransferredPolicy
 from mcat.replay import MultiTaskReplay
@@ -471,6 +472,7 @@ def target_model(
     """The target's forward model F (of ``family``, default the config's), cached."""
     meta = {
         "kind": "forward-model",
+        "norm_min_var": NORM_MIN_VAR,  # models fitted with another floor differ
         "family": family or cfg.family,
         "task": cfg.target,
         "steps": cfg.model_steps,

@@ -45,6 +45,7 @@ from mcat.experiments.transfer import (
 )
 from mcat.learners.translator import OBJECTIVES, all_pairs_loss
 from mcat.models import ForwardModel
+from mcat.models.nets import NORM_MIN_VAR
 from mcat.models.translator import ActionTranslator
 from mcat.policies import SourceAction, TransferredPolicy
 from mcat.replay import MultiTaskReplay
@@ -199,6 +200,7 @@ def forward_model(
 ) -> ForwardModel:
     meta = {
         "kind": "matrix-forward-model",
+        "norm_min_var": NORM_MIN_VAR,  # models fitted with another floor differ
         "steps": cfg.model_steps,
         "batch": cfg.batch_size,
         "seed": cfg.seed,

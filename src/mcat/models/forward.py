@@ -109,6 +109,6 @@ class ForwardModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted next state mean and standard deviation, in the original units."""
         mean, logvar = self(obs, act, z)
-        scale = torch.sqrt(self.target_norm.var + self.target_norm.eps)
+        scale = self.target_norm.std
         delta = self.target_norm.denormalize(mean)
         return obs + delta, torch.exp(0.5 * logvar) * scale

@@ -21,20 +21,28 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+NORM_MIN_VAR = 1e-6  # RunningNorm's variance floor (cached models record it: see the experiments)
+
+
 class RunningNorm(nn.Module):
     """Running mean and standard deviation of a feature vector (buffers, saved with the model).
 
     Updated from batches with the parallel-variance formula (Chan et al. 1979); entries where
-    ``mask`` is 0 (padding) are left out.
+    ``mask`` is 0 (padding) are left out. A variance below ``min_var`` counts as ``min_var``: a
+    feature that (nearly) never varies in the data the statistics came from (a Meta-World cube's
+    orientation, which only jitters by 1e-4) is centred but not scaled up by a thousand or more,
+    which would blow up any other data that do vary in it, such as a source task's states fed to
+    a target's forward model. Features of the MuJoCo locomotion tasks vary far more (variance
+    1e-3 and up), so the floor leaves them alone.
     """
 
     mean: torch.Tensor  # buffers, registered in __init__
     var: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, dim: int, eps: float = 1e-8):
+    def __init__(self, dim: int, eps: float = 1e-8, min_var: float = NORM_MIN_VAR):
         super().__init__()
-        self.eps = eps
+        self.eps, self.min_var = eps, min_var
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("var", torch.ones(dim))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
@@ -56,8 +64,13 @@ class RunningNorm(nn.Module):
         self.var.copy_(self.var * (1 - w) + batch_var * w + delta.pow(2) * w * (1 - w))
         self.count.copy_(total)
 
+    @property
+    def std(self) -> torch.Tensor:
+        """The scale the features are divided by."""
+        return torch.sqrt(self.var.clamp_min(self.min_var) + self.eps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / torch.sqrt(self.var + self.eps)
+        return (x - self.mean) / self.std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sqrt(self.var + self.eps) + self.mean
+        return x * self.std + self.mean
