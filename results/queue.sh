@@ -30,12 +30,14 @@ lane table2 '
   done'
 # paper Sec. 6 (2): 2 <-> 3 legs, ours, its ablation and Zhang et al., seeds 0-2
 lane cross_body 'bash results/cross_body/run.sh 0 1 2'
-# Meta-World: Table 1 in the aligned layouts (seed 0) and the tasks' own (seeds 1-2), and
-# Sec. 6 (1) (reach to other goals: seed 0 on three targets, then the other target data, then
-# seeds 1-2)
+# Meta-World: Table 1 in the tasks' own layouts and the aligned ones (seed 0), Sec. 6 (1) (reach
+# to other goals, seed 0), the own layouts' seeds 1-2, the other target data for reach, then
+# reach's seeds 1-2
 lane metaworld '
-  for t in coffee-push-v3 push-back-v3; do
-    bash results/table1/run.sh metaworld-push-aligned push-v3 $t 0
+  for family in metaworld-push metaworld-push-aligned; do
+    for t in push-back-v3 coffee-push-v3; do
+      bash results/table1/run.sh $family push-v3 $t 0
+    done
   done
   bash results/reward_goals/run.sh 0
   for t in coffee-push-v3 push-back-v3; do
