@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mcat.models import ForwardModel
+from mcat.models.nets import NORM_MIN_VAR
 from mcat.models.translator import ActionTranslator
 from mcat.runs import load_checkpoint_file
 
@@ -41,10 +42,11 @@ def load(result: Path, cache: Path) -> tuple[dict, dict, ForwardModel]:
             data[meta["task"]] = dict(np.load(meta_file.parent / "data.npz"))
     for meta_file in (cache / "model").glob("*/meta.json"):
         meta = json.loads(meta_file.read_text())
-        if (meta.get("family"), meta.get("task"), meta.get("seed")) == (
+        if (meta.get("family"), meta.get("task"), meta.get("seed"), meta.get("norm_min_var")) == (
             cfg["family"],
             cfg["target"],
             cfg["seed"],
+            NORM_MIN_VAR,  # not a model fitted before the normaliser's floor
         ):
             model = next(meta_file.parent.glob("*.pt"))
     if set(data) < {cfg["source"], cfg["target"]} or model is None:
