@@ -109,6 +109,6 @@ class ForwardModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted next state mean and standard deviation, in the original units."""
         mean, logvar = self(obs, act, z)
-        scale = self.target_norm.std
+        scale = self.target_norm.std * self.target_norm.varies
         delta = self.target_norm.denormalize(mean)
         return obs + delta, torch.exp(0.5 * logvar) * scale

@@ -21,19 +21,20 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-NORM_MIN_VAR = 1e-6  # RunningNorm's variance floor (cached models record it: see the experiments)
+NORM_MIN_VAR = 1e-7  # RunningNorm drops features that vary less (cached models record it)
 
 
 class RunningNorm(nn.Module):
     """Running mean and standard deviation of a feature vector (buffers, saved with the model).
 
     Updated from batches with the parallel-variance formula (Chan et al. 1979); entries where
-    ``mask`` is 0 (padding) are left out. A variance below ``min_var`` counts as ``min_var``: a
-    feature that (nearly) never varies in the data the statistics came from (a Meta-World cube's
-    orientation, which only jitters by 1e-4) is centred but not scaled up by a thousand or more,
-    which would blow up any other data that do vary in it, such as a source task's states fed to
-    a target's forward model. Features of the MuJoCo locomotion tasks vary far more (variance
-    1e-3 and up), so the floor leaves them alone.
+    ``mask`` is 0 (padding) are left out. A feature whose variance is below ``min_var`` is
+    dropped: normalised to 0 whatever its value (and denormalised to its mean). It never varied in
+    the data the statistics came from (a Meta-World goal, a cube's orientation that only jitters
+    by 1e-4), so a model fitted there learned nothing from it; scaled by its tiny deviation, other
+    data that do vary in it (a source task's states fed to a target's forward model) would reach
+    the model as numbers in the thousands. Features of the MuJoCo locomotion tasks vary far more
+    (variance 1e-3 and up), so they are never dropped.
     """
 
     mean: torch.Tensor  # buffers, registered in __init__
@@ -65,12 +66,17 @@ class RunningNorm(nn.Module):
         self.count.copy_(total)
 
     @property
+    def varies(self) -> torch.Tensor:
+        """1 for the features kept, 0 for those dropped (variance below ``min_var``)."""
+        return (self.var >= self.min_var).to(self.var.dtype)
+
+    @property
     def std(self) -> torch.Tensor:
-        """The scale the features are divided by."""
-        return torch.sqrt(self.var.clamp_min(self.min_var) + self.eps)
+        """The scale the kept features are divided by."""
+        return torch.sqrt(self.var + self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return (x - self.mean) / self.std * self.varies
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
+        return x * self.std * self.varies + self.mean
