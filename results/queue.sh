@@ -12,14 +12,21 @@ mkdir -p runs/lanes
 export OMP_NUM_THREADS=1
 
 lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
-  local name=$1 commands=$2
-  if ! flock -n "runs/lanes/$name.lock" true; then
-    echo "lane $name is already running (runs/lanes/$name.log)"
+  local name=$1 commands=$2 pid code=0
+  nohup nice -n 10 flock -n -E 75 "runs/lanes/$name.lock" bash -c "set -e; $commands" \
+    >> "runs/lanes/$name.log" 2>&1 &
+  pid=$!
+  sleep 1
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "lane $name started: runs/lanes/$name.log"
     return
   fi
-  nohup nice -n 10 flock -n "runs/lanes/$name.lock" bash -c "set -e; $commands" \
-    >> "runs/lanes/$name.log" 2>&1 &
-  echo "lane $name started: runs/lanes/$name.log"
+  wait "$pid" || code=$?
+  if [ "$code" = 75 ]; then
+    echo "lane $name is already running (runs/lanes/$name.log)"
+  else
+    echo "lane $name ended at once (exit $code): runs/lanes/$name.log"
+  fi
 }
 
 # paper Table 2 at 300k steps: the four baselines, seeds 0-2, seed by seed (a whole row per seed
