@@ -46,7 +46,7 @@ def load(result: Path, cache: Path) -> tuple[dict, dict, ForwardModel]:
             cfg["family"],
             cfg["target"],
             cfg["seed"],
-            NORM_MIN_VAR,  # not a model fitted before the normaliser's floor
+            NORM_MIN_VAR,  # not one fitted before the normaliser dropped never-varying features
         ):
             model = next(meta_file.parent.glob("*.pt"))
     if set(data) < {cfg["source"], cfg["target"]} or model is None:

@@ -262,11 +262,10 @@ def from_saved(tree: Any) -> Any:
 class LoopCheckpoint:
     """Makes a training loop of ``total`` steps over fixed data resumable (the translators of
     `mcat transfer`, 20,000 steps that take up to an hour here): every ``every`` steps, and after
-    the last, the
-    states of the loop's modules, optimisers, schedulers and random generators (and torch's
-    global generator) go to ``path`` atomically; a process started again with the same ``key``
-    continues from there and ends with what the loop left alone would have. ``path`` None: no
-    files. The caller removes the file (:meth:`remove`) once the loop's product is saved."""
+    the last, the states of the loop's modules, optimisers, schedulers and random generators (and
+    torch's global generator) go to ``path`` atomically; a process started again with the same
+    ``key`` continues from there and ends with what the loop left alone would have. ``path`` None:
+    no files. The caller removes the file (:meth:`remove`) once the loop's product is saved."""
 
     def __init__(
         self, path: Path | None, key: dict, what: str, total: int, every: int = 1000, log=print

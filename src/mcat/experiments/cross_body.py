@@ -91,7 +91,7 @@ def reward_model(
     """The target's reward model R_t (cached), trained as long as F_t."""
     meta = {
         "kind": "reward-model",
-        "norm_min_var": NORM_MIN_VAR,  # models fitted with another floor differ
+        "norm_min_var": NORM_MIN_VAR,  # models normalised with another threshold differ
         "family": cfg.target_family_name,
         "task": cfg.target,
         "steps": cfg.model_steps,

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # the matrix module imports this one
     from mcat.experiments.transfer_matrix import MatrixConfig
 
 TRANSLATORS = ("mcat", "dcc")
+POLICY_KINDS = ("td3", "scripted")  # a source policy or a target data policy
 
 
 @dataclass
@@ -145,7 +146,7 @@ class TransferConfig:
             raise MCATError("target_data_policy is for state_translator (within one family)")
         if self.target_family is not None or self.target_data_policy:
             check_int("target_policy_steps", self.target_policy_steps, 0)
-        if self.target_policy not in ("td3", "scripted"):
+        if self.target_policy not in POLICY_KINDS:
             raise MCATError(f"target_policy must be td3 or scripted, got {self.target_policy!r}")
         if self.target_policy == "scripted":
             if not self.target_data_policy:
@@ -156,7 +157,7 @@ class TransferConfig:
                     "(drop --target-policy)"
                 )
         check_number("distribution_weight", self.distribution_weight, 0.0)
-        if self.source_policy not in (None, "td3", "scripted"):
+        if self.source_policy not in (None, *POLICY_KINDS):
             raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
         if self.source_policy == "scripted" and family.scripted_policy is None:
             raise MCATError(
@@ -472,7 +473,7 @@ def target_model(
     """The target's forward model F (of ``family``, default the config's), cached."""
     meta = {
         "kind": "forward-model",
-        "norm_min_var": NORM_MIN_VAR,  # models fitted with another floor differ
+        "norm_min_var": NORM_MIN_VAR,  # models normalised with another threshold differ
         "family": family or cfg.family,
         "task": cfg.target,
         "steps": cfg.model_steps,

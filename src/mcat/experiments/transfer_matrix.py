@@ -200,7 +200,7 @@ def forward_model(
 ) -> ForwardModel:
     meta = {
         "kind": "matrix-forward-model",
-        "norm_min_var": NORM_MIN_VAR,  # models fitted with another floor differ
+        "norm_min_var": NORM_MIN_VAR,  # models normalised with another threshold differ
         "steps": cfg.model_steps,
         "batch": cfg.batch_size,
         "seed": cfg.seed,
