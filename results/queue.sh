@@ -5,14 +5,25 @@
 # from their checkpoints, so after a stop (a session's end, a reboot) the same command goes on.
 # A lane already running (its lock held) is not started twice.
 #   bash results/queue.sh          start the lanes
+#   bash results/queue.sh table2 metaworld   start only these (two lanes keep two cores busy)
 #   tail -f runs/lanes/*.log       follow them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs/lanes
 export OMP_NUM_THREADS=1
+wanted=" $* "
+for name in "$@"; do
+  case $name in
+    table2 | cross_body | metaworld) ;;
+    *) echo "queue.sh: unknown lane '$name' (lanes: table2 cross_body metaworld)" >&2; exit 2 ;;
+  esac
+done
 
 lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
   local name=$1 commands=$2 pid code=0
+  if [ "$wanted" != "  " ] && [[ "$wanted" != *" $name "* ]]; then
+    return
+  fi
   nohup nice -n 10 flock -n -E 75 "runs/lanes/$name.lock" bash -c "set -e; $commands" \
     >> "runs/lanes/$name.log" 2>&1 &
   pid=$!
