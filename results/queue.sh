@@ -49,8 +49,8 @@ lane table2 '
 # paper Sec. 6 (2): 2 <-> 3 legs, ours, its ablation and Zhang et al., seeds 0-2
 lane cross_body 'bash results/cross_body/run.sh 0 1 2'
 # Meta-World: Table 1 in the tasks' own layouts and the aligned ones (seed 0), Sec. 6 (1) (reach
-# to other goals, seed 0), the own layouts' seeds 1-2, the other target data for reach, then
-# reach's seeds 1-2
+# to other goals, seed 0), the own layouts' seeds 1-2, the aligned cube's seeds 1-2 (where
+# Zhang et al. transferred on seed 0), the other target data for reach, then reach's seeds 1-2
 lane metaworld '
   for family in metaworld-push metaworld-push-aligned; do
     for t in push-back-v3 coffee-push-v3; do
@@ -61,5 +61,6 @@ lane metaworld '
   for t in coffee-push-v3 push-back-v3; do
     bash results/table1/run.sh metaworld-push push-v3 $t 1 2
   done
+  bash results/table1/run.sh metaworld-push-aligned push-v3 push-back-v3 1 2
   bash results/reward_goals/run_target_data.sh "0.1,0.85,0.175 0,0.9,0.3 -0.1,0.8,0.1" 0
   bash results/reward_goals/run.sh 1 2'
