@@ -4,7 +4,7 @@ PEARL and MQL) measured in the same run, their ratios, and where the time goes.
 
     .venv/bin/pip install stable-baselines3          # benchmark-only dependency
     .venv/bin/python benchmarks/throughput.py [--steps 3000] [--threads 2] [--device cuda]
-        [--only mcat|baselines] [--fast-seeds 1 3 10]
+        [--only mcat|baselines] [--fast-seeds 1 3 10] [--fast-vector-envs sync async]
 
 Each learner first collects 1,000 random steps (not timed), then the next ``--steps`` env steps
 with one gradient step per env step of each task are timed. ctd3 is timed on one task (batch 256)
@@ -21,7 +21,9 @@ H blocks.
 
 ``--fast-seeds`` adds full MCAT on the fast path (``--fast``; ``--seeds`` for several seeds in one
 process): env steps/s per seed and for all seeds together, then a shorter window with every part
-synchronised for the breakdown (scripts/gpu_check.sh runs this on a GPU).
+synchronised for the breakdown (scripts/gpu_check.sh runs this on a GPU). ``--fast-vector-envs
+async`` steps each environment in its own subprocess, every seed's at once (``--vector-envs
+async``); in the breakdown the environments' share is then the wait for the slowest of them.
 """
 
 from __future__ import annotations
@@ -194,7 +196,12 @@ def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> floa
 
 
 def time_fast(
-    steps: int, seeds: int, device: str = "cpu", breakdown: dict | None = None
+    steps: int,
+    seeds: int,
+    device: str = "cpu",
+    breakdown: dict | None = None,
+    vector_envs: str = "sync",
+    profile_rounds: int = 0,
 ) -> tuple[float, float]:
     """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
     set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
@@ -213,6 +220,7 @@ def time_fast(
             checkpoint_every=10**9,
             device=device,
             fast=True,
+            vector_envs=vector_envs,
             agent=MCATConfig(),
         )
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
@@ -238,7 +246,8 @@ def time_fast(
         if breakdown is not None:  # a shorter window with every part synchronised and timed
             timers.wrap(learner, "act", "acting")
             for tr in group.trainers:
-                timers.wrap(tr, "collect", "collect")
+                timers.wrap(tr, "collect_send", "collect")
+                timers.wrap(tr, "collect_receive", "collect")
             timers.wrap(learner, "train_step", "learning")
             timers.wrap(group.store, "flush", "flush")
             timers.sync()
@@ -256,9 +265,48 @@ def time_fast(
             }
             parts["rest (loop, logs)"] = total - sum(parts.values())
             breakdown.update({k: v / total for k, v in parts.items()})
+        if profile_rounds:
+            profile(group, profile_rounds, device)
         for tr in group.trainers:
             tr.close()
         return rate, rate * seeds
+
+
+def profile(group, rounds: int, device: str) -> None:
+    """``rounds`` more iterations under torch.profiler: the operators (and on CUDA the kernels)
+    that take the most time, per round, and how many kernels a round launches."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = device.startswith("cuda")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=acts) as prof:
+        for _ in range(rounds):
+            group.iterate()
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.key_averages()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    print(f"  profile of {rounds} rounds ({len(group.seeds)} seed(s)), per round:")
+    if cuda:
+        kernels = [e for e in events if e.device_type.name == "CUDA"]
+        n = sum(e.count for e in kernels)
+        busy = sum(e.self_device_time_total for e in kernels)
+        print(f"    {n / rounds:.0f} GPU kernels and copies, {busy / rounds:.0f} us GPU busy")
+    top = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:20]
+    for e in top:
+        print(
+            f"    {getattr(e, key) / rounds:8.1f} us {e.count / rounds:7.1f} x  "
+            f"cpu {e.self_cpu_time_total / rounds:8.1f} us  {e.key[:70]}"
+        )
+    if not cuda:  # the table above is the host's already
+        return
+    cpu = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
+    print("  host side (self CPU time per round):")
+    for e in cpu:
+        print(
+            f"    {e.self_cpu_time_total / rounds:8.1f} us {e.count / rounds:7.1f} x  {e.key[:70]}"
+        )
 
 
 def main() -> None:
@@ -279,6 +327,21 @@ def main() -> None:
         default=[],
         metavar="S",
         help="also time full MCAT on the fast path with each of these numbers of seeds",
+    )
+    p.add_argument(
+        "--fast-vector-envs",
+        nargs="+",
+        choices=("sync", "async"),
+        default=["sync"],
+        help="the fast path's environments: stepped in this process (sync) or one subprocess "
+        "each, every seed's at once (async); each mode listed is timed",
+    )
+    p.add_argument(
+        "--fast-profile",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="profile this many rounds of each fast-path run after its timing (torch.profiler)",
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -327,16 +390,26 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
-    for seeds in args.fast_seeds:
-        parts = {}
-        one, total = time_fast(args.steps, seeds, dev, breakdown=parts)
-        print(
-            f"MCAT fast path, {seeds:2d} seed(s):                 {one:7.1f} env steps/s per seed, "
-            f"{total:8.1f} in all  ({total / sb3:.2f} x SB3, {total / full:.2f} x MCAT above)"
-        )
-        print(
-            "  where its time goes: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
-        )
+    for mode in args.fast_vector_envs:
+        for seeds in args.fast_seeds:
+            parts = {}
+            one, total = time_fast(
+                args.steps,
+                seeds,
+                dev,
+                breakdown=parts,
+                vector_envs=mode,
+                profile_rounds=args.fast_profile,
+            )
+            print(
+                f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs:     {one:7.1f} env steps/s "
+                f"per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, {total / full:.2f} x "
+                "MCAT above)"
+            )
+            print(
+                "  where its time goes: "
+                + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
+            )
     gpu = f", {torch.cuda.get_device_name()}" if dev.startswith("cuda") else ""
     print(f"torch {torch.__version__}, {args.threads} threads, device {dev}{gpu}")
 

@@ -4,10 +4,15 @@
 # 1. the step checks of tests/test_fast.py on the GPU (fast step = default step on the same
 #    batches, vmapped and per seed; CUDA-graph replays = eager steps);
 # 2. benchmarks/throughput.py on HalfCheetah: SB3 TD3, today's path (ctd3, MCAT without and with
-#    policy transfer) and full MCAT on the fast path with 1, 3 and 10 seeds, in one process;
+#    policy transfer) and full MCAT on the fast path with 1, 3 and 10 seeds, in one process, its
+#    environments stepped in the process and in subprocesses (--vector-envs async), each fast
+#    run followed by a profile of 50 rounds;
 # 3. `mcat train --seeds 0 1` on the GPU, uninterrupted and killed then re-run, compared.
 # Needs gymnasium[mujoco] and (for the SB3 line) stable-baselines3 importable, and PYTHONPATH=src
-# or an installed mcat.
+# or an installed mcat. On a machine without network access, bring them as wheels (for its
+# Python) in .whl/ and install them first:
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+#   export PYTHONPATH=/tmp/site:src
 set -uo pipefail
 out=${1:-results/gpu}
 mkdir -p "$out"
@@ -17,7 +22,8 @@ python3 -c "import torch, sys; print('torch', torch.__version__, 'python', sys.v
 MCAT_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_fast.py \
     -k "equal and not seeds" 2>&1 | tee "$out/gpu_tests.txt"
 python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device cuda --only mcat \
-    --fast-seeds 1 3 10 2>&1 | tee "$out/throughput_fast.txt"
+    --fast-seeds 1 3 10 --fast-vector-envs sync async --fast-profile 50 2>&1 \
+    | tee "$out/throughput_fast.txt"
 # 3. the command line on the GPU: two seeds of MCAT on HalfCheetah (evaluation, checkpoints),
 #    and the same run killed at env step 3,000 and re-run, compared file by file
 run=(python3 -m mcat.cli train halfcheetah-armature --algo mcat --seeds 0 1 --steps 5000

@@ -275,6 +275,7 @@ class Collector:
         self.ep_length = np.zeros(self.n, dtype=np.int64)
         self.env_steps = 0
         self._replay: MultiTaskReplay | None = None
+        self._sent: np.ndarray | None = None  # actions sent, their results not yet received
 
     def close(self) -> None:
         """Close the environments (and the subprocesses of ``vector_envs="async"``)."""
@@ -285,6 +286,16 @@ class Collector:
     ) -> list[EpisodeRecord]:
         """One step in every running environment with ``policy(obs, collector)``; transitions
         go to the replay store of their task. Returns the episodes that ended."""
+        self.step_send(replay, policy)
+        return self.step_receive()
+
+    def step_send(
+        self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, Collector], np.ndarray]
+    ) -> None:
+        """The first half of :meth:`step`: the policy's actions, sent to the environments. With
+        ``vector_envs="async"`` they then step in their processes while the caller goes on (the
+        fast path sends every seed's actions before it waits for any: the seeds' environments
+        step in parallel)."""
         self._replay = replay  # what act_input shows the agent
         actions = np.asarray(policy(self.obs, self), dtype=np.float32)
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
@@ -293,7 +304,20 @@ class Collector:
                 f"non-finite action from the policy on task {task_key(task)} "
                 f"at env step {self.env_steps + self.n:,}"
             )
-        obs, rew, terminated, truncated, _ = self.vec.step(actions)
+        if isinstance(self.vec, AsyncVectorEnv):
+            self.vec.step_async(actions)
+        self._sent = actions
+
+    def step_receive(self) -> list[EpisodeRecord]:
+        """The second half of :meth:`step`: the environments' results, stored; the episodes
+        that ended."""
+        actions, replay = self._sent, self._replay
+        assert actions is not None and replay is not None, "step_receive before step_send"
+        self._sent = None
+        if isinstance(self.vec, AsyncVectorEnv):
+            obs, rew, terminated, truncated, _ = self.vec.step_wait()
+        else:
+            obs, rew, terminated, truncated, _ = self.vec.step(actions)
         # copies: the vector env reuses one buffer for every step's observations (float32 ones
         # would otherwise be that buffer itself)
         next_obs = np.array(obs, dtype=np.float32)

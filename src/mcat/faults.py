@@ -39,15 +39,15 @@ def install_fault_hooks(trainer: Any) -> None:
     """Wrap ``trainer``'s collection and gradient steps with the hooks the environment asks
     for (none in normal use)."""
     if os.environ.get(CRASH_HOOK, "").startswith("step:"):
-        collect = trainer.collector.step
+        receive = trainer.collector.step_receive
 
-        def step_then_die(replay, policy):
-            finished = collect(replay, policy)
+        def step_then_die():
+            finished = receive()
             if crash_point("step", trainer.collector.env_steps) is not None:
                 kill_self()
             return finished
 
-        trainer.collector.step = step_then_die
+        trainer.collector.step_receive = step_then_die
     if NAN_HOOK in os.environ:
         at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
 

@@ -186,15 +186,19 @@ class SeedGroup:
         learning = self.env_steps >= cfg.learning_starts
         if learning:
             mean = self._actions()
+        # every seed's actions go out before any seed's results are read: with
+        # vector_envs="async" all seeds' environments step at once, in their processes
         for i, tr in enumerate(trs):
             if learning:
 
                 def policy(obs: np.ndarray, col: Collector, i: int = i) -> np.ndarray:
                     return self._explore(i, mean[i], col)
 
-                tr.collect(policy)
+                tr.collect_send(policy)
             else:
-                tr.collect(tr.policy)
+                tr.collect_send(tr.policy)
+        for tr in trs:
+            tr.collect_receive()
         self.store.flush()
         due = [tr.due_gradient_steps() for tr in trs]
         if not due[0]:

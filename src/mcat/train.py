@@ -426,8 +426,17 @@ class Trainer:
 
     def collect(self, policy: Callable[[np.ndarray, Collector], np.ndarray]) -> None:
         """One step in every running environment, and the logs of the episodes that ended."""
+        self.collect_send(policy)
+        self.collect_receive()
+
+    def collect_send(self, policy: Callable[[np.ndarray, Collector], np.ndarray]) -> None:
+        """:meth:`collect`'s first half: the actions sent (see :meth:`Collector.step_send`)."""
+        self.collector.step_send(self.replay, policy)
+
+    def collect_receive(self) -> None:
+        """:meth:`collect`'s second half: the transitions stored, the episodes logged."""
         cfg = self.cfg
-        finished = self.collector.step(self.replay, policy)
+        finished = self.collector.step_receive()
         step = self.env_steps
         if not finished:
             return

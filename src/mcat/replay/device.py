@@ -83,8 +83,7 @@ class DeviceReplay:
         ).astype(np.float32)
         if self.wait_for is not None:
             torch.cuda.current_stream().wait_stream(self.wait_for)
-        head_t = torch.from_numpy(head).to(self.device)
-        body_t = torch.from_numpy(body).to(self.device)
+        head_t, body_t = self._upload(head), self._upload(body)
         if n:
             flat_t, episode_t = head_t[:n], head_t[n : 2 * n]
             packed = body_t[: n * self._width].view(n, self._width)
@@ -104,6 +103,16 @@ class DeviceReplay:
         for v in self.views:
             v._queue.clear()
             v._returns.clear()
+
+    def _upload(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` on the device. To a GPU through pinned memory, asynchronously: a copy from
+        pageable memory would first wait for the stream, which waits for the gradient step in
+        flight, and hold the host there (the pinned block is not reused before its copy is
+        done: PyTorch's pinned-memory cache records the copy's stream)."""
+        t = torch.from_numpy(array)
+        if self.device.type != "cuda":
+            return t.to(self.device)
+        return t.pin_memory().to(self.device, non_blocking=True)
 
     def gather(self, u: torch.Tensor, context: int = 0, future: int = 0) -> dict[str, torch.Tensor]:
         """Samples of every row, row-major [R, B, ...], drawn by ``u`` (uniform in [0, 1), [R, B]),
