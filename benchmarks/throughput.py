@@ -139,7 +139,7 @@ def time_ctd3(
         timers = Timers(device)
         if breakdown is not None:
             timers.wrap(trainer, "policy", "acting")
-            timers.wrap(trainer.collector, "step", "collect")
+            timers.wrap(trainer, "collect", "collect")
             timers.wrap(trainer.agent, "update_rl", "TD3 + SIL")
             timers.wrap(trainer.agent, "update_models", "C+F and H")
             if hasattr(trainer.agent, "update_translator"):
@@ -172,7 +172,7 @@ def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> floa
     evaluation (with the algorithm's adaptation) takes per evaluated task."""
     timers = Timers(str(trainer.cfg.device))
     timers.wrap(trainer, "policy", "acting")
-    timers.wrap(trainer.collector, "step", "collect")
+    timers.wrap(trainer, "collect", "collect")
     timers.wrap(trainer.agent, "train_step", "updates")
     start_steps, t0 = trainer.env_steps, time.perf_counter()
     while trainer.env_steps < start_steps + steps:
@@ -243,6 +243,8 @@ def time_fast(
             group.iterate()
         timers.sync()
         rate = (group.env_steps - start) / (time.perf_counter() - t0)
+        if profile_rounds:  # before the breakdown's synchronising wrappers are installed
+            profile(group, profile_rounds, device)
         if breakdown is not None:  # a shorter window with every part synchronised and timed
             timers.wrap(learner, "act", "acting")
             for tr in group.trainers:
@@ -265,8 +267,6 @@ def time_fast(
             }
             parts["rest (loop, logs)"] = total - sum(parts.values())
             breakdown.update({k: v / total for k, v in parts.items()})
-        if profile_rounds:
-            profile(group, profile_rounds, device)
         for tr in group.trainers:
             tr.close()
         return rate, rate * seeds

@@ -19,7 +19,7 @@ from mcat.cli import main
 from mcat.learners.dynamics import contrastive_loss
 from mcat.models.nets import RunningNorm
 from mcat.replay import MultiTaskReplay
-from mcat.replay.device import DeviceReplay
+from mcat.replay.device import DeviceReplay, SeedReplay
 from toy_runs import keep_torch_threads, mcat, quiet  # noqa: F401 (autouse fixture)
 
 DEVICE = os.environ.get("MCAT_TEST_DEVICE", "cpu")
@@ -30,10 +30,12 @@ T, OBS, ACT, CAP = 3, 5, 2, 400
 ATOL, RTOL = 1e-4, 1e-3
 
 
-def filled_replay(seed: int = 0) -> MultiTaskReplay:
-    """Random episodes of 30-60 steps in every task (the ring wraps once)."""
+def filled_replay(seed: int = 0, rep: MultiTaskReplay | None = None) -> MultiTaskReplay:
+    """Random episodes of 30-60 steps in every task (the ring wraps once), into ``rep`` (a new
+    replay by default; a device replay's view is flushed after every step, as in training)."""
     rng = np.random.default_rng(seed)
-    rep = MultiTaskReplay(T, OBS, ACT, CAP, seed=seed)
+    rep = MultiTaskReplay(T, OBS, ACT, CAP, seed=seed) if rep is None else rep
+    flush = rep.store.flush if isinstance(rep, SeedReplay) else (lambda: None)
     left = rng.integers(30, 60, size=T)
     obs = rng.normal(size=(T, OBS)).astype(np.float32)
     for _ in range(450):
@@ -51,6 +53,7 @@ def filled_replay(seed: int = 0) -> MultiTaskReplay:
         )
         obs = np.where(ended[:, None], rng.normal(size=(T, OBS)), nxt).astype(np.float32)
         left[ended] = rng.integers(30, 60, size=int(ended.sum()))
+        flush()
     return rep
 
 
@@ -77,6 +80,28 @@ def test_device_replay_windows_equal_the_default_replay():
             np.testing.assert_array_equal(value.cpu().numpy(), getattr(expected, name), name)
     # episodes that wrap the ring and episodes still running are both there
     assert expected.mc_valid.min() == 0 and expected.mc_valid.max() == 1
+
+
+def test_device_replay_filled_round_by_round_equals_the_default_replay():
+    """Transitions flushed every step (on a GPU the scatter is then a CUDA graph replay, from a
+    reused pinned buffer) and episode returns written as episodes end: every stored array equals
+    the default replay's."""
+    rep = filled_replay()
+    store = DeviceReplay(2, T, OBS, ACT, CAP, rep.gamma, DEVICE)
+    for view in store.views:
+        filled_replay(rep=view)
+    if DEVICE == "cuda":
+        assert store._graphs, "the scatter was not captured"
+    expected = rep.state_dict()
+    for view in store.views:
+        saved = view.state_dict()
+        for key in ("ptr", "size", "current_episode", "episode_length"):
+            np.testing.assert_array_equal(saved[key], expected[key], key)
+        assert saved["arrays"].keys() == expected["arrays"].keys()
+        for key, value in expected["arrays"].items():
+            np.testing.assert_array_equal(saved["arrays"][key], value, key)
+    # and the device arrays themselves (mc_return is 0 while an episode runs, its returns after)
+    assert (store.mc_return != 0).any() and (store.episode >= 0).all()
 
 
 def test_graph_safe_pieces_equal_the_originals():

@@ -35,12 +35,18 @@ class DeviceReplay:
         capacity: int,
         gamma: float = 0.99,
         device: torch.device | str = "cpu",
+        graphs: bool | None = None,
     ):
         # the host-side checks and counters of the ordinary replay, one per seed
         self.views = [
             SeedReplay(self, s, num_tasks, obs_dim, act_dim, capacity, gamma) for s in range(seeds)
         ]
         R, C = seeds * num_tasks, capacity
+        if R * C >= 2**31:  # flush sends slot numbers as 32-bit integers
+            raise MCATError(
+                f"the device replay holds at most 2^31 transitions, asked for {R * C:,} "
+                f"({seeds} seeds x {num_tasks} tasks x capacity {capacity:,})"
+            )
         self.seeds, self.num_tasks, self.rows, self.capacity = seeds, num_tasks, R, C
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = dev = torch.device(device)
@@ -61,58 +67,117 @@ class DeviceReplay:
         self._width = 2 * obs_dim + act_dim + 2
         # a CUDA stream whose work (gradient steps reading this replay) writes must wait for
         self.wait_for: torch.cuda.Stream | None = None
+        # flush's staging buffers (host, device), its scatter graphs and the last copy's event
+        self.graphs = dev.type == "cuda" if graphs is None else graphs
+        cuda = dev.type == "cuda"
+        host = torch.empty(0, dtype=torch.float32, pin_memory=cuda)
+        self._words = (host, torch.empty(0, device=dev) if cuda else host)
+        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self._scatter_calls: dict[int, int] = {}
+        self._copied: torch.cuda.Event | None = None
 
     def flush(self) -> None:
-        """Write every queued transition and finished episode's returns to the device."""
+        """Write every queued transition and finished episode's returns to the device.
+
+        Everything goes in one buffer of 32-bit words (integers as their bit patterns), one
+        copy: [transitions n x width | slots n, episode ids n, counters 2R | returns m, their
+        slots m]. The first part has the same layout in every round of collection (n = the
+        seeds' environments), so on a GPU its scatter into the rings is one CUDA graph replay;
+        the returns of episodes that ended (now and then) are written eagerly after it."""
         queued = [q for v in self.views for q in v._queue]
-        flats = [q[0] for q in queued]
-        episodes = [q[1] for q in queued]
-        floats = [q[2] for q in queued]
         mc = [(flat, ret) for v in self.views for flat, ret in v._returns]
-        counters = np.concatenate(
-            [np.stack([v.size, v.current_episode]) for v in self.views], axis=1
-        )  # [2, R]
-        n = sum(len(f) for f in flats)
+        n = sum(len(q[0]) for q in queued)
         m = sum(len(f) for f, _ in mc)
-        # one copy of integers (slots, episode ids, counters) and one of floats
-        head = np.concatenate(
-            [*flats, *episodes, *(f for f, _ in mc), counters.reshape(-1)]
-        ).astype(np.int64)
-        body = np.concatenate(
-            [np.zeros(0, np.float32), *(p.reshape(-1) for p in floats), *(r for _, r in mc)]
-        ).astype(np.float32)
+        fixed = n * self._width + 2 * n + 2 * self.rows
+        words = self._stage(fixed + 2 * m)
+        host = words[0].numpy()
+        as_int = host.view(np.int32)
+        if n:
+            at = n * self._width
+            host[:at] = np.concatenate([q[2] for q in queued]).reshape(-1)
+            as_int[at : at + n] = np.concatenate([q[0] for q in queued])
+            as_int[at + n : at + 2 * n] = np.concatenate([q[1] for q in queued])
+        counters = np.concatenate([np.stack([v.size, v.current_episode]) for v in self.views], 1)
+        as_int[fixed - 2 * self.rows : fixed] = counters.reshape(-1)
+        if m:
+            host[fixed : fixed + m] = np.concatenate([r for _, r in mc])
+            as_int[fixed + m : fixed + 2 * m] = np.concatenate([f for f, _ in mc])
         if self.wait_for is not None:
             torch.cuda.current_stream().wait_stream(self.wait_for)
-        head_t, body_t = self._upload(head), self._upload(body)
-        if n:
-            flat_t, episode_t = head_t[:n], head_t[n : 2 * n]
-            packed = body_t[: n * self._width].view(n, self._width)
-            o, a = self.obs_dim, self.act_dim
-            self.obs[flat_t] = packed[:, :o]
-            self.act[flat_t] = packed[:, o : o + a]
-            self.rew[flat_t] = packed[:, o + a]
-            self.next_obs[flat_t] = packed[:, o + a + 1 : 2 * o + a + 1]
-            self.terminated[flat_t] = packed[:, -1]
-            self.mc_return[flat_t] = 0.0
-            self.episode[flat_t] = episode_t.to(torch.int32)
+        staged = self._upload(words, fixed + 2 * m)
+        self._run_scatter(staged, n)
         if m:
-            self.mc_return[head_t[2 * n : 2 * n + m]] = body_t[n * self._width :]
-        tail = head_t[2 * n + m :].view(2, self.rows)
-        self.size.copy_(tail[0])
-        self.current_episode.copy_(tail[1])
+            ints = staged.view(torch.int32)
+            self.mc_return[ints[fixed + m : fixed + 2 * m].long()] = staged[fixed : fixed + m]
         for v in self.views:
             v._queue.clear()
             v._returns.clear()
 
-    def _upload(self, array: np.ndarray) -> torch.Tensor:
-        """``array`` on the device. To a GPU through pinned memory, asynchronously: a copy from
-        pageable memory would first wait for the stream, which waits for the gradient step in
-        flight, and hold the host there (the pinned block is not reused before its copy is
-        done: PyTorch's pinned-memory cache records the copy's stream)."""
-        t = torch.from_numpy(array)
-        if self.device.type != "cuda":
-            return t.to(self.device)
-        return t.pin_memory().to(self.device, non_blocking=True)
+    def _scatter(self, staged: torch.Tensor, n: int) -> None:
+        """The transitions and counters of :meth:`flush`'s buffer into the rings."""
+        w, o, a = self._width, self.obs_dim, self.act_dim
+        ints = staged.view(torch.int32)
+        if n:
+            packed = staged[: n * w].view(n, w)
+            flat = ints[n * w : n * w + n].long()
+            self.obs[flat] = packed[:, :o]
+            self.act[flat] = packed[:, o : o + a]
+            self.rew[flat] = packed[:, o + a]
+            self.next_obs[flat] = packed[:, o + a + 1 : 2 * o + a + 1]
+            self.terminated[flat] = packed[:, -1]
+            self.mc_return[flat] = 0.0
+            self.episode[flat] = ints[n * w + n : n * w + 2 * n]
+        tail = ints[n * w + 2 * n : n * w + 2 * n + 2 * self.rows].view(2, self.rows)
+        self.size.copy_(tail[0])
+        self.current_episode.copy_(tail[1])
+
+    def _run_scatter(self, staged: torch.Tensor, n: int) -> None:
+        """:meth:`_scatter`, on a GPU as one CUDA graph per ``n`` once it ran twice (a graph
+        reads the kept device buffer; the graphs are dropped when that buffer is replaced)."""
+        if not self.graphs or not n or staged.data_ptr() != self._words[1].data_ptr():
+            self._scatter(staged, n)
+            return
+        graph = self._graphs.get(n)
+        if graph is None:
+            calls = self._scatter_calls[n] = self._scatter_calls.get(n, 0) + 1
+            if calls <= 2:  # warm-up before capture (CUDA graph docs)
+                self._scatter(staged, n)
+                return
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._scatter(staged, n)
+            self._graphs[n] = graph
+        graph.replay()
+
+    KEEP_WORDS = 1 << 20  # a larger buffer (a whole replay's transitions) is used once, not kept
+
+    def _stage(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(host buffer, device buffer) of at least ``count`` 32-bit words: the kept pair, or a
+        larger one (then kept unless it is very large). On a GPU the host side is pinned memory,
+        written only once the copy that last read it is done."""
+        if self._copied is not None:
+            self._copied.synchronize()
+        if count <= self._words[0].numel():
+            return self._words
+        cuda = self.device.type == "cuda"
+        size = max(count, 2 * self._words[0].numel())
+        host = torch.empty(size, dtype=torch.float32, pin_memory=cuda)
+        pair = (host, torch.empty(size, dtype=torch.float32, device=self.device) if cuda else host)
+        if size <= self.KEEP_WORDS:
+            self._words, self._graphs, self._scatter_calls = pair, {}, {}
+        return pair
+
+    def _upload(self, words: tuple[torch.Tensor, torch.Tensor], count: int) -> torch.Tensor:
+        """The first ``count`` words on the device: on a GPU one copy from pinned memory that
+        does not hold the host (a copy from pageable memory would first wait for the stream,
+        which waits for the gradient step in flight)."""
+        host, device = words
+        if host is device:
+            return device
+        device[:count].copy_(host[:count], non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record()
+        return device
 
     def gather(self, u: torch.Tensor, context: int = 0, future: int = 0) -> dict[str, torch.Tensor]:
         """Samples of every row, row-major [R, B, ...], drawn by ``u`` (uniform in [0, 1), [R, B]),
