@@ -125,7 +125,7 @@ class DeviceReplay:
             self.rew[flat] = packed[:, o + a]
             self.next_obs[flat] = packed[:, o + a + 1 : 2 * o + a + 1]
             self.terminated[flat] = packed[:, -1]
-            self.mc_return[flat] = 0.0
+            self.mc_return.index_fill_(0, flat, 0.0)  # a scalar fill: capturable
             self.episode[flat] = ints[n * w + n : n * w + 2 * n]
         tail = ints[n * w + 2 * n : n * w + 2 * n + 2 * self.rows].view(2, self.rows)
         self.size.copy_(tail[0])
