@@ -1,0 +1,87 @@
+"""The host's share of a fast-path round: the loop of ``mcat.seeds.SeedGroup`` (exploration, the
+environments, the replay queue and copy, logs) with the learner's gradient steps and acting
+replaced by nothing (zero actions), timed per round of 5 env steps per seed.
+
+    python benchmarks/fast_host.py [--seeds 1 10] [--vector-envs sync async] [--device cpu]
+
+Beside the full loop's rate (benchmarks/throughput.py --fast-seeds) it says how much of a round
+the GPU could at best hide: if the host alone takes as long as a whole round, the loop is
+bound by the host (results/gpu/README.md). HalfCheetah armature, 5 tasks, full MCAT config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcat.agents.mcat import MCATConfig
+from mcat.config import RunConfig
+from mcat.seeds import SeedGroup
+
+ROUNDS = 400
+
+
+def host_round(seeds: int, vector_envs: str, device: str) -> float:
+    """Milliseconds per round of the loop without its GPU work."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RunConfig(
+            family="halfcheetah-armature",
+            algo="mcat",
+            steps=10**7,
+            test_tasks=[],
+            learning_starts=1000,
+            eval_every=10**9,
+            checkpoint_every=10**9,
+            device=device,
+            fast=True,
+            vector_envs=vector_envs,
+            agent=MCATConfig(),
+        )
+        group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
+        learner = group.learner
+        assert learner is not None
+        act_dim = learner.agents[0].act_dim
+
+        def act(obs: np.ndarray, *rest) -> tuple[np.ndarray, np.ndarray]:
+            return np.zeros((*obs.shape[:2], act_dim), np.float32), np.zeros(len(obs), bool)
+
+        learner.train_step = lambda: None  # type: ignore[method-assign]
+        learner.act = act  # type: ignore[method-assign]
+        while group.env_steps < cfg.learning_starts + 250:
+            group.iterate()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(ROUNDS):
+            group.iterate()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        ms = 1e3 * (time.perf_counter() - t0) / ROUNDS
+        for tr in group.trainers:
+            tr.close()
+        return ms
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 10])
+    p.add_argument("--vector-envs", nargs="+", default=["sync", "async"])
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    for mode in args.vector_envs:
+        for seeds in args.seeds:
+            ms = host_round(seeds, mode, args.device)
+            print(
+                f"{seeds:2d} seed(s), {mode:5s} envs: {ms:6.3f} ms of host work per round "
+                f"(at most {5 * seeds / ms * 1e3:8.1f} env steps/s in all if the GPU were free)"
+            )
+
+
+if __name__ == "__main__":
+    main()
