@@ -581,10 +581,14 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         raise MCATError("--target-policy-steps trains a TD3 policy; a scripted one needs none")
     if args.source_policy == "scripted" and args.source_steps is not None:
         raise MCATError("--source-steps trains a TD3 source; a scripted source needs none")
-    if args.distribution_weight is not None and not (args.target_family or args.state_translator):
-        raise MCATError("--distribution-weight is for a state translator: add --target-family")
+    for name in ("distribution_weight", "action_distribution_weight"):
+        if getattr(args, name) is not None and not (args.target_family or args.state_translator):
+            flag = "--" + name.replace("_", "-")
+            raise MCATError(
+                f"{flag} is for a state translator: add --target-family or --state-translator"
+            )
     extra: tuple[str, ...] = ("translator", "target_family", "target_policy_steps", "source_policy")
-    extra += ("distribution_weight",)
+    extra += ("distribution_weight", "action_distribution_weight")
     extra += ("state_translator",) if args.state_translator else ()
     extra += ("target_data_policy", "target_policy") if args.target_data_policy else ()
     values = _experiment_values(args, extra)
@@ -891,6 +895,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="with a state translator: weight of the term that makes G(s) distributed like the "
         "target's states (default 1)",
+    )
+    p.add_argument(
+        "--action-distribution-weight",
+        type=float,
+        help="with a state translator: weight of the term that keeps H's actions distributed "
+        "like the target data's actions (default 0: left out)",
     )
     p.add_argument(
         "--state-translator",

@@ -163,11 +163,15 @@ def train_translators(
         steps=steps,
         batch=cfg.batch_size,
         seed=cfg.seed + 1,
-        cfg=JointTranslatorConfig(distribution_weight=cfg.distribution_weight),
+        cfg=JointTranslatorConfig(
+            distribution_weight=cfg.distribution_weight,
+            action_distribution_weight=cfg.action_distribution_weight,
+        ),
         every=1,
         max_action=max_action,
         report=report,
         resume=resume,
+        target_actions=tgt[1],
     )
     return G, H
 

@@ -123,6 +123,10 @@ class TransferConfig:
     distribution_weight: float = 1.0
     """Joint G and H only: weight of the term that makes G(s) distributed like the target's
     states (:class:`mcat.learners.state_translator.JointTranslatorConfig`)."""
+    action_distribution_weight: float = 0.0
+    """Joint G and H only: weight of the term that keeps H's actions distributed like the target
+    data's actions (0: left out, the default; see
+    :class:`mcat.learners.state_translator.JointTranslatorConfig`)."""
     state_translator: bool = False
     """Learn a state translator G jointly with H between two tasks of ``family`` (paper Sec. 6
     (1): tasks whose rewards differ, e.g. reaching other goals), as between bodies
@@ -157,6 +161,7 @@ class TransferConfig:
                     "(drop --target-policy)"
                 )
         check_number("distribution_weight", self.distribution_weight, 0.0)
+        check_number("action_distribution_weight", self.action_distribution_weight, 0.0)
         if self.source_policy not in (None, *POLICY_KINDS):
             raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
         if self.source_policy == "scripted" and family.scripted_policy is None:

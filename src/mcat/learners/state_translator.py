@@ -16,6 +16,10 @@ transitions (s, a, r, s') and target states t (the two datasets are unpaired):
   discrepancy with Gaussian kernels, standardised units). These two terms are our choice for
   what the appendix leaves open: Zhang et al. use cycle and adversarial terms for the same
   purpose; a kernel two-sample distance needs no discriminator.
+- **H stays among the target's actions** (optional, off by default): the same discrepancy between
+  H's actions and the target data's actions (in units of the action bound). F_t and R_t know
+  only those actions; without the term H can settle where F_t extrapolates in its favour (seen on
+  Meta-World reach, results/reward_goals/README.md: H collapsed to one corner action).
 
 The source policy then acts on the target through both: a_t = H(t, pi_src(G_inv(t))).
 """
@@ -46,6 +50,9 @@ class JointTranslatorConfig:
     """Weight of the maximum mean discrepancy between G(s) and the target's states."""
     bandwidths: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     """Gaussian kernel widths of the discrepancy, in standardised units."""
+    action_distribution_weight: float = 0.0
+    """Weight of the maximum mean discrepancy between H's actions and the target data's actions
+    (both divided by the action bound); 0 leaves it out (the paper says nothing of one)."""
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...]) -> torch.Tensor:
@@ -69,6 +76,7 @@ def joint_translator_loss(
     next_obs: torch.Tensor,
     tgt_obs: torch.Tensor,
     cfg: JointTranslatorConfig,
+    tgt_act: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss on a batch of source transitions and a batch of target states (F and R must be
     frozen by the caller: gradients flow through them, not into them)."""
@@ -94,6 +102,13 @@ def joint_translator_loss(
         "cycle": float(cycle.detach()),
         "distribution": float(distribution.detach()),
     }
+    if cfg.action_distribution_weight > 0:
+        if tgt_act is None:
+            raise ValueError("action_distribution_weight > 0 needs the target's actions")
+        bound = H.max_action
+        actions = mmd(b / bound, tgt_act / bound, cfg.bandwidths)
+        loss = loss + cfg.action_distribution_weight * actions
+        metrics["action_distribution"] = float(actions.detach())
     return loss, metrics
 
 
@@ -113,12 +128,15 @@ def train_joint_translators(
     report: Callable[[int, StateTranslator, ActionTranslator, dict[str, float]], None]
     | None = None,
     resume: Callable[[dict[str, Any]], int] | None = None,
+    target_actions: torch.Tensor | None = None,
 ) -> tuple[StateTranslator, ActionTranslator]:
     """G and the pair-only H trained together for ``steps`` Adam steps on batches of the source
     transitions ``source`` = (obs, act, rew, next_obs) and of the target's states, with the
     target's F and R frozen here; H's actions lie within +-``max_action``.
     ``report(step, G, H, metrics)`` is called every ``every`` steps; ``resume(objects)``, given
-    the loop's stateful objects by name, may load saved states and returns the steps done."""
+    the loop's stateful objects by name, may load saved states and returns the steps done.
+    ``target_actions`` (the actions of the transitions whose states are ``target_states``) are
+    needed when ``cfg.action_distribution_weight`` > 0."""
     cfg = cfg or JointTranslatorConfig()
     obs, act, rew, next_obs = source
     forward_model.requires_grad_(False)
@@ -150,6 +168,7 @@ def train_joint_translators(
             next_obs[i],
             target_states[j],
             cfg,
+            None if target_actions is None else target_actions[j],
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
