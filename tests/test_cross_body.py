@@ -123,6 +123,7 @@ SCRIPTED_TARGET_DATA = ["--state-translator", "--target-data-policy", "--target-
         (["--target-family", "halfcheetah-3leg", "--target-policy-steps", "-1"], ">= 0"),
         (["--target-data-policy"], "--target-data-policy is for --state-translator"),
         (["--action-distribution-weight", "1"], "is for a state translator"),
+        (["--residual-state-translator"], "is for --state-translator"),
         (["--target-family", "halfcheetah-3leg", "--action-distribution-weight", "-1"], ">= 0"),
         (["--state-translator", "--target-policy-steps", "10"], "--target-data-policy"),
         (["--state-translator", "--target-policy", "td3"], "is for --target-data-policy"),

@@ -10,6 +10,7 @@ from mcat.experiments.transfer import fit_forward_model
 from mcat.learners.dcc import CrossBodyDCC
 from mcat.learners.state_translator import JointTranslatorConfig, mmd, train_joint_translators
 from mcat.models.reward import fit_reward_model
+from mcat.models.state_translator import StateTranslator
 
 GOAL = np.array([1.0, 0.2])
 WEIGHTS = np.array([1.0, 2.0])  # reward -sum(WEIGHTS (s' - GOAL)^2): no rotation keeps it
@@ -59,6 +60,19 @@ def toy_models():
     )
     R = fit_reward_model(tgt[0], tgt[1], tgt[2], steps=STEPS_F, batch=256, seed=0)
     return src, tgt, F, R
+
+
+def test_a_residual_state_translator_starts_as_the_identity():
+    gen = torch.Generator().manual_seed(0)
+    src, tgt = torch.randn(500, 3, generator=gen), 2.0 + 3.0 * torch.randn(500, 3, generator=gen)
+    G = StateTranslator(3, 3, residual=True)
+    G.fit_normalizers(src, tgt)
+    with torch.no_grad():
+        assert torch.equal(G(src), src) and torch.equal(G.inverse(tgt), tgt)
+        G.to_target[-1].bias.fill_(1.0)  # a change of 1 deviation of the target's states
+        torch.testing.assert_close(G(src) - src, G.tgt_norm.std.expand_as(src))
+    with pytest.raises(ValueError, match="one state size"):
+        StateTranslator(2, 3, residual=True)
 
 
 def test_the_action_distribution_term_keeps_h_among_the_target_actions():

@@ -590,6 +590,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     extra: tuple[str, ...] = ("translator", "target_family", "target_policy_steps", "source_policy")
     extra += ("distribution_weight", "action_distribution_weight")
     extra += ("state_translator",) if args.state_translator else ()
+    extra += ("residual_state_translator",) if args.residual_state_translator else ()
     extra += ("target_data_policy", "target_policy") if args.target_data_policy else ()
     values = _experiment_values(args, extra)
     cfg = TransferConfig(family=args.family, source=args.source, target=args.target, **values)
@@ -895,6 +896,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="with a state translator: weight of the term that makes G(s) distributed like the "
         "target's states (default 1)",
+    )
+    p.add_argument(
+        "--residual-state-translator",
+        action="store_true",
+        help="with --state-translator: G starts as the identity and learns a change to the state "
+        "(tasks of one state space)",
     )
     p.add_argument(
         "--action-distribution-weight",

@@ -166,6 +166,7 @@ def train_translators(
         cfg=JointTranslatorConfig(
             distribution_weight=cfg.distribution_weight,
             action_distribution_weight=cfg.action_distribution_weight,
+            residual=cfg.residual_state_translator,
         ),
         every=1,
         max_action=max_action,

@@ -123,6 +123,9 @@ class TransferConfig:
     distribution_weight: float = 1.0
     """Joint G and H only: weight of the term that makes G(s) distributed like the target's
     states (:class:`mcat.learners.state_translator.JointTranslatorConfig`)."""
+    residual_state_translator: bool = False
+    """With ``state_translator`` (tasks of one state space): G as the identity plus a learned
+    change (:class:`mcat.models.state_translator.StateTranslator`)."""
     action_distribution_weight: float = 0.0
     """Joint G and H only: weight of the term that keeps H's actions distributed like the target
     data's actions (0: left out, the default; see
@@ -162,6 +165,10 @@ class TransferConfig:
                 )
         check_number("distribution_weight", self.distribution_weight, 0.0)
         check_number("action_distribution_weight", self.action_distribution_weight, 0.0)
+        if self.residual_state_translator and not self.state_translator:
+            raise MCATError(
+                "--residual-state-translator is for --state-translator (two tasks of one family)"
+            )
         if self.source_policy not in (None, *POLICY_KINDS):
             raise MCATError(f"source_policy must be td3 or scripted, got {self.source_policy!r}")
         if self.source_policy == "scripted" and family.scripted_policy is None:
@@ -691,7 +698,7 @@ def load_transfer_result(folder: Path, cfg: TransferConfig, cache_dir: Path) -> 
     if not cfg.joint:
         empty = torch.zeros(1, 0)
         return agent, TransferredPolicy(agent.actor, H, empty, empty)
-    G = StateTranslator(src_obs, tgt_obs)
+    G = StateTranslator(src_obs, tgt_obs, residual=cfg.residual_state_translator)
     G.load_state_dict(load_checkpoint_file(folder / "state_translator.pt"))
     G.eval()
     return agent, CrossBodyPolicy(agent.actor, G, H)

@@ -53,6 +53,9 @@ class JointTranslatorConfig:
     action_distribution_weight: float = 0.0
     """Weight of the maximum mean discrepancy between H's actions and the target data's actions
     (both divided by the action bound); 0 leaves it out (the paper says nothing of one)."""
+    residual: bool = False
+    """G as the identity plus a learned change (tasks of one state space only; see
+    :class:`mcat.models.state_translator.StateTranslator`)."""
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...]) -> torch.Tensor:
@@ -142,7 +145,7 @@ def train_joint_translators(
     forward_model.requires_grad_(False)
     reward_model.requires_grad_(False)
     torch.manual_seed(seed)
-    G = StateTranslator(obs.shape[1], target_states.shape[1])
+    G = StateTranslator(obs.shape[1], target_states.shape[1], residual=cfg.residual)
     G.fit_normalizers(obs, target_states)
     H = ActionTranslator(
         target_states.shape[1],
