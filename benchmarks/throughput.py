@@ -202,6 +202,7 @@ def time_fast(
     breakdown: dict | None = None,
     vector_envs: str = "sync",
     profile_rounds: int = 0,
+    act_priority: bool = False,
 ) -> tuple[float, float]:
     """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
     set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
@@ -224,6 +225,9 @@ def time_fast(
             agent=MCATConfig(),
         )
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
+        if act_priority:
+            assert group.learner is not None
+            group.learner.act_stream = torch.cuda.Stream(priority=-1)
         while group.env_steps < WARMUP:
             group.iterate()
         for tr in group.trainers:
@@ -337,6 +341,11 @@ def main() -> None:
         "each, every seed's at once (async); each mode listed is timed",
     )
     p.add_argument(
+        "--fast-act-priority",
+        action="store_true",
+        help="also time each fast-path run with acting on a high-priority CUDA stream (CUDA only)",
+    )
+    p.add_argument(
         "--fast-profile",
         type=int,
         default=0,
@@ -390,26 +399,30 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
+    priorities = [False, True] if args.fast_act_priority else [False]
     for mode in args.fast_vector_envs:
         for seeds in args.fast_seeds:
-            parts = {}
-            one, total = time_fast(
-                args.steps,
-                seeds,
-                dev,
-                breakdown=parts,
-                vector_envs=mode,
-                profile_rounds=args.fast_profile,
-            )
-            print(
-                f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs:     {one:7.1f} env steps/s "
-                f"per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, {total / full:.2f} x "
-                "MCAT above)"
-            )
-            print(
-                "  where its time goes: "
-                + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
-            )
+            for priority in priorities:
+                parts = {}
+                one, total = time_fast(
+                    args.steps,
+                    seeds,
+                    dev,
+                    breakdown=parts,
+                    vector_envs=mode,
+                    profile_rounds=args.fast_profile,
+                    act_priority=priority,
+                )
+                how = ", acting on a high-priority stream" if priority else ""
+                print(
+                    f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
+                    f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "
+                    f"{total / full:.2f} x MCAT above)"
+                )
+                print(
+                    "  where its time goes: "
+                    + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
+                )
     gpu = f", {torch.cuda.get_device_name()}" if dev.startswith("cuda") else ""
     print(f"torch {torch.__version__}, {args.threads} threads, device {dev}{gpu}")
 

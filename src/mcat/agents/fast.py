@@ -27,7 +27,7 @@ checkpointed, so checkpoints and evaluation are exactly those of the ordinary pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -189,6 +189,10 @@ class FastLearner:
         # step); acting waits for the others, and replay writes wait for every step (which read
         # the replay). The order of every read and write is that of the serial loop.
         self.train_stream = torch.cuda.Stream(dev) if self.graphs else None
+        # acting runs on the current stream, or on this one when set (an experiment, not
+        # measured yet: a high-priority stream, so that acting is not queued behind the kernels
+        # of a critic-only step; benchmarks/throughput.py --fast-act-priority)
+        self.act_stream: torch.cuda.Stream | None = None
         self._acting_stale = False
         replay.wait_for = self.train_stream
         if self.use_translator:
@@ -520,6 +524,8 @@ class FastLearner:
             self._train_step(c)
             return
         self.train_stream.wait_stream(torch.cuda.current_stream())  # after the replay writes
+        if self.act_stream is not None:  # and after acting read what the step changes
+            self.train_stream.wait_stream(self.act_stream)
         with torch.cuda.stream(self.train_stream):
             self._train_step(c)
 
@@ -583,12 +589,16 @@ class FastLearner:
         if "in" not in io:
             io["in"] = torch.zeros(packed.shape, device=self.device)
             io["out"] = torch.zeros(S, n * self.agents[0].act_dim + 1, device=self.device)
-        if self._acting_stale:  # the last steps changed the policy, C, H or the features
-            self.wait()
-            self._acting_stale = False
-        io["in"].copy_(torch.from_numpy(packed))
-        self._run(f"act{n}", lambda: self._act_step(obs.shape, ctx_delta.shape[2]))
-        out = io["out"].cpu().numpy()
+        stream = self.act_stream
+        if stream is not None:
+            stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
+            if self._acting_stale:  # the last steps changed the policy, C, H or the features
+                self.wait()
+                self._acting_stale = False
+            io["in"].copy_(torch.from_numpy(packed))
+            self._run(f"act{n}", lambda: self._act_step(obs.shape, ctx_delta.shape[2]))
+            out = io["out"].cpu().numpy()
         return out[:, :-1].reshape(S, n, -1), out[:, -1] > 0
 
     @torch.no_grad()
