@@ -69,6 +69,20 @@ def toy_families():
         gym.registry.pop(family.gym_id)
 
 
+def test_vectors_that_start_with_a_minus_are_values_on_the_command_line():
+    """argparse reads "-0.1,0.8,0.1" as an option unless told otherwise (a lane stopped on it)."""
+    from mcat.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["transfer", "metaworld-reach", "--source", "0,0.85,0.175", "--target", "-0.1,0.8,0.1"]
+    )
+    assert args.target == "-0.1,0.8,0.1"
+    args = build_parser().parse_args(["transfer-matrix", "x", "--tasks", "-1,2", "-.5", "3"])
+    assert args.tasks == ["-1,2", "-.5", "3"]
+    with pytest.raises(SystemExit):  # an unknown option is still one
+        build_parser().parse_args(["transfer", "x", "--source", "1", "--target", "-x"])
+
+
 def test_keys_of_numbers_strings_and_vectors_and_back():
     assert [task_key(v) for v in (0.1, 3, 1.0, "push-v3", (0.1, -0.8, 0.25))] == [
         "0.1",
