@@ -118,7 +118,10 @@ def plot_paths(panels: dict[str, dict[str, np.ndarray]], out: Path, title: str =
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
     every = [np.concatenate([v[:, :2] for v in p.values()]) for p in panels.values()]
     low, high = np.min([e.min(0) for e in every], 0), np.max([e.max(0) for e in every], 0)
-    pad = 0.05 * (high - low).max() + 1e-3
+    # a square window around everything (equal scales; a path that hardly moves in x would
+    # otherwise leave a sliver of a panel)
+    half = 0.55 * (high - low).max() + 1e-3
+    centre = (low + high) / 2
     for ax, (name, p) in zip(axes[0], panels.items(), strict=True):
         hand, obj, goal = p["effector"], p["object"], p["goal"]
         ax.scatter(hand[:, 0], hand[:, 1], c=np.arange(len(hand)), cmap="viridis", s=4)
@@ -126,8 +129,8 @@ def plot_paths(panels: dict[str, dict[str, np.ndarray]], out: Path, title: str =
         ax.plot(obj[:, 0], obj[:, 1], color="tab:red", lw=1.5, label="object")
         ax.scatter(*obj[0, :2], color="tab:red", marker="o", s=30)
         ax.scatter(*goal[0, :2], color="black", marker="*", s=120, label="goal")
-        ax.set_xlim(low[0] - pad, high[0] + pad)
-        ax.set_ylim(low[1] - pad, high[1] + pad)
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] - half, centre[1] + half)
         ax.set_aspect("equal")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("x (m)")
