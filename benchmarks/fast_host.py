@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from throughput import fast_run_config  # the same run as the fast-path timing
 
-from mcat.agents.mcat import MCATConfig
-from mcat.config import RunConfig
 from mcat.seeds import SeedGroup
 
 ROUNDS = 400
@@ -29,19 +28,7 @@ ROUNDS = 400
 def host_round(seeds: int, vector_envs: str, device: str) -> float:
     """Milliseconds per round of the loop without its GPU work."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(
-            family="halfcheetah-armature",
-            algo="mcat",
-            steps=10**7,
-            test_tasks=[],
-            learning_starts=1000,
-            eval_every=10**9,
-            checkpoint_every=10**9,
-            device=device,
-            fast=True,
-            vector_envs=vector_envs,
-            agent=MCATConfig(),
-        )
+        cfg = fast_run_config(10**7, device, vector_envs)
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         learner = group.learner
         assert learner is not None

@@ -195,6 +195,24 @@ def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> floa
     return rate
 
 
+def fast_run_config(steps: int, device: str, vector_envs: str) -> RunConfig:
+    """Full MCAT on halfcheetah-armature's five tasks on the fast path, learning from WARMUP env
+    steps, with no evaluation or checkpoint in the way (the fast-path benchmarks' run)."""
+    return RunConfig(
+        family="halfcheetah-armature",
+        algo="mcat",
+        steps=steps,
+        test_tasks=[],
+        learning_starts=WARMUP,
+        eval_every=10**9,
+        checkpoint_every=10**9,
+        device=device,
+        fast=True,
+        vector_envs=vector_envs,
+        agent=MCATConfig(),
+    )
+
+
 def time_fast(
     steps: int,
     seeds: int,
@@ -211,19 +229,7 @@ def time_fast(
     from mcat.seeds import SeedGroup
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(
-            family="halfcheetah-armature",
-            algo="mcat",
-            steps=WARMUP + steps + 100,
-            test_tasks=[],
-            learning_starts=WARMUP,
-            eval_every=10**9,
-            checkpoint_every=10**9,
-            device=device,
-            fast=True,
-            vector_envs=vector_envs,
-            agent=MCATConfig(),
-        )
+        cfg = fast_run_config(WARMUP + steps + 100, device, vector_envs)
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         if act_priority:
             assert group.learner is not None

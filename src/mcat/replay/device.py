@@ -68,8 +68,8 @@ class DeviceReplay:
         # a CUDA stream whose work (gradient steps reading this replay) writes must wait for
         self.wait_for: torch.cuda.Stream | None = None
         # flush's staging buffers (host, device), its scatter graphs and the last copy's event
-        self.graphs = dev.type == "cuda" if graphs is None else graphs
         cuda = dev.type == "cuda"
+        self.graphs = cuda if graphs is None else graphs
         host = torch.empty(0, dtype=torch.float32, pin_memory=cuda)
         self._words = (host, torch.empty(0, device=dev) if cuda else host)
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
