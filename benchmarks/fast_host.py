@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from throughput import fast_run_config  # the same run as the fast-path timing
+from throughput import run_config  # the same run as the fast-path timing
 
+from mcat.agents.mcat import MCATConfig
 from mcat.seeds import SeedGroup
 
 ROUNDS = 400
@@ -28,7 +29,7 @@ ROUNDS = 400
 def host_round(seeds: int, vector_envs: str, device: str) -> float:
     """Milliseconds per round of the loop without its GPU work."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = fast_run_config(10**7, device, vector_envs)
+        cfg = run_config(10**7, device, MCATConfig(), fast=True, vector_envs=vector_envs)
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         learner = group.learner
         assert learner is not None

@@ -104,6 +104,23 @@ class Timers:
         setattr(obj, name, timed)
 
 
+def run_config(steps: int, device: str, agent, algo: str | None = None, **extra) -> RunConfig:
+    """The benchmarks' run: halfcheetah-armature, learning from WARMUP env steps, no evaluation
+    or checkpoint in the way; ``algo`` defaults to mcat for an MCATConfig, else ctd3."""
+    return RunConfig(
+        family="halfcheetah-armature",
+        algo=algo or ("mcat" if isinstance(agent, MCATConfig) else "ctd3"),
+        steps=steps,
+        test_tasks=[],
+        learning_starts=WARMUP,
+        eval_every=10**9,
+        checkpoint_every=10**9,
+        device=device,
+        agent=agent,
+        **extra,
+    )
+
+
 def time_ctd3(
     steps: int,
     train_tasks: list[float] | None,
@@ -113,18 +130,8 @@ def time_ctd3(
     algo: str | None = None,
 ) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        algo = algo or ("mcat" if isinstance(agent, MCATConfig) else "ctd3")
-        cfg = RunConfig(
-            family="halfcheetah-armature",
-            algo=algo,
-            steps=WARMUP + steps + 10,
-            train_tasks=train_tasks,
-            test_tasks=[],
-            learning_starts=WARMUP,
-            eval_every=10**9,
-            checkpoint_every=10**9,
-            device=device,
-            agent=agent or CTD3Config(),
+        cfg = run_config(
+            WARMUP + steps + 10, device, agent or CTD3Config(), algo, train_tasks=train_tasks
         )
         trainer = Trainer(cfg, tmp, log=lambda m: None)
         while trainer.env_steps < WARMUP:
@@ -195,24 +202,6 @@ def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> floa
     return rate
 
 
-def fast_run_config(steps: int, device: str, vector_envs: str) -> RunConfig:
-    """Full MCAT on halfcheetah-armature's five tasks on the fast path, learning from WARMUP env
-    steps, with no evaluation or checkpoint in the way (the fast-path benchmarks' run)."""
-    return RunConfig(
-        family="halfcheetah-armature",
-        algo="mcat",
-        steps=steps,
-        test_tasks=[],
-        learning_starts=WARMUP,
-        eval_every=10**9,
-        checkpoint_every=10**9,
-        device=device,
-        fast=True,
-        vector_envs=vector_envs,
-        agent=MCATConfig(),
-    )
-
-
 def time_fast(
     steps: int,
     seeds: int,
@@ -229,7 +218,9 @@ def time_fast(
     from mcat.seeds import SeedGroup
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = fast_run_config(WARMUP + steps + 100, device, vector_envs)
+        cfg = run_config(
+            WARMUP + steps + 100, device, MCATConfig(), fast=True, vector_envs=vector_envs
+        )
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         if act_priority:
             assert group.learner is not None
