@@ -40,27 +40,38 @@ lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
   fi
 }
 
-# paper Table 2 at 300k steps: the four baselines, seeds 0-2, seed by seed (a whole row per seed
-# first, then the spread)
-lane table2 '
-  for seed in 0 1 2; do
-    bash results/table2/run.sh halfcheetah-armature "distral pearl hipbmdp mql" "$seed"
-  done'
-# paper Sec. 6 (2): 2 <-> 3 legs, ours, its ablation and Zhang et al., seeds 0-2
-lane cross_body 'bash results/cross_body/run.sh 0 1 2'
-# Meta-World: Table 1 in the tasks' own layouts and the aligned ones (seed 0), Sec. 6 (1) (reach
-# to other goals, seed 0), the own layouts' seeds 1-2, the aligned cube's seeds 1-2 (where
-# Zhang et al. transferred on seed 0), the other target data for reach, then reach's seeds 1-2
-lane metaworld '
-  for family in metaworld-push metaworld-push-aligned; do
-    for t in push-back-v3 coffee-push-v3; do
-      bash results/table1/run.sh $family push-v3 $t 0
-    done
-  done
-  bash results/reward_goals/run.sh 0
+# What is left after the lanes' own work, most needed first, as one list that every lane walks
+# when its own work is done: a finished result is skipped, and so is one another lane is writing
+# (its command exits 75, the run directory's lock), so two lanes share the list without
+# colliding. The Meta-World seeds 1-2 of Table 1 (own layouts; the aligned cube, where Zhang et
+# al. transferred on seed 0), the baselines' Table 2 (seed by seed: a whole row first), then
+# reach's other target data and seeds 1-2.
+backlog='
   for t in coffee-push-v3 push-back-v3; do
     bash results/table1/run.sh metaworld-push push-v3 $t 1 2
   done
   bash results/table1/run.sh metaworld-push-aligned push-v3 push-back-v3 1 2
+  for seed in 0 1 2; do
+    bash results/table2/run.sh halfcheetah-armature "distral pearl hipbmdp mql" "$seed"
+  done
   bash results/reward_goals/run_target_data.sh "0.1,0.85,0.175 0,0.9,0.3 -0.1,0.8,0.1" 0
   bash results/reward_goals/run.sh 1 2'
+# paper Table 2 at 300k steps: the four baselines, seeds 0-2
+lane table2 "
+  for seed in 0 1 2; do
+    bash results/table2/run.sh halfcheetah-armature 'distral pearl hipbmdp mql' \"\$seed\"
+  done
+  $backlog"
+# paper Sec. 6 (2): 2 <-> 3 legs, ours, its ablation and Zhang et al., seeds 0-2
+lane cross_body "bash results/cross_body/run.sh 0 1 2
+  $backlog"
+# Meta-World: Table 1 in the tasks' own layouts and the aligned ones (seed 0), Sec. 6 (1) (reach
+# to other goals, seed 0)
+lane metaworld "
+  for family in metaworld-push metaworld-push-aligned; do
+    for t in push-back-v3 coffee-push-v3; do
+      bash results/table1/run.sh \$family push-v3 \$t 0
+    done
+  done
+  bash results/reward_goals/run.sh 0
+  $backlog"

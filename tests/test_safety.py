@@ -8,6 +8,7 @@ import io
 import json
 import pickle
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -268,3 +269,78 @@ def test_bad_config_files(config, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ one process per run directory
+def _hold_in_child(path, ready, release):
+    from mcat.runs import hold_run_dir
+
+    hold_run_dir(path)
+    ready.set()
+    release.wait(60)
+
+
+@pytest.fixture
+def held_elsewhere():
+    """Hold a directory in another process (as a second mcat writing it would); yields the
+    holder's pid, released at the end."""
+    from toy_runs import _SERVER
+
+    children = []
+
+    def hold(path):
+        ready, release = _SERVER.Event(), _SERVER.Event()
+        child = _SERVER.Process(target=_hold_in_child, args=(str(path), ready, release))
+        child.start()
+        assert ready.wait(60)
+        children.append((child, release))
+        return child.pid
+
+    yield hold
+    for child, release in children:
+        release.set()
+        child.join(60)
+
+
+def test_a_run_written_by_another_process_is_refused_untouched(run, held_elsewhere, capsys):
+    """A second `mcat train --resume` on a run another process is writing exits 75 naming that
+    process, and removes nothing, not even a damaged newest checkpoint it would drop on its
+    own; once the holder is gone, the run resumes (from the older checkpoint)."""
+    newest = list_checkpoints(run)[-1][1]
+    newest.write_bytes(newest.read_bytes()[:100])  # as a process killed mid-write leaves it
+    pid = held_elsewhere(run)
+    before = {p.name: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    assert main(["train", "--resume", str(run)]) == 75
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"mcat: error: {run} is in use by another mcat process (pid {pid}): wait for it to "
+        "end, or stop it, or choose another --out"
+    )
+    assert {p.name: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+    fresh = run.parent / "fresh"
+    held_elsewhere(fresh)
+    with pytest.raises(MCATError, match="in use by another mcat process"):
+        Trainer(_config(), fresh, log=quiet)
+    assert [p.name for p in fresh.iterdir()] == [".lock"]  # no config.json, no checkpoints
+
+
+def test_a_killed_run_leaves_no_lock(tmp_path):
+    """The lock is the kernel's: a run killed with SIGKILL holds nothing afterwards, and while it
+    runs a second writer of its directory is refused."""
+    from toy_runs import start_mcat
+
+    out = tmp_path / "run"
+    argv = ["train", "point-gain", "--steps", "1000000", "--threads", "1", "--out", str(out)]
+    child = start_mcat(argv)
+    try:
+        for _ in range(600):
+            if (out / "config.json").is_file():
+                break
+            time.sleep(0.1)
+        with pytest.raises(MCATError, match=f"in use by another mcat process \\(pid {child.pid}"):
+            Trainer.resume(out, log=quiet)
+    finally:
+        child.kill()
+        child.join()
+    tr = Trainer.resume(out, log=quiet)  # at once: no stale lock to wait for
+    tr.close()

@@ -15,7 +15,8 @@ for seed in "$@"; do
       set -- "$1" "$2" $variant
       out=results/cross_body/$1-to-$2-$3
       [ -f "$out/summary.json" ] || .venv/bin/mcat transfer "$1" --source 0.1 --target-family "$2" \
-        --target 0.1 --seed "$seed" "${@:4}" --threads 1 --out "$out" --cache runs/cache
+        --target 0.1 --seed "$seed" "${@:4}" --threads 1 --out "$out" --cache runs/cache ||
+        { code=$?; [ "$code" = 75 ] || exit "$code"; echo "$out: busy elsewhere, skipped"; }  # 75: another process writes it
       set -- "$1" "$2"
     done
   done

@@ -18,7 +18,7 @@ for seed in "$@"; do
       [ -f "$out/summary.json" ] && continue
       .venv/bin/mcat transfer metaworld-reach --source "$source" --target "$target" --seed "$seed" \
         --state-translator --target-data-policy --target-policy scripted "$@" --threads 1 \
-        --out "$out" --cache runs/cache
+        --out "$out" --cache runs/cache || { code=$?; [ "$code" = 75 ] || exit "$code"; echo "$out: busy elsewhere, skipped"; }  # 75: another process writes it
     done
   done
 done

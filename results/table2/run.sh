@@ -3,7 +3,8 @@
 # budget of results/table34 (300,000 env steps; the paper: 2M), whose MCAT and MCAT w/o PT runs
 # at delay 500 are the comparison. Runs go to results/table2/runs/FAMILY-ALGO-seedS. Resumable: a
 # finished run is skipped, an interrupted one continues from its newest checkpoint (re-running
-# the command does it).
+# the command does it). A run another process is writing (exit 75) is skipped, so two lanes
+# can walk the same list.
 #   bash results/table2/run.sh halfcheetah-armature "pearl" "0 1 2"
 #   bash results/table2/run.sh halfcheetah-armature "mql" "0"
 set -euo pipefail
@@ -15,6 +16,7 @@ for seed in $seeds; do
     out=results/table2/runs/$family-$algo-seed$seed
     [ -f "$out/summary.json" ] && continue
     $mcat train --preset "table2-$family" --algo "$algo" --steps "$steps" --seed "$seed" \
-      --eval-every 20000 --eval-episodes 3 --checkpoint-every 25000 --threads 1 --out "$out"
+      --eval-every 20000 --eval-episodes 3 --checkpoint-every 25000 --threads 1 --out "$out" ||
+      { code=$?; [ "$code" = 75 ] || exit "$code"; echo "$out: busy elsewhere, skipped"; }  # 75: another process runs it
   done
 done

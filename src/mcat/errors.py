@@ -8,3 +8,10 @@ without a traceback.
 
 class MCATError(ValueError):
     """Invalid input from the user, with a one-line explanation."""
+
+
+class RunDirBusy(MCATError):
+    """An output directory another process is writing; the command line exits with 75
+    (EX_TEMPFAIL: try again later), so scripts can tell it from bad input (2)."""
+
+    exit_code = 75

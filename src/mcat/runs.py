@@ -7,6 +7,7 @@
     DIR/checkpoints/step-000050000.pt    everything needed to continue the run (tensors only)
     DIR/checkpoints/step-000050000.json  its sidecar: size and SHA-256, written after the .pt
     DIR/summary.json       final evaluation
+    DIR/.lock              held (flock) by the process writing the run, see hold_run_dir
 
 A checkpoint is written to a temporary file, flushed to disk and renamed into place; its sidecar
 is written (the same way) only after that. A checkpoint counts as complete when its sidecar
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_to_dict
-from mcat.errors import MCATError
+from mcat.errors import MCATError, RunDirBusy
 from mcat.faults import CRASH_HOOK, crash_point, kill_self  # noqa: F401 (re-exported)
 from mcat.policy_transfer import TRANSFER, TRANSFER_SUMMARY  # MCAT's logs, named for readers
 
@@ -49,6 +50,84 @@ LEGACY_CHECKPOINT = (
 CHECKPOINT_FORMAT = 2
 KEEP_CHECKPOINTS = 2
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
+LOCK = ".lock"
+
+
+class RunDirLock:
+    """This process's hold on one output directory (see :func:`hold_run_dir`)."""
+
+    def __init__(self, path: Path, fd: int, made: list[Path]):
+        self.path, self.fd, self.holders = path, fd, 1
+        self.made = made  # what taking the hold created: the lock file, new folders
+
+    def release(self, failed: bool = False) -> None:
+        """Drop one hold; the last one unlocks. ``failed``: the work stopped on an error, so
+        what the hold itself created goes again where nothing else was written (a refused
+        command leaves a folder as it found it)."""
+        self.holders -= 1
+        if self.holders > 0:
+            return
+        _HELD.pop(self.path, None)
+        if failed:
+            for made in self.made:  # the lock file first, then its folders, innermost first
+                try:
+                    made.unlink() if made.name == LOCK else made.rmdir()
+                except OSError:
+                    break  # a folder holding something else stays, and so do its parents
+        os.close(self.fd)  # closing the descriptor drops the flock
+
+    def __enter__(self) -> RunDirLock:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self.release(failed=kind is not None)
+
+
+_HELD: dict[Path, RunDirLock] = {}
+
+
+def hold_run_dir(out: Path) -> RunDirLock:
+    """Create ``out`` if needed and hold it for this process: a second process writing the same
+    run (a cluster job submitted twice, a script started in two terminals) would interleave its
+    checkpoints and logs with the first's, so it is refused with :class:`RunDirBusy` before it
+    touches anything. An exclusive ``flock`` on ``out/.lock``: the kernel drops it when the
+    process ends, however it ends, so a killed run leaves no stale lock (on NFS, flock is
+    emulated with POSIX locks since Linux 2.6.12). Holds within one process nest: the same
+    directory held twice is one hold, released by the last :meth:`RunDirLock.release`."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MCATError(f"output path {out} exists and is not a directory")
+    key = out.resolve()
+    if key in _HELD:
+        _HELD[key].holders += 1
+        return _HELD[key]
+    made = [p for p in (key, *key.parents) if not p.exists()]
+    lock = key / LOCK
+    if not lock.exists():
+        made.insert(0, lock)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise MCATError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unguarded, as before
+        _HELD[key] = RunDirLock(key, fd, made)
+        return _HELD[key]
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunDirBusy(
+            f"{out} is in use by another mcat process (pid {holder}): wait for it to end, "
+            "or stop it, or choose another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[key] = RunDirLock(key, fd, made)
+    return _HELD[key]
 
 
 def fmt_duration(seconds: float) -> str:
@@ -126,7 +205,7 @@ def prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MCATError(f"output path {out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if out.exists() and any(f.name != LOCK for f in out.iterdir()) and not overwrite:
         what = "a run" if (out / CONFIG).exists() else "files"
         resume = f" pass --resume {out} to continue it," if (out / CONFIG).exists() else ""
         raise MCATError(

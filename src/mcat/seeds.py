@@ -15,6 +15,7 @@ checkpoint is ahead of the others' are taken back to the newest step that all se
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from mcat.replay.device import DeviceReplay, SeedReplay
 from mcat.runs import (
     CONFIG,
     discard_checkpoints_after,
+    hold_run_dir,
     last_good_checkpoint,
     list_checkpoints,
     load_run_config,
@@ -108,6 +110,16 @@ class SeedGroup:
         self.learner: FastLearner | None = None
         out = Path(out)
         dirs = [out] if len(seeds) == 1 else [out / f"seed{s}" for s in seeds]
+        with contextlib.ExitStack() as held:
+            # every seed's directory held before _align removes any checkpoint
+            for d in dirs:
+                held.enter_context(hold_run_dir(d))
+            self._open(cfg, seeds, dirs, overwrite, resume)
+
+    def _open(
+        self, cfg: RunConfig, seeds: list[int], dirs: list[Path], overwrite: bool, resume: bool
+    ) -> None:
+        log = self.log
         if not resume and not overwrite:
             self._align(cfg, seeds, dirs)
         self.trainers: list[SeedTrainer] = []

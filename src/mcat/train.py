@@ -33,11 +33,13 @@ from mcat.runs import (
     SUMMARY,
     Checkpoint,
     CsvLog,
+    RunDirLock,
     discard_checkpoints_after,
     find_checkpoint,
     fmt_duration,
     from_saved,
     has_checkpoint_files,
+    hold_run_dir,
     last_good_checkpoint,
     list_checkpoints,
     load_run_config,
@@ -242,6 +244,16 @@ class Trainer:
                 "mcat.seeds.SeedGroup or `mcat train` (--resume DIR continues it)"
             )
         self.cfg, self.out, self.log = cfg, Path(out), log
+        # refused before anything is written when another process writes this run
+        self._hold: RunDirLock | None = hold_run_dir(self.out)
+        try:
+            self._setup(overwrite, checkpoint)
+        except BaseException:
+            self._release(failed=True)
+            raise
+
+    def _setup(self, overwrite: bool, checkpoint: Checkpoint | None) -> None:
+        cfg = self.cfg
         self.train_tasks, self.test_tasks = run_tasks(cfg)
         if checkpoint is None:
             prepare_run_dir(self.out, cfg, overwrite)
@@ -335,6 +347,12 @@ class Trainer:
         checkpoint: incomplete or corrupt newer checkpoint files are passed over and removed, and
         CSV rows written after the checkpoint are dropped."""
         run_dir = Path(run_dir)
+        load_run_config(run_dir)  # its error first: no directory is held where no run is
+        with hold_run_dir(run_dir):  # held before a damaged checkpoint file is removed
+            return cls._resume(run_dir, log, **extra)
+
+    @classmethod
+    def _resume(cls, run_dir: Path, log: Callable[[str], None], **extra: Any) -> Trainer:
         cfg = load_run_config(run_dir)
         if not has_checkpoint_files(run_dir):
             # stopped (or failed) before its first checkpoint: nothing to continue from, and the
@@ -749,6 +767,12 @@ class Trainer:
         self.tb.close()
         for log in (self.metrics_log, self.episodes_log, *self.extra_logs.values()):
             log.close()
+        self._release()
+
+    def _release(self, failed: bool = False) -> None:
+        if self._hold is not None:
+            self._hold.release(failed)
+            self._hold = None
 
 
 def train(

@@ -46,6 +46,7 @@ from mcat.runs import (
     StepProgress,
     atomic_torch_save,
     atomic_write_bytes,
+    hold_run_dir,
     write_json,
 )
 from mcat.tasks import TaskValue, get_family, task_key
@@ -710,7 +711,11 @@ def run_transfer(
     cfg.validate()
     check_creatable_dir(Path(out), "--out")  # both checked before either is made
     check_creatable_dir(Path(cache_dir), "--cache")
-    cache = Cache(cache_dir)
+    with hold_run_dir(Path(out)):  # another process writing this result is refused
+        return _run_transfer(cfg, Path(out), Cache(cache_dir), overwrite, log)
+
+
+def _run_transfer(cfg: TransferConfig, out: Path, cache: Cache, overwrite: bool, log) -> dict:
     out = prepare_result(cfg, out, overwrite, "transfer")
     if cfg.joint:
         from mcat.experiments.cross_body import run_cross_body

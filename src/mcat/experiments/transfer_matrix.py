@@ -49,7 +49,14 @@ from mcat.models.nets import NORM_MIN_VAR
 from mcat.models.translator import ActionTranslator
 from mcat.policies import SourceAction, TransferredPolicy
 from mcat.replay import MultiTaskReplay
-from mcat.runs import SUMMARY, StepProgress, atomic_torch_save, atomic_write_bytes, write_json
+from mcat.runs import (
+    SUMMARY,
+    StepProgress,
+    atomic_torch_save,
+    atomic_write_bytes,
+    hold_run_dir,
+    write_json,
+)
 from mcat.tasks import TaskValue, get_family, task_key
 from mcat.train import Trainer, load_run_agent
 from mcat.validation import check_creatable_dir
@@ -318,7 +325,11 @@ def run_matrix(
     cfg.validate()
     check_creatable_dir(Path(out), "--out")  # both checked before either is made
     check_creatable_dir(Path(cache_dir), "--cache")
-    cache = Cache(cache_dir)
+    with hold_run_dir(Path(out)):  # another process writing this result is refused
+        return _run_matrix(cfg, Path(out), Cache(cache_dir), overwrite, log)
+
+
+def _run_matrix(cfg: MatrixConfig, out: Path, cache: Cache, overwrite: bool, log) -> dict:
     out = prepare_result(cfg, out, overwrite, "transfer-matrix")
     start = time.perf_counter()
     run_dir, policy_meta = source_policy(cfg, cache, log)
