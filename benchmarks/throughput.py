@@ -210,6 +210,7 @@ def time_fast(
     vector_envs: str = "sync",
     profile_rounds: int = 0,
     act_priority: bool = False,
+    act_ahead: bool = False,
 ) -> tuple[float, float]:
     """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
     set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
@@ -219,7 +220,12 @@ def time_fast(
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = run_config(
-            WARMUP + steps + 100, device, MCATConfig(), fast=True, vector_envs=vector_envs
+            WARMUP + steps + 100,
+            device,
+            MCATConfig(),
+            fast=True,
+            vector_envs=vector_envs,
+            act_ahead=act_ahead,
         )
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         if act_priority:
@@ -338,6 +344,12 @@ def main() -> None:
         "each, every seed's at once (async); each mode listed is timed",
     )
     p.add_argument(
+        "--fast-act-ahead",
+        action="store_true",
+        help="also time each fast-path run with act_ahead (acting one round ahead of the "
+        "gradient steps, which then overlap the environments)",
+    )
+    p.add_argument(
         "--fast-act-priority",
         action="store_true",
         help="also time each fast-path run with acting on a high-priority CUDA stream (CUDA only)",
@@ -396,10 +408,14 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
-    priorities = [False, True] if args.fast_act_priority else [False]
+    variants = [(False, False)]
+    if args.fast_act_priority:
+        variants.append((True, False))
+    if args.fast_act_ahead:
+        variants.append((False, True))
     for mode in args.fast_vector_envs:
         for seeds in args.fast_seeds:
-            for priority in priorities:
+            for priority, ahead in variants:
                 parts = {}
                 one, total = time_fast(
                     args.steps,
@@ -409,8 +425,10 @@ def main() -> None:
                     vector_envs=mode,
                     profile_rounds=args.fast_profile,
                     act_priority=priority,
+                    act_ahead=ahead,
                 )
                 how = ", acting on a high-priority stream" if priority else ""
+                how += ", act_ahead" if ahead else ""
                 print(
                     f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
                     f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "

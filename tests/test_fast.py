@@ -6,6 +6,7 @@ killed anywhere continues identically.
 ``MCAT_TEST_DEVICE=cuda`` runs the step checks on a GPU (with and without CUDA graphs)."""
 
 import copy
+import dataclasses
 import os
 
 import numpy as np
@@ -333,4 +334,69 @@ def test_bad_seed_lists_give_one_line(extra, message, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------- act_ahead
+def _acting_lags(act_ahead: bool, out) -> list[int]:
+    """The gradient steps done when each round's actions were computed (seeds 0 and 2; no
+    evaluation or checkpoint between 150 and 400 steps, so nothing brings the policy up to date
+    in between)."""
+    from mcat.cli import build_parser, train_config_from_args
+    from mcat.seeds import SeedGroup
+
+    argv = [*FAST, "--eval-every", "1000", "--checkpoint-every", "1000", "--fast"]
+    cfg = train_config_from_args(build_parser().parse_args(argv[:-1]))
+    cfg = dataclasses.replace(cfg, fast=True, act_ahead=act_ahead)
+    group = SeedGroup(cfg, [0, 2], out, log=quiet)
+    learner = group.learner
+    seen, act = [], learner.act
+
+    def recording(*args):
+        seen.append(learner.rl_steps)
+        return act(*args)
+
+    learner.act = recording
+    while group.env_steps < 400:
+        group.iterate()
+    group.sync()
+    seen.append(learner.rl_steps)  # and after the last round
+    for tr in group.trainers:
+        tr.close()
+    return seen
+
+
+def test_act_ahead_acts_one_round_behind_the_same_gradient_steps(tmp_path):
+    """act_ahead: each round acts before the gradient steps the last round earned (which then
+    overlap the environments on a GPU); the steps per round are the serial order's, and
+    bringing the policy up to date (an evaluation, a checkpoint, the end) runs the ones owed."""
+    serial = _acting_lags(False, tmp_path / "serial")
+    ahead = _acting_lags(True, tmp_path / "ahead")
+    assert len(serial) == len(ahead) > 40 and serial[-1] == ahead[-1] > 40
+    assert ahead[:-1] == [0, *serial[:-2]]  # one round behind, every round
+
+
+def test_act_ahead_is_a_run_of_its_own_and_resumes_identically(two_seeds, tmp_path):
+    """An act_ahead run differs from the serial one, and killed mid-run (with seed 2's newest
+    checkpoint lost) it continues to the same logs as an uninterrupted one."""
+    ahead = [*FAST, "--seeds", "0", "2", "--act-ahead"]
+    whole, out = tmp_path / "whole", tmp_path / "killed"
+    assert main([*ahead, "--out", str(whole)]) == 0
+    assert (whole / "seed0" / "episodes.csv").read_bytes() != (
+        two_seeds / "seed0" / "episodes.csv"
+    ).read_bytes()
+    mcat([*ahead, "--out", str(out)], crash="step:420")
+    for f in (out / "seed2" / "checkpoints").glob("step-000000400*"):
+        f.unlink()
+    assert main([*ahead, "--out", str(out)]) == 0
+    for seed in ("seed0", "seed2"):
+        for name in LOGS:
+            assert (out / seed / name).read_bytes() == (whole / seed / name).read_bytes()
+
+
+def test_act_ahead_without_the_fast_path_is_refused(tmp_path, capsys):
+    argv = [a for a in FAST if a != "--quiet"]
+    assert main([*argv, "--act-ahead", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "mcat: error: --act-ahead is an option of the fast path: add --fast"
     assert not (tmp_path / "x").exists()

@@ -154,6 +154,7 @@ TRAIN_FLAGS = (
     "replay_capacity",
     "checkpoint_replay",
     "fast",
+    "act_ahead",
 )
 
 
@@ -783,6 +784,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="the fast path: device replay, updates batched over seeds, CUDA graphs on a GPU",
+    )
+    p.add_argument(
+        "--act-ahead",
+        action="store_true",
+        default=None,
+        help="fast path: act with the policy from before the last round's gradient steps, "
+        "which then run on the GPU while the environments step (not yet measured; README)",
     )
     p.add_argument(
         "--reward-delay", type=int, help="pay the summed reward every D steps (default 1)"

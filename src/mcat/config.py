@@ -90,6 +90,12 @@ class RunConfig:
     """The fast path (mcat.agents.fast): replay on the device and every update and acting step
     batched over seeds, as CUDA graphs on a GPU. Same algorithm, other random draws (not
     bit-identical to the default path). Meant for a GPU; on a CPU it runs, more slowly."""
+    act_ahead: bool = False
+    """Fast path only: each round acts with the policy from before the gradient steps the last
+    round earned, which then run on the GPU while the environments step, so that the GPU's and
+    the host's work overlap. The gradient steps and the data they sample are those of the serial
+    order; only the acting policy lags one round (a step of each environment). Off by default
+    until measured on a GPU (results/gpu/README.md)."""
     agent: Any = field(default_factory=CTD3Config)
     """Hyper-parameters of the algorithm."""
 
@@ -136,6 +142,8 @@ class RunConfig:
         validate_tasks = getattr(self.agent, "validate_tasks", None)  # what needs the tasks
         if callable(validate_tasks):
             validate_tasks(n)
+        if self.act_ahead and not self.fast:
+            raise MCATError("--act-ahead is an option of the fast path: add --fast")
         if self.fast:
             from mcat.agents.ctd3 import CTD3Agent
             from mcat.agents.mcat import MCATAgent

@@ -108,6 +108,7 @@ class SeedGroup:
         self.generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
         self.store: DeviceReplay | None = None
         self.learner: FastLearner | None = None
+        self.pending = 0  # gradient steps earned and not yet run (act_ahead)
         out = Path(out)
         dirs = [out] if len(seeds) == 1 else [out / f"seed{s}" for s in seeds]
         with contextlib.ExitStack() as held:
@@ -183,7 +184,9 @@ class SeedGroup:
         return self.store.views[index]
 
     def sync(self) -> None:
+        """The agents' parameters brought up to date, every gradient step earned run first."""
         if self.learner is not None:
+            self._learn()
             self.learner.sync_to_agents()
 
     # ------------------------------------------------------------------ the loop
@@ -209,12 +212,23 @@ class SeedGroup:
                 tr.collect_send(policy)
             else:
                 tr.collect_send(tr.policy)
+        # act_ahead: the last round's gradient steps go to the GPU now, and run while the
+        # environments step (the replay's writes below wait for them)
+        self._learn()
         for tr in trs:
             tr.collect_receive()
         self.store.flush()
-        due = [tr.due_gradient_steps() for tr in trs]
-        if not due[0]:
+        due = [tr.due_gradient_steps() for tr in trs]  # the same for every seed
+        self.pending += due[0]
+        if not cfg.act_ahead:
+            self._learn()
+
+    def _learn(self) -> None:
+        """Run the gradient steps earned so far (on CUDA: launch them)."""
+        steps, self.pending = self.pending, 0
+        if not steps:
             return
+        assert self.learner is not None and self.store is not None
         what = None
         if self.learner.rl_steps == 0:
             empty = [
@@ -224,7 +238,7 @@ class SeedGroup:
                 raise MCATError(f"cannot sample: seed {empty[0]} has tasks without transitions")
             what = self.learner.warmup_description()
         with announced_warmup(self.log, self.env_steps, what):
-            for _ in range(due[0]):
+            for _ in range(steps):
                 self.learner.train_step()
 
     def _actions(self) -> np.ndarray:
