@@ -44,13 +44,15 @@ lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
 # when its own work is done: a finished result is skipped, and so is one another lane is writing
 # (its command exits 75, the run directory's lock), so two lanes share the list without
 # colliding. The Meta-World seeds 1-2 of Table 1 (own layouts; the aligned cube, where Zhang et
-# al. transferred on seed 0), the baselines' Table 2 (seed by seed: a whole row first), then
-# reach's other target data and seeds 1-2.
+# al. transferred on seed 0), reach's first target with target data that reach its goal (does G
+# keep the hand's geometry when R_t has seen the target's high rewards?), the baselines' Table 2
+# (seed by seed: a whole row first), then reach's other targets' data and seeds 1-2.
 backlog='
   for t in coffee-push-v3 push-back-v3; do
     bash results/table1/run.sh metaworld-push push-v3 $t 1 2
   done
   bash results/table1/run.sh metaworld-push-aligned push-v3 push-back-v3 1 2
+  bash results/reward_goals/run_target_data.sh 0.1,0.85,0.175 0
   for seed in 0 1 2; do
     bash results/table2/run.sh halfcheetah-armature "distral pearl hipbmdp mql" "$seed"
   done
