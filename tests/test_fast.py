@@ -377,21 +377,17 @@ def test_act_ahead_acts_one_round_behind_the_same_gradient_steps(tmp_path):
 
 
 def test_act_ahead_is_a_run_of_its_own_and_resumes_identically(two_seeds, tmp_path):
-    """An act_ahead run differs from the serial one, and killed mid-run (with seed 2's newest
-    checkpoint lost) it continues to the same logs as an uninterrupted one."""
-    ahead = [*FAST, "--seeds", "0", "2", "--act-ahead"]
+    """An act_ahead run differs from the serial one, and killed mid-run it continues to the same
+    logs as an uninterrupted one (one seed: the seeds' alignment is tested above)."""
+    ahead = [*FAST, "--fast", "--seed", "0", "--act-ahead"]
     whole, out = tmp_path / "whole", tmp_path / "killed"
     assert main([*ahead, "--out", str(whole)]) == 0
-    assert (whole / "seed0" / "episodes.csv").read_bytes() != (
-        two_seeds / "seed0" / "episodes.csv"
-    ).read_bytes()
+    serial = (two_seeds / "seed0" / "episodes.csv").read_bytes()
+    assert (whole / "episodes.csv").read_bytes() != serial
     mcat([*ahead, "--out", str(out)], crash="step:420")
-    for f in (out / "seed2" / "checkpoints").glob("step-000000400*"):
-        f.unlink()
     assert main([*ahead, "--out", str(out)]) == 0
-    for seed in ("seed0", "seed2"):
-        for name in LOGS:
-            assert (out / seed / name).read_bytes() == (whole / seed / name).read_bytes()
+    for name in LOGS:
+        assert (out / name).read_bytes() == (whole / name).read_bytes()
 
 
 def test_act_ahead_without_the_fast_path_is_refused(tmp_path, capsys):
