@@ -115,7 +115,13 @@ class SeedGroup:
             # every seed's directory held before _align removes any checkpoint
             for d in dirs:
                 held.enter_context(hold_run_dir(d))
-            self._open(cfg, seeds, dirs, overwrite, resume)
+            self.trainers: list[SeedTrainer] = []
+            try:
+                self._open(cfg, seeds, dirs, overwrite, resume)
+            except BaseException:
+                for tr in self.trainers:  # their environments closed, their holds dropped
+                    tr.close()
+                raise
 
     def _open(
         self, cfg: RunConfig, seeds: list[int], dirs: list[Path], overwrite: bool, resume: bool
@@ -123,7 +129,6 @@ class SeedGroup:
         log = self.log
         if not resume and not overwrite:
             self._align(cfg, seeds, dirs)
-        self.trainers: list[SeedTrainer] = []
         for i, (s, d) in enumerate(zip(seeds, dirs, strict=True)):
             seed_log = log if len(seeds) == 1 else (lambda m, s=s: log(f"[seed {s}] {m}"))
             c = dataclasses.replace(cfg, seed=int(s), fast=True)
