@@ -5,6 +5,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # test modules share small helpe
 
 
 import os
+import subprocess
 
 import pytest
 import torch
@@ -52,3 +53,41 @@ HEAVY_FIRST = (
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FIRST)))
+
+
+# what another process holding a run directory does (mcat.runs.hold_run_dir's protocol: an
+# exclusive flock on DIR/.lock, which holds the pid), without importing mcat: it starts at once
+_HOLDER = """
+import fcntl, os, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+fd = os.open(os.path.join(sys.argv[1], ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, str(os.getpid()).encode())
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def held_elsewhere():
+    """``hold(path)`` holds a run directory in another process (as a second mcat writing it
+    would) and returns (its pid, a function that releases it); all are released at the end."""
+    children = []
+
+    def hold(path):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout.readline() == "held\n"
+        children.append(child)
+        return child.pid, child.stdin.close
+
+    yield hold
+    for child in children:
+        if not child.stdin.closed:
+            child.stdin.close()
+        child.wait(60)

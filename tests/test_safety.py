@@ -272,43 +272,13 @@ def test_bad_config_files(config, message, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ one process per run directory
-def _hold_in_child(path, ready, release):
-    from mcat.runs import hold_run_dir
-
-    hold_run_dir(path)
-    ready.set()
-    release.wait(60)
-
-
-@pytest.fixture
-def held_elsewhere():
-    """Hold a directory in another process (as a second mcat writing it would); yields the
-    holder's pid, released at the end."""
-    from toy_runs import _SERVER
-
-    children = []
-
-    def hold(path):
-        ready, release = _SERVER.Event(), _SERVER.Event()
-        child = _SERVER.Process(target=_hold_in_child, args=(str(path), ready, release))
-        child.start()
-        assert ready.wait(60)
-        children.append((child, release))
-        return child.pid
-
-    yield hold
-    for child, release in children:
-        release.set()
-        child.join(60)
-
-
 def test_a_run_written_by_another_process_is_refused_untouched(run, held_elsewhere, capsys):
     """A second `mcat train --resume` on a run another process is writing exits 75 naming that
     process, and removes nothing, not even a damaged newest checkpoint it would drop on its
     own; once the holder is gone, the run resumes (from the older checkpoint)."""
     newest = list_checkpoints(run)[-1][1]
     newest.write_bytes(newest.read_bytes()[:100])  # as a process killed mid-write leaves it
-    pid = held_elsewhere(run)
+    pid, _ = held_elsewhere(run)
     before = {p.name: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
     assert main(["train", "--resume", str(run)]) == 75
     err = capsys.readouterr().err.strip()

@@ -8,11 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
+from mcat import sweep
 from mcat.cli import main
 from mcat.config import run_config_from_dict
 from mcat.report import iqm, poi_interval, probability_of_improvement, stratified_bootstrap
@@ -203,3 +205,22 @@ def test_an_unreachable_cluster_is_one_line_and_writes_nothing(address, message,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_a_trial_waits_for_a_directory_another_process_still_holds(
+    tmp_path, held_elsewhere, monkeypatch
+):
+    """A trial whose run directory is held (say by a worker of a sweep killed a moment ago) waits
+    for it and then runs; one held past the wait fails with the holder named."""
+    config = {**BASE, "steps": 120, "eval_every": 120, "algo": "ctd3", "seed": 0}
+    run = tmp_path / "trial"
+    _, release = held_elsewhere(run)
+    threading.Timer(1.0, release).start()
+    state, line = sweep._run_trial("train", config, str(run), str(tmp_path / "cache"))
+    assert state == "done" and (run / "summary.json").is_file(), line
+    other = tmp_path / "other"
+    pid, _ = held_elsewhere(other)
+    monkeypatch.setattr(sweep, "BUSY_WAIT_S", 0.0)
+    state, line = sweep._run_trial("train", config, str(other), str(tmp_path / "cache"))
+    assert state == "failed" and f"is in use by another mcat process (pid {pid})" in line
+    assert not (other / "config.json").exists()

@@ -329,8 +329,28 @@ def status(out: Path) -> list[tuple[str, str, int | None, Any]]:
 
 
 # ---------------------------------------------------------------------------- running on Ray
+# A trial whose directory another process holds waits this long before it counts as failed: the
+# workers of a sweep killed a moment ago may still be writing their trials while Ray stops them.
+BUSY_WAIT_S = 120.0
+
+
 def _run_trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple[str, str]:
     """One trial, in a Ray worker: ("done", summary line) or ("failed", one-line error)."""
+    from mcat.errors import RunDirBusy
+
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        try:
+            return _trial(experiment, config, run_dir, cache)
+        except RunDirBusy as exc:  # raised before anything is written: trying again is safe
+            if time.monotonic() > deadline:
+                return "failed", str(exc)
+            time.sleep(1.0)
+
+
+def _trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple[str, str]:
+    from mcat.errors import RunDirBusy
+
     quiet = lambda _m: None  # noqa: E731
     try:
         if experiment == "train":
@@ -348,6 +368,8 @@ def _run_trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple
 
             run_matrix(MatrixConfig(**config), Path(run_dir), Path(cache), log=quiet)
         return "done", "result written"
+    except RunDirBusy:
+        raise
     except MCATError as exc:
         return "failed", str(exc)
     except Exception as exc:  # reported, and the other trials go on
