@@ -1057,7 +1057,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except MCATError as exc:
         print(f"mcat: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
     except OSError as exc:  # the file system said no somewhere not already checked: one line
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"mcat: error: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -9,6 +9,8 @@ without a traceback.
 class MCATError(ValueError):
     """Invalid input from the user, with a one-line explanation."""
 
+    exit_code = 2  # the command line's exit status for it
+
 
 class RunDirBusy(MCATError):
     """An output directory another process is writing; the command line exits with 75

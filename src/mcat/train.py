@@ -347,13 +347,14 @@ class Trainer:
         checkpoint: incomplete or corrupt newer checkpoint files are passed over and removed, and
         CSV rows written after the checkpoint are dropped."""
         run_dir = Path(run_dir)
-        load_run_config(run_dir)  # its error first: no directory is held where no run is
+        cfg = load_run_config(run_dir)  # its error first: no directory is held where no run is
         with hold_run_dir(run_dir):  # held before a damaged checkpoint file is removed
-            return cls._resume(run_dir, log, **extra)
+            return cls._resume(run_dir, cfg, log, **extra)
 
     @classmethod
-    def _resume(cls, run_dir: Path, log: Callable[[str], None], **extra: Any) -> Trainer:
-        cfg = load_run_config(run_dir)
+    def _resume(
+        cls, run_dir: Path, cfg: RunConfig, log: Callable[[str], None], **extra: Any
+    ) -> Trainer:
         if not has_checkpoint_files(run_dir):
             # stopped (or failed) before its first checkpoint: nothing to continue from, and the
             # same config and seed give the same run, so it starts again
