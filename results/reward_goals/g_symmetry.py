@@ -13,23 +13,11 @@ Reads the seed's source dataset from the cache that `results/reward_goals/run.sh
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
+from joint_results import joint_results, quiet
 
-from mcat.config import dataclass_from_dict
-from mcat.experiments.transfer import (
-    Cache,
-    TransferConfig,
-    dataset,
-    load_transfer_result,
-    source_agent,
-)
-
-HAND = slice(0, 3)  # Meta-World's observation starts with the end effector's x, y, z
+from mcat.experiments.transfer import dataset
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -38,22 +26,10 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
-parser = argparse.ArgumentParser()
-parser.add_argument("results", nargs="+", type=Path)
-parser.add_argument("--cache", type=Path, default=Path("runs/cache"))
-args = parser.parse_args()
-torch.set_num_threads(1)
-quiet = lambda m: None  # noqa: E731
-for folder in args.results:
-    cfg = dataclass_from_dict(TransferConfig, json.loads((folder / "config.json").read_text()))
-    cfg.validate()
-    if not cfg.joint or cfg.translator != "mcat":
-        continue
-    cache = Cache(args.cache)
-    _, agent, meta = source_agent(cfg, cache, quiet)
-    src, _ = dataset(cfg, cache, agent, meta, cfg.source, quiet)
-    _, policy = load_transfer_result(folder, cfg, args.cache)
-    G, H = policy.G, policy.translator
+for result in joint_results():
+    cfg, folder = result.cfg, result.folder
+    src, _ = dataset(cfg, result.cache, result.agent, result.meta, cfg.source, quiet)
+    G, H = result.policy.G, result.policy.translator
     idx = np.random.default_rng(0).integers(0, len(src["obs"]), 5000)
     o, a, o2 = (torch.as_tensor(src[k][idx]) for k in ("obs", "act", "next_obs"))
     with torch.no_grad():
@@ -62,7 +38,7 @@ for folder in args.results:
         h = H(t, a)
     o, o2, t, t2, back, a, h = (x.numpy() for x in (o, o2, t, t2, back, a, h))
     print(folder.name)
-    for i, axis in enumerate("xyz"):
+    for i, axis in enumerate("xyz"):  # Meta-World's observation starts with the hand's x, y, z
         print(
             f"  {axis}: G(s) on s {slope(o[:, i], t[:, i]):+.2f}, "
             f"G's steps on the true steps {slope(o2[:, i] - o[:, i], t2[:, i] - t[:, i]):+.2f}, "

@@ -11,48 +11,26 @@ Reads the seed's datasets and models from the cache that `results/reward_goals/r
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
+from joint_results import joint_results, quiet
 
-from mcat.config import dataclass_from_dict
 from mcat.experiments.cross_body import reward_model
-from mcat.experiments.transfer import (
-    Cache,
-    TransferConfig,
-    dataset,
-    load_transfer_result,
-    source_agent,
-    target_model,
-)
+from mcat.experiments.transfer import dataset, target_model
 from mcat.tasks import get_family
 
-parser = argparse.ArgumentParser()
-parser.add_argument("results", nargs="+", type=Path)
-parser.add_argument("--cache", type=Path, default=Path("runs/cache"))
-args = parser.parse_args()
-torch.set_num_threads(1)
 np.set_printoptions(precision=4, suppress=True)
-quiet = lambda m: None  # noqa: E731
-for folder in args.results:
-    cfg = dataclass_from_dict(TransferConfig, json.loads((folder / "config.json").read_text()))
-    cfg.validate()
-    if not cfg.joint or cfg.translator != "mcat":
-        continue
-    cache = Cache(args.cache)
-    _, agent, meta = source_agent(cfg, cache, quiet)
+for result in joint_results():
+    cfg, cache, agent, meta = result.cfg, result.cache, result.agent, result.meta
     src, _ = dataset(cfg, cache, agent, meta, cfg.source, quiet, rewards=True)
     tgt, tmeta = dataset(
         cfg, cache, agent, meta, cfg.target, quiet, cfg.target_family_name, rewards=True
     )
     F = target_model(cfg, cache, tgt, tmeta, quiet, family=cfg.target_family_name)
     R = reward_model(cfg, cache, tgt, tmeta, quiet)
-    _, policy = load_transfer_result(folder, cfg, args.cache)
+    policy = result.policy
     G, H = policy.G, policy.translator
-    print(folder.name)
+    print(result.folder.name)
 
     # 1. the actions H takes along one target episode
     env = get_family(cfg.target_family_name).make_env(cfg.target, seed=cfg.seed)
