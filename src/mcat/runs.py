@@ -200,11 +200,10 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
-    """Create ``out`` for a new run. A directory holding another run (or anything else) is
-    refused unless ``overwrite``; then only the files a run writes are replaced."""
+    """Create ``out`` for a new run (held by :func:`hold_run_dir`, which refuses a path that is
+    not a directory). A directory holding another run (or anything else) is refused unless
+    ``overwrite``; then only the files a run writes are replaced."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise MCATError(f"output path {out} exists and is not a directory")
     if out.exists() and any(f.name != LOCK for f in out.iterdir()) and not overwrite:
         what = "a run" if (out / CONFIG).exists() else "files"
         resume = f" pass --resume {out} to continue it," if (out / CONFIG).exists() else ""
