@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcat.errors import MCATError
+from mcat.errors import MCATError, RunDirBusy
 from mcat.runs import atomic_write_bytes
 from mcat.validation import check_int, check_number
 
@@ -336,8 +336,6 @@ BUSY_WAIT_S = 120.0
 
 def _run_trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple[str, str]:
     """One trial, in a Ray worker: ("done", summary line) or ("failed", one-line error)."""
-    from mcat.errors import RunDirBusy
-
     deadline = time.monotonic() + BUSY_WAIT_S
     while True:
         try:
@@ -349,8 +347,6 @@ def _run_trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple
 
 
 def _trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple[str, str]:
-    from mcat.errors import RunDirBusy
-
     quiet = lambda _m: None  # noqa: E731
     try:
         if experiment == "train":
