@@ -15,6 +15,11 @@ for seed in $seeds; do
   for algo in $algos; do
     out=results/table2/runs/$family-$algo-seed$seed
     [ -f "$out/summary.json" ] && continue
+    # Finished on an earlier machine whose summary.json and checkpoints were not kept (only the
+    # logs are committed): its metrics.csv already holds the evaluation at the last step.
+    if [ -f "$out/metrics.csv" ] && grep -q "^$steps," "$out/metrics.csv"; then
+      echo "$out: evaluated at $steps steps already (metrics.csv), skipped"; continue
+    fi
     $mcat train --preset "table2-$family" --algo "$algo" --steps "$steps" --seed "$seed" \
       --eval-every 20000 --eval-episodes 3 --checkpoint-every 25000 --threads 1 --out "$out" ||
       { code=$?; [ "$code" = 75 ] || exit "$code"; echo "$out: busy elsewhere, skipped"; }  # 75: another process runs it
