@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -230,3 +232,45 @@ def test_a_target_data_policy_collects_the_target_data_of_a_state_translator(toy
     metas = [json.loads(p.read_text()) for p in (toy_cache / "data").glob("*/meta.json")]
     source_policies = {m["policy"] for m in metas if m["task"] == 0.75}
     assert any(m["task"] == 1.5 and m["policy"] not in source_policies for m in metas)
+
+
+def test_a_cache_product_another_process_is_making_is_waited_for(tmp_path, held_elsewhere):
+    """Two transfers sharing a cache (the lanes of results/queue.sh): one that finds a dataset
+    being made waits, then reuses it rather than collecting it again; when the maker dies without
+    finishing it, the waiter collects it itself."""
+    from mcat.experiments.transfer import Cache, TransferConfig, dataset
+
+    cfg = TransferConfig("point-gain", 0.75, 1.5, dataset_size=200)
+    made, _ = dataset(cfg, Cache(tmp_path / "a"), None, None, 0.75, lambda _m: None)
+    product = next((tmp_path / "a" / "data").iterdir())
+
+    def wait_for(root, finish):
+        """dataset() in a thread while another process holds the product; ``finish`` runs once
+        the thread waits, before the holder lets go."""
+        folder = root / "data" / product.name
+        _, release = held_elsewhere(folder)
+        logs: list[str] = []
+        got: dict = {}
+        thread = threading.Thread(
+            target=lambda: got.update(data=dataset(cfg, Cache(root), None, None, 0.75, logs.append))
+        )
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not any("waiting for another process making" in m for m in logs):
+            assert thread.is_alive() and time.monotonic() < deadline, logs
+            time.sleep(0.05)
+        assert "the dataset of point-gain task 0.75" in logs[0] and len(logs) == 1
+        finish(folder)
+        release()
+        thread.join(60)
+        np.testing.assert_array_equal(got["data"][0]["obs"], made["obs"])
+        return logs
+
+    def finished_elsewhere(folder):
+        for name in ("data.npz", "meta.json"):
+            shutil.copy(product / name, folder / name)
+
+    logs = wait_for(tmp_path / "b", finished_elsewhere)
+    assert "reusing the dataset" in logs[-1] and not any("collecting" in m for m in logs)
+    logs = wait_for(tmp_path / "c", lambda _folder: None)  # the maker died
+    assert any("collecting 200 transitions" in m for m in logs)

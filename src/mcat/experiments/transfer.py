@@ -15,12 +15,13 @@ file that is checked when it is reused; a later run with the same settings reuse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -249,6 +250,28 @@ class Cache:
         return folder
 
     @staticmethod
+    @contextlib.contextmanager
+    def making(folder: Path, what: str, log) -> Iterator[None]:
+        """Held while the product in ``folder`` is looked up or made (check, make, finish inside):
+        another process needing the same product (two transfers sharing a cache, the lanes of
+        results/queue.sh) waits for it and then reuses it, instead of making it a second time.
+        An exclusive ``flock`` on ``folder/.lock``; the kernel drops it when its holder dies, and
+        the waiter then finds no product and makes it itself. Products never nest their holds
+        (each is finished before the next is made), so two processes cannot deadlock."""
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): unguarded
+            yield
+            return
+        with open(folder / ".lock", "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                log(f"waiting for another process making {what} in {folder}")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    @staticmethod
     def check(folder: Path, meta: dict) -> bool:
         """True when ``folder`` holds a finished product made with ``meta``; a product made with
         other settings (a different family, say) is an error, never silently used or replaced."""
@@ -279,15 +302,16 @@ class Cache:
         """The network ``meta`` identifies, under ``kind``: loaded into ``empty()`` when the cache
         holds it, else made by ``fit()`` and stored. ``what`` names it in the log."""
         folder = self.path(kind, _key(meta))
-        if self.check(folder, meta):
-            log(f"reusing {what} in {folder}")
-            model = empty()
-            model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        with self.making(folder, what, log):
+            if self.check(folder, meta):
+                log(f"reusing {what} in {folder}")
+                model = empty()
+                model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+                return model
+            model = fit()
+            atomic_torch_save(model.state_dict(), folder / "model.pt")
+            self.finish(folder, meta)
             return model
-        model = fit()
-        atomic_torch_save(model.state_dict(), folder / "model.pt")
-        self.finish(folder, meta)
-        return model
 
 
 def _policy_meta(cfg: TransferConfig, family: str, task: TaskValue, steps: int) -> dict:
@@ -331,28 +355,29 @@ def td3_policy(
     dense reward (trained, or resumed, when the cache does not hold it) and its metadata."""
     meta = _policy_meta(cfg, family, task, steps)
     folder = cache.path("source", _key(meta))
-    if not cache.check(folder, meta):
-        what = f"TD3, {family} task {task_key(task)}, {steps:,} steps"
-        log(f"training the {role} ({what}) in {folder}")
-        run = RunConfig(
-            family=family,
-            algo="td3",
-            steps=steps,
-            seed=cfg.seed,
-            train_tasks=[task],
-            test_tasks=[eval_task],
-            max_episode_steps=cfg.max_episode_steps,
-            threads=cfg.threads,
-            eval_every=max(steps // 10, 1),
-            checkpoint_every=max(steps // 4, 1),
-            learning_starts=min(10_000, steps // 4),
-            agent=TD3Config(),
-        )
-        Trainer.start_or_resume(run, folder / "run", log=log).run()
-        cache.finish(folder, meta)
-    else:
-        log(f"reusing the {role} in {folder}")
-    return folder / "run", meta
+    with cache.making(folder, f"the {role}", log):
+        if not cache.check(folder, meta):
+            what = f"TD3, {family} task {task_key(task)}, {steps:,} steps"
+            log(f"training the {role} ({what}) in {folder}")
+            run = RunConfig(
+                family=family,
+                algo="td3",
+                steps=steps,
+                seed=cfg.seed,
+                train_tasks=[task],
+                test_tasks=[eval_task],
+                max_episode_steps=cfg.max_episode_steps,
+                threads=cfg.threads,
+                eval_every=max(steps // 10, 1),
+                checkpoint_every=max(steps // 4, 1),
+                learning_starts=min(10_000, steps // 4),
+                agent=TD3Config(),
+            )
+            Trainer.start_or_resume(run, folder / "run", log=log).run()
+            cache.finish(folder, meta)
+        else:
+            log(f"reusing the {role} in {folder}")
+        return folder / "run", meta
 
 
 def source_agent(cfg: TransferConfig, cache: Cache, log) -> tuple[Path | None, Any, dict]:
@@ -404,42 +429,47 @@ def dataset(
         meta["rewards"] = True
     folder = cache.path("data", _key(meta))
     file = folder / "data.npz"
-    if cache.check(folder, meta):
-        log(f"reusing the dataset of {family} task {task_key(task)} in {folder}")
-        with np.load(file) as data:
-            return {k: data[k] for k in data.files}, meta
-    by = "random actions" if agent is None else f"policy + noise {cfg.dataset_noise}"
-    log(f"collecting {cfg.dataset_size:,} transitions on {family} task {task_key(task)} ({by})")
-    col = Collector(
-        get_family(family),
-        [task],
-        history=1 if agent is None else agent.cfg.history,
-        seed=cfg.seed + 7919,
-        max_episode_steps=cfg.max_episode_steps,
-    )
-    replay = MultiTaskReplay(1, col.obs_dim, col.act_dim, cfg.dataset_size + 1)
-    rng = np.random.default_rng(cfg.seed + 7919)
-
-    def act(obs, c):
-        if agent is None:
-            return rng.uniform(-col.max_action, col.max_action, size=(len(obs), col.act_dim))
-        return agent.act(
-            obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
+    with cache.making(folder, f"the dataset of {family} task {task_key(task)}", log):
+        if cache.check(folder, meta):
+            log(f"reusing the dataset of {family} task {task_key(task)} in {folder}")
+            with np.load(file) as data:
+                return {k: data[k] for k in data.files}, meta
+        by = "random actions" if agent is None else f"policy + noise {cfg.dataset_noise}"
+        log(f"collecting {cfg.dataset_size:,} transitions on {family} task {task_key(task)} ({by})")
+        col = Collector(
+            get_family(family),
+            [task],
+            history=1 if agent is None else agent.cfg.history,
+            seed=cfg.seed + 7919,
+            max_episode_steps=cfg.max_episode_steps,
         )
+        replay = MultiTaskReplay(1, col.obs_dim, col.act_dim, cfg.dataset_size + 1)
+        rng = np.random.default_rng(cfg.seed + 7919)
 
-    progress = StepProgress("transitions", cfg.dataset_size, log)
-    while col.env_steps < cfg.dataset_size:
-        col.step(replay, act)
-        progress.update(min(col.env_steps, cfg.dataset_size))
-    n = int(replay.size[0])
-    data = {"obs": replay.obs[0, :n], "act": replay.act[0, :n], "next_obs": replay.next_obs[0, :n]}
-    if rewards:
-        data["rew"] = replay.rew[0, :n]
-    buffer = io.BytesIO()
-    np.savez(buffer, **data)
-    atomic_write_bytes(file, buffer.getvalue())
-    cache.finish(folder, meta)
-    return data, meta
+        def act(obs, c):
+            if agent is None:
+                return rng.uniform(-col.max_action, col.max_action, size=(len(obs), col.act_dim))
+            return agent.act(
+                obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
+            )
+
+        progress = StepProgress("transitions", cfg.dataset_size, log)
+        while col.env_steps < cfg.dataset_size:
+            col.step(replay, act)
+            progress.update(min(col.env_steps, cfg.dataset_size))
+        n = int(replay.size[0])
+        data = {
+            "obs": replay.obs[0, :n],
+            "act": replay.act[0, :n],
+            "next_obs": replay.next_obs[0, :n],
+        }
+        if rewards:
+            data["rew"] = replay.rew[0, :n]
+        buffer = io.BytesIO()
+        np.savez(buffer, **data)
+        atomic_write_bytes(file, buffer.getvalue())
+        cache.finish(folder, meta)
+        return data, meta
 
 
 def _batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator):

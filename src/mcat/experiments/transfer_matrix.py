@@ -119,30 +119,31 @@ def source_policy(cfg: MatrixConfig, cache: Cache, log) -> tuple[Path, dict]:
         "agent": dataclasses.asdict(CTD3Config()),
     }
     folder = cache.path("source", _key(meta))
-    if cache.check(folder, meta):
-        log(f"reusing the source policy in {folder}")
+    with cache.making(folder, "the source policy", log):
+        if cache.check(folder, meta):
+            log(f"reusing the source policy in {folder}")
+            return folder / "run", meta
+        log(
+            f"training the source policy (ctd3 on tasks {cfg.tasks}, "
+            f"{cfg.source_steps:,} steps, dense reward) in {folder}"
+        )
+        run = RunConfig(
+            family=cfg.family,
+            algo="ctd3",
+            steps=cfg.source_steps,
+            seed=cfg.seed,
+            train_tasks=cfg.tasks,
+            test_tasks=[],
+            max_episode_steps=cfg.max_episode_steps,
+            threads=cfg.threads,
+            eval_every=max(cfg.source_steps // 10, 1),
+            checkpoint_every=max(cfg.source_steps // 10, 1),
+            learning_starts=min(10_000, cfg.source_steps // 4),
+            agent=CTD3Config(),
+        )
+        Trainer.start_or_resume(run, folder / "run", log=log).run()
+        cache.finish(folder, meta)
         return folder / "run", meta
-    log(
-        f"training the source policy (ctd3 on tasks {cfg.tasks}, "
-        f"{cfg.source_steps:,} steps, dense reward) in {folder}"
-    )
-    run = RunConfig(
-        family=cfg.family,
-        algo="ctd3",
-        steps=cfg.source_steps,
-        seed=cfg.seed,
-        train_tasks=cfg.tasks,
-        test_tasks=[],
-        max_episode_steps=cfg.max_episode_steps,
-        threads=cfg.threads,
-        eval_every=max(cfg.source_steps // 10, 1),
-        checkpoint_every=max(cfg.source_steps // 10, 1),
-        learning_starts=min(10_000, cfg.source_steps // 4),
-        agent=CTD3Config(),
-    )
-    Trainer.start_or_resume(run, folder / "run", log=log).run()
-    cache.finish(folder, meta)
-    return folder / "run", meta
 
 
 def datasets(
@@ -161,45 +162,48 @@ def datasets(
     }
     folder = cache.path("data", _key(meta))
     file = folder / "data.npz"
-    if cache.check(folder, meta):
-        log(f"reusing the datasets in {folder}")
-        with np.load(file) as data:
-            return {k: data[k] for k in data.files}, meta
-    T = len(cfg.tasks)
-    log(
-        f"collecting {cfg.dataset_size:,} transitions on each of {T} tasks "
-        f"(policy + noise {cfg.dataset_noise})"
-    )
-    col = Collector(
-        get_family(cfg.family),
-        cfg.tasks,
-        history=agent.cfg.history,
-        seed=cfg.seed + 7919,
-        max_episode_steps=cfg.max_episode_steps,
-    )
-    replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, cfg.dataset_size + 1, seed=cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 7919)
-    while replay.size.min() < cfg.dataset_size:  # lockstep: every task gets one transition per step
-        col.step(
-            replay,
-            lambda obs, c: agent.act(
-                obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
-            ),
+    with cache.making(folder, "the datasets", log):
+        if cache.check(folder, meta):
+            log(f"reusing the datasets in {folder}")
+            with np.load(file) as data:
+                return {k: data[k] for k in data.files}, meta
+        T = len(cfg.tasks)
+        log(
+            f"collecting {cfg.dataset_size:,} transitions on each of {T} tasks "
+            f"(policy + noise {cfg.dataset_noise})"
         )
-    n = cfg.dataset_size
-    with torch.no_grad():
-        features = agent.task_features(replay).cpu().numpy()
-    data = {
-        "obs": replay.obs[:, :n],
-        "act": replay.act[:, :n],
-        "next_obs": replay.next_obs[:, :n],
-        "features": features,
-    }
-    buffer = io.BytesIO()
-    np.savez(buffer, **data)
-    atomic_write_bytes(file, buffer.getvalue())
-    cache.finish(folder, meta)
-    return data, meta
+        col = Collector(
+            get_family(cfg.family),
+            cfg.tasks,
+            history=agent.cfg.history,
+            seed=cfg.seed + 7919,
+            max_episode_steps=cfg.max_episode_steps,
+        )
+        replay = MultiTaskReplay(T, col.obs_dim, col.act_dim, cfg.dataset_size + 1, seed=cfg.seed)
+        rng = np.random.default_rng(cfg.seed + 7919)
+        while (
+            replay.size.min() < cfg.dataset_size
+        ):  # lockstep: every task gets one transition per step
+            col.step(
+                replay,
+                lambda obs, c: agent.act(
+                    obs, agent.context(c.ctx.delta, c.ctx.act, c.ctx.mask), cfg.dataset_noise, rng
+                ),
+            )
+        n = cfg.dataset_size
+        with torch.no_grad():
+            features = agent.task_features(replay).cpu().numpy()
+        data = {
+            "obs": replay.obs[:, :n],
+            "act": replay.act[:, :n],
+            "next_obs": replay.next_obs[:, :n],
+            "features": features,
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, **data)
+        atomic_write_bytes(file, buffer.getvalue())
+        cache.finish(folder, meta)
+        return data, meta
 
 
 def forward_model(
