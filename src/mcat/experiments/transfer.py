@@ -641,19 +641,14 @@ def _mean_se(values: list[float]) -> dict:
 
 
 def prepare_result(cfg, out: Path, overwrite: bool, what: str) -> Path:
-    """The result folder of a validated experiment config: a finished result is kept unless
-    ``overwrite``; the folder gets the config; torch gets the config's thread count."""
+    """The result folder of a validated experiment config, already made and held by
+    :func:`hold_run_dir` (which refuses a path that is not a directory): a finished result is
+    kept unless ``overwrite``; the folder gets the config; torch gets the config's thread count."""
     out = Path(out)
     if (out / SUMMARY).exists() and not overwrite:
         raise MCATError(
             f"{out} already holds a {what} result; pass --overwrite or choose another --out"
         )
-    if out.exists() and not out.is_dir():
-        raise MCATError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MCATError(f"cannot create --out {out}: {exc.strerror or exc}") from None
     write_json(out / "config.json", dataclasses.asdict(cfg))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
