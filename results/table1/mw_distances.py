@@ -9,14 +9,11 @@ target; per setting and translator, the mean over seeds (and each seed's closest
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from table import NAMES, result_groups
 
-HERE = Path(__file__).parent
-NAMES = {"nll": "ours, NLL (Eq. 3)", "l1": "ours, L1 (authors' code)", "dcc": "Zhang et al. 2020c"}
 EPISODES = {"1": "source on target", "2": "transferred on target"}  # paths.npz's prefixes
 
 
@@ -28,20 +25,13 @@ def distances(file: Path, episode: str) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    groups: dict[tuple[str, str], list[tuple[int, dict]]] = defaultdict(list)
-    for file in sorted(HERE.glob("metaworld-*/paths.npz")):
-        match = re.match(r"(.+)-seed(\d+)-(\w+)$", file.parent.name)
-        if match:
-            per = {e: distances(file, e) for e in EPISODES}
-            groups[(match[1], match[3])].append((int(match[2]), per))
     print(
         "| setting | translator | seeds | start | source on target: closest / end "
         "| transferred on target: closest / end | transferred closest, per seed |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for (setting, name), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(kv[0][1]))
-    ):
+    for setting, name, files in result_groups("metaworld-*/paths.npz"):
+        runs = [(seed, {e: distances(file, e) for e in EPISODES}) for seed, file in files]
         mean = {(e, i): np.mean([per[e][i] for _, per in runs]) for e in EPISODES for i in range(3)}
         seeds = ", ".join(str(s) for s, _ in runs)
         each = ", ".join(f"s{s}: {per['2'][1]:.3f}" for s, per in runs)

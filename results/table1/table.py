@@ -27,20 +27,26 @@ def fmt(values: list[float]) -> str:
     )
 
 
-def main() -> None:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for file in sorted(HERE.glob("*/summary.json")):
+def result_groups(pattern: str) -> list[tuple[str, str, list[tuple[int, Path]]]]:
+    """The files next to this script matching ``pattern`` (in folders named
+    SETTING-seedS-TRANSLATOR) as (setting, translator, [(seed, file), ...]), in table order."""
+    groups: dict[tuple[str, str], list[tuple[int, Path]]] = defaultdict(list)
+    for file in sorted(HERE.glob(pattern)):
         match = re.match(r"(.+)-seed(\d+)-(\w+)$", file.parent.name)
         if match:
-            groups[(match[1], match[3])].append(json.loads(file.read_text()))
+            groups[(match[1], match[3])].append((int(match[2]), file))
+    order = sorted(groups, key=lambda k: (k[0], list(NAMES).index(k[1])))
+    return [(setting, name, groups[setting, name]) for setting, name in order]
+
+
+def main() -> None:
     print(
         "| setting | translator | seeds | source on source | source on target "
         "| transferred on target | ratio transferred / source on target (per seed) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for (setting, name), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], list(NAMES).index(kv[0][1]))
-    ):
+    for setting, name, files in result_groups("*/summary.json"):
+        runs = [json.loads(file.read_text()) for _, file in files]
         cols = [fmt([r[k]["mean"] for r in runs]) for k in KEYS]
         seeds = ", ".join(str(r["seed"]) for r in runs)
         if any(r["source_on_target"]["mean"] == 0 for r in runs):  # Meta-World: no ratio of 0
