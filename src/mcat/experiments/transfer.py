@@ -271,6 +271,14 @@ class Cache:
                 fcntl.flock(fh, fcntl.LOCK_EX)
             yield
 
+    @contextlib.contextmanager
+    def product(self, kind: str, meta: dict, what: str, log) -> Iterator[tuple[Path, bool]]:
+        """The folder of the product ``meta`` identifies under ``kind`` and whether it is
+        finished, held (:meth:`making`) while the caller reuses it or makes and finishes it."""
+        folder = self.path(kind, _key(meta))
+        with self.making(folder, what, log):
+            yield folder, self.check(folder, meta)
+
     @staticmethod
     def check(folder: Path, meta: dict) -> bool:
         """True when ``folder`` holds a finished product made with ``meta``; a product made with
@@ -301,9 +309,8 @@ class Cache:
     ) -> nn.Module:
         """The network ``meta`` identifies, under ``kind``: loaded into ``empty()`` when the cache
         holds it, else made by ``fit()`` and stored. ``what`` names it in the log."""
-        folder = self.path(kind, _key(meta))
-        with self.making(folder, what, log):
-            if self.check(folder, meta):
+        with self.product(kind, meta, what, log) as (folder, ready):
+            if ready:
                 log(f"reusing {what} in {folder}")
                 model = empty()
                 model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
@@ -354,9 +361,8 @@ def td3_policy(
     """The run folder of TD3 trained for ``steps`` env steps on ``task`` of ``family`` with
     dense reward (trained, or resumed, when the cache does not hold it) and its metadata."""
     meta = _policy_meta(cfg, family, task, steps)
-    folder = cache.path("source", _key(meta))
-    with cache.making(folder, f"the {role}", log):
-        if not cache.check(folder, meta):
+    with cache.product("source", meta, f"the {role}", log) as (folder, ready):
+        if not ready:
             what = f"TD3, {family} task {task_key(task)}, {steps:,} steps"
             log(f"training the {role} ({what}) in {folder}")
             run = RunConfig(
@@ -427,10 +433,10 @@ def dataset(
     }
     if rewards:  # only then: the datasets of Table 1 keep their keys
         meta["rewards"] = True
-    folder = cache.path("data", _key(meta))
-    file = folder / "data.npz"
-    with cache.making(folder, f"the dataset of {family} task {task_key(task)}", log):
-        if cache.check(folder, meta):
+    what = f"the dataset of {family} task {task_key(task)}"
+    with cache.product("data", meta, what, log) as (folder, ready):
+        file = folder / "data.npz"
+        if ready:
             log(f"reusing the dataset of {family} task {task_key(task)} in {folder}")
             with np.load(file) as data:
                 return {k: data[k] for k in data.files}, meta

@@ -118,9 +118,8 @@ def source_policy(cfg: MatrixConfig, cache: Cache, log) -> tuple[Path, dict]:
         "max_episode_steps": cfg.max_episode_steps,
         "agent": dataclasses.asdict(CTD3Config()),
     }
-    folder = cache.path("source", _key(meta))
-    with cache.making(folder, "the source policy", log):
-        if cache.check(folder, meta):
+    with cache.product("source", meta, "the source policy", log) as (folder, ready):
+        if ready:
             log(f"reusing the source policy in {folder}")
             return folder / "run", meta
         log(
@@ -160,10 +159,9 @@ def datasets(
         "policy": _key(policy_meta),
         "max_episode_steps": cfg.max_episode_steps,
     }
-    folder = cache.path("data", _key(meta))
-    file = folder / "data.npz"
-    with cache.making(folder, "the datasets", log):
-        if cache.check(folder, meta):
+    with cache.product("data", meta, "the datasets", log) as (folder, ready):
+        file = folder / "data.npz"
+        if ready:
             log(f"reusing the datasets in {folder}")
             with np.load(file) as data:
                 return {k: data[k] for k in data.files}, meta
