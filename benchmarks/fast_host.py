@@ -2,7 +2,7 @@
 environments, the replay queue and copy, logs) with the learner's gradient steps and acting
 replaced by nothing (zero actions), timed per round of 5 env steps per seed.
 
-    python benchmarks/fast_host.py [--seeds 1 10] [--vector-envs sync async] [--device cpu]
+    python benchmarks/fast_host.py [--seeds 1 10] [--vector-envs sync async worker] [--device cpu]
 
 Beside the full loop's rate (benchmarks/throughput.py --fast-seeds) it says how much of a round
 the GPU could at best hide: if the host alone takes as long as a whole round, the loop is
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from throughput import run_config  # the same run as the fast-path timing
+from throughput import WARMUP, run_config  # the same run as the fast-path timing
 
 from mcat.agents.mcat import MCATConfig
 from mcat.seeds import SeedGroup
@@ -29,7 +29,10 @@ ROUNDS = 400
 def host_round(seeds: int, vector_envs: str, device: str) -> float:
     """Milliseconds per round of the loop without its GPU work."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = run_config(10**7, device, MCATConfig(), fast=True, vector_envs=vector_envs)
+        # a run just long enough (its replay, sized by it, is small: ten seeds' replays of a
+        # long run filled a 24 GiB machine through the subprocesses' copies)
+        steps = WARMUP + 5 * (250 + ROUNDS + 10)
+        cfg = run_config(steps, device, MCATConfig(), fast=True, vector_envs=vector_envs)
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         learner = group.learner
         assert learner is not None
@@ -58,7 +61,7 @@ def host_round(seeds: int, vector_envs: str, device: str) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 10])
-    p.add_argument("--vector-envs", nargs="+", default=["sync", "async"])
+    p.add_argument("--vector-envs", nargs="+", default=["sync", "async", "worker"])
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -66,7 +69,7 @@ def main() -> None:
         for seeds in args.seeds:
             ms = host_round(seeds, mode, args.device)
             print(
-                f"{seeds:2d} seed(s), {mode:5s} envs: {ms:6.3f} ms of host work per round "
+                f"{seeds:2d} seed(s), {mode:6s} envs: {ms:6.3f} ms of host work per round "
                 f"(at most {5 * seeds / ms * 1e3:8.1f} env steps/s in all if the GPU were free)"
             )
 

@@ -23,7 +23,8 @@ H blocks.
 process): env steps/s per seed and for all seeds together, then a shorter window with every part
 synchronised for the breakdown (scripts/gpu_check.sh runs this on a GPU). ``--fast-vector-envs
 async`` steps each environment in its own subprocess, every seed's at once (``--vector-envs
-async``); in the breakdown the environments' share is then the wait for the slowest of them.
+async``), ``worker`` each seed's environments in one subprocess of its own; in the breakdown the
+environments' share is then the wait for the slowest of them.
 """
 
 from __future__ import annotations
@@ -338,10 +339,11 @@ def main() -> None:
     p.add_argument(
         "--fast-vector-envs",
         nargs="+",
-        choices=("sync", "async"),
+        choices=("sync", "async", "worker"),
         default=["sync"],
-        help="the fast path's environments: stepped in this process (sync) or one subprocess "
-        "each, every seed's at once (async); each mode listed is timed",
+        help="the fast path's environments: stepped in this process (sync), one subprocess "
+        "each (async) or one worker subprocess per seed (worker), every seed's at once; each "
+        "mode listed is timed",
     )
     p.add_argument(
         "--fast-act-ahead",

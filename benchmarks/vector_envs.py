@@ -1,8 +1,10 @@
-"""The collector's two vector modes, measured in one run on HalfCheetah armature (5 training
+"""The collector's three vector modes, measured in one run on HalfCheetah armature (5 training
 tasks, one slot each): raw collection with random actions (the policy costs nothing) and env
 steps/s while learning (``mcat train`` with ctd3, after the random warm-up). Sync steps the five
 environments in this process in turn; async steps each in its own subprocess, paying a pipe round
-trip per step in exchange for parallel stepping.
+trip per environment and step in exchange for parallel stepping; worker steps all five in one
+subprocess, one round trip per step (what pays in the fast path's ``--seeds``, where every seed's
+worker steps at once).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vector_envs.py [--rounds 400] [--train-steps 6000]
 """
@@ -22,6 +24,8 @@ import numpy as np
 
 from mcat.collect import Collector
 from mcat.tasks import get_family
+
+MODES = ("sync", "async", "worker")
 
 
 class _Discard:
@@ -62,14 +66,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
     args = p.parse_args()
     print(f"{os.cpu_count()} CPUs; HalfCheetah armature, 5 tasks, one environment each")
-    rates = {m: raw(m, args.rounds) for m in ("sync", "async")}
+    rates = {m: raw(m, args.rounds) for m in MODES}
     for m, r in rates.items():
-        print(f"raw collection, {m:5s}: {r:7.0f} env steps/s")
-    print(f"  async / sync: {rates['async'] / rates['sync']:.2f}")
-    rates = {m: learning(m, args.train_steps, args.threads) for m in ("sync", "async")}
+        print(f"raw collection, {m:6s}: {r:7.0f} env steps/s")
+    print("  " + ", ".join(f"{m} / sync: {rates[m] / rates['sync']:.2f}" for m in MODES[1:]))
+    rates = {m: learning(m, args.train_steps, args.threads) for m in MODES}
     for m, r in rates.items():
-        print(f"while learning (ctd3, {args.train_steps} steps), {m:5s}: {r:6.1f} env steps/s")
-    print(f"  async / sync: {rates['async'] / rates['sync']:.2f}")
+        print(f"while learning (ctd3, {args.train_steps} steps), {m:6s}: {r:6.1f} env steps/s")
+    print("  " + ", ".join(f"{m} / sync: {rates[m] / rates['sync']:.2f}" for m in MODES[1:]))
 
 
 if __name__ == "__main__":

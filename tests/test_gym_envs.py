@@ -1,6 +1,6 @@
 """The families as ordinary gymnasium environments (ids, specs that rebuild the task, check_env),
 and the collector on gymnasium's vector API: the same transitions as one env per task stepped in
-a loop (the collector before the vector API), in both vector modes, across a resume."""
+a loop (the collector before the vector API), in every vector mode, across a resume."""
 
 import warnings
 
@@ -135,7 +135,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "worker"])
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_vector_collector_equals_one_env_per_task(case, mode):
     name, tasks, n, schedule, kw = CASES[case]
@@ -153,7 +153,7 @@ def test_vector_collector_equals_one_env_per_task(case, mode):
         col.close()
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "worker"])
 def test_vector_collector_resumes_exactly_mid_episode(mode):
     fam, tasks = get_family("hopper-mass"), (0.5, 1.0, 1.5)
     kw = {"style": "gymnasium", "envs_per_round": 2, "vector_envs": mode}
@@ -288,7 +288,7 @@ def test_training_logs_are_the_same_in_both_modes_and_across_a_mode_change(tmp_p
     Trainer(cfg("sync"), tmp_path / "sync", log=quiet).run()
     Trainer(cfg("async"), tmp_path / "async", log=quiet).run()
     assert logs(tmp_path / "async") == logs(tmp_path / "sync")
-    # stopped in sync mode, continued in async: the same run, the same logs
+    # stopped in sync mode, continued in a worker process: the same run, the same logs
     assert Trainer(cfg("sync"), tmp_path / "both", log=quiet).run(stop_at=300) is None
-    Trainer.start_or_resume(cfg("async"), tmp_path / "both", log=quiet).run()
+    Trainer.start_or_resume(cfg("worker"), tmp_path / "both", log=quiet).run()
     assert logs(tmp_path / "both") == logs(tmp_path / "sync")

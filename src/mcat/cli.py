@@ -866,8 +866,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--vector-envs",
-        choices=("sync", "async"),
-        help="step the environments in this process (sync, default) or one subprocess each",
+        choices=("sync", "async", "worker"),  # collect.VECTOR_MODES (not imported: slow)
+        help="step the environments in this process (sync, default), in one subprocess each "
+        "(async) or all in one worker subprocess (worker)",
     )
     p.add_argument("--max-episode-steps", type=int, help="episode length (default: the family's)")
     p.add_argument(

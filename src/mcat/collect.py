@@ -1,7 +1,8 @@
 """Acting in the tasks: data collection for training and evaluation of the deterministic policy.
 
-The collector steps its environments as one gymnasium vector env (``SyncVectorEnv``, or
-``AsyncVectorEnv`` with one subprocess per environment), one slot per running task, and the
+The collector steps its environments as one gymnasium vector env (``SyncVectorEnv``,
+``AsyncVectorEnv`` with one subprocess per environment, or :class:`WorkerVectorEnv` with all of
+them in one subprocess), one slot per running task, and the
 policy acts for all of them in one batched call. At acting time the context z_t comes from the
 current episode's last K (state difference, action) pairs, kept per environment in
 :class:`ContextHistory`.
@@ -20,13 +21,15 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
+from mcat.env_worker import WorkerVectorEnv
 from mcat.errors import MCATError
 from mcat.replay import MultiTaskReplay
 from mcat.tasks import TaskFamily, TaskValue, task_key
 from mcat.tasks.wrappers import env_state, set_env_state
 
 RECENT = 10  # episode returns kept per task for progress lines
-VECTOR_MODES = ("sync", "async")
+VECTOR_MODES = ("sync", "async", "worker")
+SPLIT_STEP = (AsyncVectorEnv, WorkerVectorEnv)  # vector envs that step while the caller goes on
 
 # policy(obs [n, o], z [n, z_dim]) -> actions [n, a]; context(delta, act, mask) -> z
 ContextFn = Callable[[np.ndarray, np.ndarray, np.ndarray], torch.Tensor]
@@ -211,7 +214,7 @@ def make_vector_env(
     reward_delay: int,
     style: str,
     max_episode_steps: int | None,
-) -> SyncVectorEnv | AsyncVectorEnv:
+) -> SyncVectorEnv | AsyncVectorEnv | WorkerVectorEnv:
     """The collector's vector env: ``slots`` :class:`TaskSlot` envs, slot i starting on task i;
     task t's env is seeded ``1000 * seed + t``. Autoreset is off: the collector resets a slot
     itself when its episode ends (it may move it to another task)."""
@@ -224,6 +227,8 @@ def make_vector_env(
     ]
     if mode == "sync":
         return SyncVectorEnv(fns, copy=False, autoreset_mode=AutoresetMode.DISABLED)
+    if mode == "worker":
+        return WorkerVectorEnv(fns)
     return AsyncVectorEnv(fns, copy=False, autoreset_mode=AutoresetMode.DISABLED)
 
 
@@ -234,8 +239,9 @@ class Collector:
     ``envs_per_round`` environments run at once (default: one per training task, all tasks in
     lockstep). With fewer, an environment whose episode ends moves to the next task, in order
     (``schedule="round-robin"``) or drawn at random among the idle ones (``"sample"``).
-    ``vector_envs`` steps them in this process in turn (``"sync"``) or each in its own
-    subprocess (``"async"``); both give the same transitions.
+    ``vector_envs`` steps them in this process in turn (``"sync"``), each in its own
+    subprocess (``"async"``) or all in one subprocess (``"worker"``); all give the same
+    transitions.
     """
 
     family: TaskFamily
@@ -278,7 +284,7 @@ class Collector:
         self._sent: np.ndarray | None = None  # actions sent, their results not yet received
 
     def close(self) -> None:
-        """Close the environments (and the subprocesses of ``vector_envs="async"``)."""
+        """Close the environments (and the subprocesses of ``vector_envs`` async or worker)."""
         self.vec.close()
 
     def step(
@@ -293,9 +299,9 @@ class Collector:
         self, replay: MultiTaskReplay, policy: Callable[[np.ndarray, Collector], np.ndarray]
     ) -> None:
         """The first half of :meth:`step`: the policy's actions, sent to the environments. With
-        ``vector_envs="async"`` they then step in their processes while the caller goes on (the
-        fast path sends every seed's actions before it waits for any: the seeds' environments
-        step in parallel)."""
+        ``vector_envs`` async or worker they then step in their processes while the caller goes
+        on (the fast path sends every seed's actions before it waits for any: the seeds'
+        environments step in parallel)."""
         self._replay = replay  # what act_input shows the agent
         actions = np.asarray(policy(self.obs, self), dtype=np.float32)
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
@@ -304,7 +310,7 @@ class Collector:
                 f"non-finite action from the policy on task {task_key(task)} "
                 f"at env step {self.env_steps + self.n:,}"
             )
-        if isinstance(self.vec, AsyncVectorEnv):
+        if isinstance(self.vec, SPLIT_STEP):
             self.vec.step_async(actions)
         self._sent = actions
 
@@ -314,7 +320,7 @@ class Collector:
         actions, replay = self._sent, self._replay
         assert actions is not None and replay is not None, "step_receive before step_send"
         self._sent = None
-        if isinstance(self.vec, AsyncVectorEnv):
+        if isinstance(self.vec, SPLIT_STEP):
             obs, rew, terminated, truncated, _ = self.vec.step_wait()
         else:
             obs, rew, terminated, truncated, _ = self.vec.step(actions)

@@ -62,9 +62,9 @@ class RunConfig:
     schedule: str = "round-robin"
     """With fewer envs than tasks, how the next task is picked: round-robin or sample."""
     vector_envs: str = "sync"
-    """How the collector steps its environments: sync (in this process, in turn) or async (one
-    subprocess each, stepped in parallel). Same transitions either way; see the README for when
-    async pays."""
+    """How the collector steps its environments: sync (in this process, in turn), async (one
+    subprocess each, stepped in parallel) or worker (all in one subprocess, stepped in turn while
+    this process goes on). Same transitions in every mode; see the README for when each pays."""
     replay_capacity: int = 1_000_000
     """Transitions kept per task (capped at what the run can collect)."""
     eval_every: int = 10_000
@@ -125,7 +125,9 @@ class RunConfig:
         if self.schedule not in ("round-robin", "sample"):
             raise MCATError(f"--schedule must be round-robin or sample, got {self.schedule!r}")
         if self.vector_envs not in VECTOR_MODES:
-            raise MCATError(f"--vector-envs must be sync or async, got {self.vector_envs!r}")
+            raise MCATError(
+                f"--vector-envs must be one of {', '.join(VECTOR_MODES)}, got {self.vector_envs!r}"
+            )
         if self.train_tasks is not None and not self.train_tasks:
             raise MCATError("--train-tasks needs at least one task")
         for name in ("train_tasks", "test_tasks"):

@@ -207,7 +207,7 @@ class SeedGroup:
         if learning:
             mean = self._actions()
         # every seed's actions go out before any seed's results are read: with
-        # vector_envs="async" all seeds' environments step at once, in their processes
+        # vector_envs async or worker all seeds' environments step at once, in their processes
         for i, tr in enumerate(trs):
             if learning:
 
