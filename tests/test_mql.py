@@ -1,7 +1,9 @@
 """MQL (--algo mql): it learns the dense toy family, its propensity score weights training data
-from a task like the new one above data from an unlike one, its logistic regression solves the
-regularised problem, and it resumes bit-identically and evaluates (with adaptation) the same
-way in `mcat eval` (MuJoCo)."""
+from a task like the new one above data from an unlike one, it adapts to new tasks only, its
+logistic regression solves the regularised problem, and it resumes bit-identically and
+evaluates (with adaptation) the same way in `mcat eval` (MuJoCo)."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -74,6 +76,33 @@ def test_propensity_prefers_training_data_like_the_new_task(trained):
         windows = agent.window_batch(b)
         beta[task] = float(propensity(agent.actor, w, windows, agent.cfg.beta_clip).mean())
     assert min(beta[0], beta[1]) > 1.2 * max(beta[3], beta[4]), beta
+
+
+def test_training_tasks_are_scored_by_the_meta_trained_actor_and_new_tasks_adapted(trained):
+    """As in the authors' main.py: adaptation on new tasks only; ``adapt_training_tasks`` adapts
+    on both."""
+    trainer, _ = trained
+    agent, family = trainer.agent, get_family("point-gain")
+    assert agent.train_tasks == trainer.train_tasks
+    tasks = [trainer.train_tasks[0], trainer.test_tasks[0]]
+
+    def explore(obs, owner, ctx):
+        return agent.act(obs, agent.window(ctx))
+
+    H = agent.cfg.history
+    _, _, episodes = run_episodes(family, tasks, [[7], [8]], explore, H, record=True)
+    saved = agent.cfg
+    try:
+        for adapt_training, expected in ((False, [True, False]), (True, [False, False])):
+            agent.cfg = dataclasses.replace(
+                saved, snap_iter_nums=1, main_snap_iter_nums=1, adapt_training_tasks=adapt_training
+            )
+            adapter = agent.adapter(tasks, trainer.replay, np.random.default_rng(0))
+            adapter.observe(episodes)
+            run_episodes(family, tasks, [[9], [10]], adapter.act, H)
+            assert [a is agent.actor for a in adapter.actors] == expected
+    finally:
+        agent.cfg = saved
 
 
 def test_logistic_regression_solves_its_regularised_problem():

@@ -4,8 +4,9 @@ An algorithm is a config dataclass (its hyper-parameters: typed, with documented
 from and written to config.json under ``"agent"``) and an agent class built as
 ``agent_class(obs_dim, act_dim, config, max_action=..., device=...)``, plus
 ``train_tasks=[...]`` when its constructor takes that keyword (an agent with a part per training
-task, like Distral). The training loop uses the
-agent through :class:`Agent`. Adding an algorithm is one module and one line::
+task, like Distral, or one that evaluates them differently from new tasks, like MQL). The
+training loop uses the agent through :class:`Agent`. Adding an algorithm is one module and one
+line::
 
     from mcat.algos import register_algo
     register_algo("my-algo", MyConfig, MyAgent, "what it is, in a few words")

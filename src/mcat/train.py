@@ -78,7 +78,7 @@ def build_agent(cfg: RunConfig, obs_dim: int, act_dim: int, max_action: float) -
     cls = get_algo(cfg.algo).agent
     extra: dict[str, Any] = {}
     if "train_tasks" in inspect.signature(cls).parameters:  # a part per training task
-        extra["train_tasks"] = cfg.train_tasks or list(get_family(cfg.family).train_tasks)
+        extra["train_tasks"] = run_tasks(cfg)[0]  # checked: the values evaluation uses
     return cls(obs_dim, act_dim, cfg.agent, max_action=max_action, device=cfg.device, **extra)
 
 

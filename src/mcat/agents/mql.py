@@ -23,6 +23,9 @@ no code is copied here; file names are given for the facts):
   data" clipped below at -beta_clip (1), beta under 0.1 set to 0, plus a proximal term
   prox_coef (0.1) * ||theta - theta_meta||^2 for actor and critic; the adapted networks act on
   the new task and are then discarded.
+* Only new tasks are adapted to (main.py: the test tasks' ``evaluate_policy`` gets the meta
+  learner, the training tasks' evaluation, ``enable_train_eval``, does not): a training task is
+  scored by the meta-trained actor (``adapt_training_tasks`` adapts them too).
 
 Where this differs: the history tuples are those of the K steps before step t (and t-K+1..t for
 s'), without the authors' extra first entry (a random action with the initial state); the
@@ -55,6 +58,7 @@ from mcat.learners.td3 import actor_loss, critic_loss, soft_update, td3_target
 from mcat.models.nets import mlp
 from mcat.policies import add_exploration_noise
 from mcat.replay import MultiTaskReplay, ReplayBatch
+from mcat.tasks import TaskValue
 from mcat.validation import check_int, check_number
 
 BETA_FLOOR = 0.1  # mql.py get_propensity: smaller propensities are set to 0 "for stability"
@@ -94,6 +98,9 @@ class MQLConfig(TD3Params, SILParams):
     the authors' adapt() gets by giving none)."""
     logistic_max_iter: int = 2000
     """L-BFGS iterations of the logistic regression."""
+    adapt_training_tasks: bool = False
+    """Adapt when evaluating a training task too (the authors' code scores training tasks with
+    the meta-trained actor and adapts to test tasks only)."""
 
     def validate(self) -> None:
         self.validate_td3()
@@ -189,9 +196,12 @@ class MQLAgent(AgentBase):
         cfg: MQLConfig | None = None,
         max_action: float = 1.0,
         device: torch.device | str = "cpu",
+        train_tasks: Sequence[TaskValue] | None = None,
     ):
         c = self.cfg = cfg or MQLConfig()
         c.validate()
+        # evaluation adapts to the other tasks only (None: every task is new to it)
+        self.train_tasks = None if train_tasks is None else list(train_tasks)
         self.obs_dim, self.act_dim, self.max_action = obs_dim, act_dim, max_action
         dev = self.device = torch.device(device)
         ctx_in = act_dim + 1 + obs_dim
@@ -276,11 +286,13 @@ class MQLAgent(AgentBase):
 
     # ------------------------------------------------------------------ evaluation
     def adapter(
-        self, tasks: Sequence[float], replay: MultiTaskReplay | None, rng: np.random.Generator
+        self, tasks: Sequence[TaskValue], replay: MultiTaskReplay | None, rng: np.random.Generator
     ) -> Adapter:
-        if replay is None and self.cfg.adaptation_episodes:
+        known = self.train_tasks if self.train_tasks and not self.cfg.adapt_training_tasks else []
+        new = [v not in known for v in tasks]
+        if replay is None and self.cfg.adaptation_episodes and any(new):
             raise MCATError("MQL's adaptation needs the run's training data (its replay)")
-        return Adapter(self, len(tasks), replay, rng)
+        return Adapter(self, new, replay, rng)
 
     # ------------------------------------------------------------------ saving
     def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
@@ -399,15 +411,20 @@ class _Copy:
 
 
 class Adapter:
-    """MQL at test time on each task: the snapshot (adaptation episodes, the meta-trained policy
-    without noise), the propensity score, the snapshot iterations, the weighted iterations on
-    the training data, then the adapted actor acts."""
+    """MQL at test time on each new task: the snapshot (adaptation episodes, the meta-trained
+    policy without noise), the propensity score, the snapshot iterations, the weighted iterations
+    on the training data, then the adapted actor acts; on a task it was trained on (``new``
+    false) the meta-trained actor acts."""
 
     def __init__(
-        self, agent: MQLAgent, tasks: int, replay: MultiTaskReplay | None, rng: np.random.Generator
+        self,
+        agent: MQLAgent,
+        new: Sequence[bool],
+        replay: MultiTaskReplay | None,
+        rng: np.random.Generator,
     ):
-        self.agent, self.replay, self.rng = agent, replay, rng
-        self.snapshot: list[list[Episode]] = [[] for _ in range(tasks)]
+        self.agent, self.replay, self.rng, self.new = agent, replay, rng, list(new)
+        self.snapshot: list[list[Episode]] = [[] for _ in self.new]
         self.actors: list[nn.Module] | None = None
 
     def explore(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
@@ -421,7 +438,10 @@ class Adapter:
     def act(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
         if self.actors is None:
             with torch.enable_grad():
-                self.actors = [self._adapt(episodes) for episodes in self.snapshot]
+                self.actors = [
+                    self._adapt(episodes) if new else self.agent.actor
+                    for episodes, new in zip(self.snapshot, self.new, strict=True)
+                ]
         window = self.agent.window(ctx)
         s = self.agent._tensor(obs)
         out = np.zeros((len(obs), self.agent.act_dim), dtype=np.float32)
