@@ -4,6 +4,7 @@ error; a step runs while the caller goes on."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -89,8 +90,10 @@ def test_an_environment_that_cannot_be_built_fails_the_constructor():
     def broken():
         raise RuntimeError("no such model file")
 
+    children = set(multiprocessing.active_children())
     with pytest.raises(RuntimeError, match="no such model file"):
         WorkerVectorEnv([broken])
+    assert set(multiprocessing.active_children()) == children  # its worker is gone
 
 
 def test_a_step_runs_while_the_caller_goes_on(tmp_path):

@@ -47,14 +47,18 @@ class WorkerVectorEnv(VectorEnv):
         self._process.start()
         child.close()
         self._waiting = False
-        (
-            self.num_envs,
-            self.single_observation_space,
-            self.single_action_space,
-            self.observation_space,
-            self.action_space,
-            self.metadata,
-        ) = self._call("spaces")
+        try:
+            (
+                self.num_envs,
+                self.single_observation_space,
+                self.single_action_space,
+                self.observation_space,
+                self.action_space,
+                self.metadata,
+            ) = self._call("spaces")
+        except BaseException:  # the environments could not be built: no worker left behind
+            self.close_extras()
+            raise
 
     # ------------------------------------------------------------------ VectorEnv
     def reset(
