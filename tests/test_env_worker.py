@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from mcat.collect import make_vector_env
 from mcat.env_worker import WorkerVectorEnv
 from mcat.errors import MCATError
+from mcat.tasks import get_family
 
 
 class Counter(gym.Env):
@@ -65,6 +67,9 @@ def test_the_worker_gives_what_sync_gives_and_passes_attributes():
             for x, y in zip(sync.step(a)[:4], worker.step(a)[:4], strict=True):
                 np.testing.assert_array_equal(x, y)
         assert worker.get_attr("label") == ("env0", "env1", "env2")
+        # SIGINT or SIGTERM to the process group are for the parent, which closes the worker
+        os.kill(worker._process.pid, signal.SIGTERM)
+        os.kill(worker._process.pid, signal.SIGINT)
         worker.set_attr("label", ["a", "b", "c"])
         assert worker.get_attr("label") == ("a", "b", "c")
     finally:
@@ -128,3 +133,22 @@ def test_a_killed_worker_is_a_one_line_error_and_closing_still_works():
     assert err.value.__context__ is None  # no pipe traceback chained to it
     worker.close()
     assert worker.closed
+
+
+@pytest.mark.parametrize("mode", ["async", "worker"])
+def test_the_collectors_subprocesses_leave_ctrl_c_and_sigterm_to_the_parent(mode):
+    """A scheduler signals the whole process group: the environments' processes go on, so the
+    run (the parent) can stop with a checkpoint and close them (mcat.runs.stop_on_signals)."""
+    fam = get_family("point-gain")
+    vec = make_vector_env(mode, fam, list(fam.train_tasks), 2, 0, 1, "paper", None)
+    try:
+        vec.reset()
+        procs = vec.processes if mode == "async" else [vec._process]
+        for p in procs:
+            os.kill(p.pid, signal.SIGTERM)
+            os.kill(p.pid, signal.SIGINT)
+        time.sleep(0.2)
+        assert all(p.is_alive() for p in procs)
+        assert vec.step(np.zeros((2, *vec.single_action_space.shape), np.float32))[0].shape[0] == 2
+    finally:
+        vec.close()

@@ -8,6 +8,7 @@ killed anywhere continues identically.
 import copy
 import dataclasses
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from mcat.learners.dynamics import contrastive_loss
 from mcat.models.nets import RunningNorm
 from mcat.replay import MultiTaskReplay
 from mcat.replay.device import DeviceReplay, SeedReplay
+from mcat.runs import list_checkpoints
 from toy_runs import keep_torch_threads, mcat, quiet  # noqa: F401 (autouse fixture)
 
 DEVICE = os.environ.get("MCAT_TEST_DEVICE", "cpu")
@@ -305,12 +307,16 @@ def test_seeds_with_environments_in_subprocesses_equal_the_in_process_run(two_se
 
 
 def test_seeds_killed_and_rerun_continue_identically(two_seeds, tmp_path):
-    """Killed mid-iteration after seed 0's checkpoint of step 400 was written but before seed
-    2's (the kill comes at 420; seed 2's file is then removed, standing for a kill between the
-    two writes): the re-run takes seed 0 back to step 200 and both continue identically."""
-    crash_at = 420
+    """Stopped by SIGTERM at step 300 (every seed writes a checkpoint of it, exit 143), then
+    re-run and killed mid-iteration after seed 0's checkpoint of step 400 was written but before
+    seed 2's (the kill comes at 420; seed 2's file is then removed, standing for a kill between
+    the two writes): the re-run takes seed 0 back to step 300 and both continue identically."""
     out = tmp_path / "seeds"
-    mcat([*FAST, "--seeds", "0", "2", "--out", str(out)], crash=f"step:{crash_at}")
+    argv = [*FAST, "--seeds", "0", "2", "--out", str(out)]
+    assert mcat(argv, crash="term:300", check=False).returncode == 128 + signal.SIGTERM
+    for seed in ("seed0", "seed2"):
+        assert max(s for s, _ in list_checkpoints(out / seed)) == 300
+    mcat(argv, crash="step:420")
     for f in (out / "seed2" / "checkpoints").glob("step-000000400*"):
         f.unlink()
     assert main([*FAST, "--seeds", "0", "2", "--out", str(out)]) == 0

@@ -4,7 +4,9 @@ episodes.csv as the same run left alone; the same seed gives the same metrics.""
 
 import io
 import json
+import os
 import random
+import signal
 import time
 
 import numpy as np
@@ -13,7 +15,13 @@ import torch
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
-from mcat.runs import find_checkpoint, from_saved, list_checkpoints, to_saveable
+from mcat.runs import (
+    find_checkpoint,
+    from_saved,
+    list_checkpoints,
+    stop_on_signals,
+    to_saveable,
+)
 from mcat.tasks import get_family
 from mcat.tasks.wrappers import env_state, set_env_state
 from mcat.train import Trainer
@@ -141,6 +149,35 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
         json.loads((d / "summary.json").read_text()) for d in (run, toy_reference)
     )
     assert summary["per_task"] == reference["per_task"]
+
+
+def test_sigterm_stops_with_a_checkpoint_of_that_step_and_the_same_command_continues(
+    toy_reference, tmp_path
+):
+    """A scheduler's SIGTERM (here from the crash hook, mid-iteration at env step 520): the run
+    ends that iteration, writes a checkpoint of step 520, exits 143 with a one-line note; the
+    same command continues it to the logs of the run left alone."""
+    run = tmp_path / "stopped"
+    argv = ["train", *TOY, "--out", str(run)]
+    result = mcat(argv, crash="term:520", check=False)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
+    note = "mcat: stopped by SIGTERM at env step 520 with a checkpoint of that step; the same"
+    assert result.stderr.strip().splitlines()[-1].startswith(note), result.stderr[-2000:]
+    assert complete(run) == [520, 300]
+    assert mcat(argv).returncode == 0
+    assert logs(run) == logs(toy_reference)
+
+
+def test_a_second_signal_is_not_caught():
+    """Ctrl-C once asks the loop to stop; twice interrupts at once; the handlers are put back."""
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with stop_on_signals() as stop:
+        assert not stop
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 def test_halfcheetah_killed_mid_episode_resumes_identically(tmp_path):

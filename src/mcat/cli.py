@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mcat import __version__
-from mcat.errors import MCATError
+from mcat.errors import MCATError, RunStopped
 from mcat.validation import check_distinct, check_int, check_seed
 
 
@@ -1056,6 +1056,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunStopped as exc:  # asked to stop, and saved: not an error
+        print(f"mcat: {exc}", file=sys.stderr)
+        return exc.exit_code
     except MCATError as exc:
         print(f"mcat: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -229,7 +229,22 @@ def make_vector_env(
         return SyncVectorEnv(fns, copy=False, autoreset_mode=AutoresetMode.DISABLED)
     if mode == "worker":
         return WorkerVectorEnv(fns)
-    return AsyncVectorEnv(fns, copy=False, autoreset_mode=AutoresetMode.DISABLED)
+    return AsyncVectorEnv(
+        fns, copy=False, autoreset_mode=AutoresetMode.DISABLED, worker=_async_worker_for_parent
+    )
+
+
+def _async_worker_for_parent(*args: Any) -> None:
+    """gymnasium's AsyncVectorEnv worker, deaf to Ctrl-C and SIGTERM: a scheduler signals the
+    whole process group, and the signal is for the parent, which stops its run with a
+    checkpoint (:func:`mcat.runs.stop_on_signals`) and then closes its workers."""
+    import signal
+
+    from gymnasium.vector.async_vector_env import _async_worker
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _async_worker(*args)
 
 
 @dataclass

@@ -145,7 +145,10 @@ def _work(fns: bytes, pipe: Connection, parent_end: Connection) -> None:
     """The worker's loop: one command at a time, answered with (True, result) or (False, the
     exception)."""
     parent_end.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which closes us
+    # Ctrl-C, or a scheduler's SIGTERM to the whole process group, is for the parent: it stops
+    # its run with a checkpoint (mcat.runs.stop_on_signals), then closes us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     envs = None
     try:
         envs = SyncVectorEnv(

@@ -17,3 +17,18 @@ class RunDirBusy(MCATError):
     (EX_TEMPFAIL: try again later), so scripts can tell it from bad input (2)."""
 
     exit_code = 75
+
+
+class RunStopped(MCATError):
+    """A run stopped on request (SIGTERM, Ctrl-C) after writing a checkpoint of the step it
+    reached; the command line exits with 128 + the signal's number, as a process the signal
+    ended would, so schedulers and scripts see it did not finish."""
+
+    def __init__(self, signum: int, step: int, out: object):
+        import signal
+
+        self.exit_code = 128 + signum
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at env step {step:,} with a checkpoint "
+            f"of that step; the same command continues it ({out})"
+        )

@@ -4,7 +4,8 @@ use; the training path calls :func:`install_fault_hooks`, which does nothing wit
 - ``MCAT_TEST_CRASH``: ``checkpoint:STEP:BYTES`` kills the process (SIGKILL) after BYTES bytes of
   the first checkpoint written at env step >= STEP, ``sidecar:STEP`` between the rename of that
   checkpoint and its sidecar, ``step:STEP`` in the middle of the training iteration that reaches
-  STEP (after the environments stepped, before the gradient steps), ``loop:STEP`` after step
+  STEP (after the environments stepped, before the gradient steps), ``term:STEP`` sends the
+  process SIGTERM there instead (once: a stop on request), ``loop:STEP`` after step
   STEP of a resumable loop over fixed data (:class:`mcat.runs.LoopCheckpoint`: the translators
   of `mcat transfer`);
 - ``MCAT_TEST_NAN_LOSS=STEP`` makes a critic weight NaN from env step STEP on, so the critic loss
@@ -21,6 +22,7 @@ import torch
 
 CRASH_HOOK = "MCAT_TEST_CRASH"
 NAN_HOOK = "MCAT_TEST_NAN_LOSS"
+_SIGNALLED: list[bool] = []  # the term hook has fired in this process (a seed group's trainers)
 
 
 def crash_point(where: str, step: int) -> int | None:
@@ -38,16 +40,21 @@ def kill_self() -> None:
 def install_fault_hooks(trainer: Any) -> None:
     """Wrap ``trainer``'s collection and gradient steps with the hooks the environment asks
     for (none in normal use)."""
-    if os.environ.get(CRASH_HOOK, "").startswith("step:"):
+    kind = os.environ.get(CRASH_HOOK, "").split(":")[0]
+    if kind in ("step", "term"):
         receive = trainer.collector.step_receive
 
-        def step_then_die():
+        def step_then_signal():
             finished = receive()
-            if crash_point("step", trainer.collector.env_steps) is not None:
-                kill_self()
+            if crash_point(kind, trainer.collector.env_steps) is not None:
+                if kind == "step":
+                    kill_self()
+                elif not _SIGNALLED:  # once per process: a second signal is not caught
+                    _SIGNALLED.append(True)
+                    os.kill(os.getpid(), signal.SIGTERM)
             return finished
 
-        trainer.collector.step_receive = step_then_die
+        trainer.collector.step_receive = step_then_signal
     if NAN_HOOK in os.environ:
         at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
 

@@ -23,8 +23,12 @@ import json
 import os
 import pickle
 import re
+import signal
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -51,6 +55,43 @@ CHECKPOINT_FORMAT = 2
 KEEP_CHECKPOINTS = 2
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 LOCK = ".lock"
+
+
+class StopRequest:
+    """Set by :func:`stop_on_signals` when a signal asked the run to stop (true from then on)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """While a run trains: SIGTERM (what a cluster's scheduler sends before it kills a job, or
+    `kill`) and SIGINT (Ctrl-C) set the yielded request instead of ending the process, so the
+    loop can stop after its current iteration with a checkpoint of that step and lose nothing.
+    A second signal acts at once, as without this (Ctrl-C interrupts, SIGTERM ends the process).
+    Outside the main thread (where signals cannot be caught) the request is never set."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: Any) -> None:
+        request.signum = signum
+        for s, h in saved.items():  # the next one is not caught
+            signal.signal(s, h)
+
+    for s in saved:
+        signal.signal(s, handler)
+    try:
+        yield request
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
 
 
 class RunDirLock:

@@ -26,7 +26,7 @@ import torch
 from mcat.agents.fast import FastLearner
 from mcat.collect import Collector
 from mcat.config import RunConfig
-from mcat.errors import MCATError
+from mcat.errors import MCATError, RunStopped
 from mcat.policies import add_exploration_noise
 from mcat.replay.device import DeviceReplay, SeedReplay
 from mcat.runs import (
@@ -36,6 +36,7 @@ from mcat.runs import (
     last_good_checkpoint,
     list_checkpoints,
     load_run_config,
+    stop_on_signals,
 )
 from mcat.tasks import TaskValue
 from mcat.train import Trainer, announced_warmup, config_differences
@@ -294,11 +295,16 @@ class SeedGroup:
         stop = trs[0].cfg.steps if stop_at is None else min(stop_at, trs[0].cfg.steps)
         try:
             clocks = [tr.start_loop() for tr in trs]
-            while self.env_steps < stop:
-                self.iterate()
-                for tr, clock in zip(trs, clocks, strict=True):
-                    tr.after_iterate(clock)
-            return [tr.finish() for tr in trs]
+            with stop_on_signals() as request:  # SIGTERM, Ctrl-C: every seed saved, then out
+                while self.env_steps < stop and not request:
+                    self.iterate()
+                    for tr, clock in zip(trs, clocks, strict=True):
+                        tr.after_iterate(clock)
+                summaries = [tr.finish() for tr in trs]
+            if request.signum is not None and self.env_steps < stop:
+                where = trs[0].out.parent if len(trs) > 1 else trs[0].out
+                raise RunStopped(request.signum, self.env_steps, where)
+            return summaries
         except OSError as exc:
             raise MCATError(
                 f"cannot write to a run directory: {exc.strerror or exc}; "

@@ -21,7 +21,7 @@ from mcat.agents.ctd3 import CTD3Agent
 from mcat.algos import get_algo
 from mcat.collect import Collector, space_dims
 from mcat.config import RunConfig, run_config_to_dict
-from mcat.errors import MCATError
+from mcat.errors import MCATError, RunStopped
 from mcat.evaluation import evaluate_agent, random_policy_returns  # noqa: F401 (re-exported)
 from mcat.faults import install_fault_hooks
 from mcat.replay import MultiTaskReplay
@@ -44,6 +44,7 @@ from mcat.runs import (
     list_checkpoints,
     load_run_config,
     prepare_run_dir,
+    stop_on_signals,
     to_saveable,
     write_checkpoint,
     write_json,
@@ -686,7 +687,9 @@ class Trainer:
     def run(self, stop_at: int | None = None) -> dict | None:
         """Train to ``cfg.steps``, evaluating and checkpointing on schedule; returns the summary.
         With ``stop_at``, stop (with a checkpoint) once that many env steps are done and return
-        None: the run continues later with :meth:`resume`."""
+        None: the run continues later with :meth:`resume`. SIGTERM or Ctrl-C stops it the same
+        way after the current iteration and raises :class:`~mcat.errors.RunStopped`
+        (:func:`~mcat.runs.stop_on_signals`)."""
         try:
             return self._run(
                 self.cfg, self.cfg.steps if stop_at is None else min(stop_at, self.cfg.steps)
@@ -703,10 +706,14 @@ class Trainer:
 
     def _run(self, cfg: RunConfig, stop_at: int) -> dict | None:
         clock = self.start_loop()
-        while self.env_steps < stop_at:
-            self.iterate()
-            self.after_iterate(clock)
-        return self.finish()
+        with stop_on_signals() as stop:  # SIGTERM, Ctrl-C: stop after this iteration, saved
+            while self.env_steps < stop_at and not stop:
+                self.iterate()
+                self.after_iterate(clock)
+            summary = self.finish()
+        if stop.signum is not None and self.env_steps < stop_at:
+            raise RunStopped(stop.signum, self.env_steps, self.out)
+        return summary
 
     def start_loop(self) -> list:
         """Say what starts; the progress clock that :meth:`after_iterate` keeps."""
