@@ -7,6 +7,8 @@
 #   bash results/queue.sh          start the lanes
 #   bash results/queue.sh table2 metaworld   start only these (two lanes keep two cores busy)
 #   tail -f runs/lanes/*.log       follow them
+#   pkill -TERM -f "mcat (train|transfer)"   stop them, each training run with a checkpoint of the
+#                                    step it reached (the lane then ends; start it again to go on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs/lanes
