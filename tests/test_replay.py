@@ -207,6 +207,9 @@ def test_bad_use_is_refused():
     z = np.zeros((2, OBS))
     with pytest.raises(MCATError, match="same task twice"):
         replay.add(z, np.zeros((2, ACT)), np.zeros(2), z, [0, 0], [0, 0], tasks=[1, 1])
+    for bad in ([0, 2], [-1, 0]):
+        with pytest.raises(MCATError, match=r"task index outside 0\.\.1"):
+            replay.add(z, np.zeros((2, ACT)), np.zeros(2), z, [0, 0], [0, 0], tasks=bad)
     for _ in range(3):
         replay.add(z, np.zeros((2, ACT)), np.zeros(2), z, [0, 0], [0, 0])
     before = replay.obs.copy()

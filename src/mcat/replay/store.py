@@ -134,11 +134,14 @@ class MultiTaskReplay:
             if tasks is None
             else np.asarray(tasks, dtype=np.int64).reshape(-1)
         )
-        if len(np.unique(tasks)) != len(tasks):
+        # the checks in plain Python: a handful of tasks, once per env step (NumPy's unique, min
+        # and max cost several times as much at this size, on the fast path's host side)
+        listed = tasks.tolist()
+        if len(set(listed)) != len(listed):
             raise MCATError("replay.add got the same task twice in one call")
-        if tasks.size and (tasks.min() < 0 or tasks.max() >= self.num_tasks):
+        if listed and (min(listed) < 0 or max(listed) >= self.num_tasks):
             raise MCATError(f"replay.add got a task index outside 0..{self.num_tasks - 1}")
-        if np.any(self.episode_length[tasks] + 1 >= self.capacity):
+        if int(self.episode_length[tasks].max(initial=0)) + 1 >= self.capacity:
             raise MCATError(
                 f"an episode reached the replay capacity ({self.capacity}); use a larger capacity"
             )
