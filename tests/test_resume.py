@@ -161,6 +161,7 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_the_same_command_conti
     argv = ["train", *TOY, "--out", str(run)]
     result = mcat(argv, crash="term:520", check=False)
     assert result.returncode == 128 + signal.SIGTERM, result.stderr[-2000:]
+    assert "mcat: SIGTERM: stopping after this iteration, with a checkpoint" in result.stderr
     note = "mcat: stopped by SIGTERM at env step 520 with a checkpoint of that step; the same"
     assert result.stderr.strip().splitlines()[-1].startswith(note), result.stderr[-2000:]
     assert complete(run) == [520, 300]

@@ -84,6 +84,13 @@ def stop_on_signals() -> Iterator[StopRequest]:
         request.signum = signum
         for s, h in saved.items():  # the next one is not caught
             signal.signal(s, h)
+        # os.write: a print here could land inside another write to stderr
+        name = signal.Signals(signum).name
+        os.write(
+            2,
+            f"mcat: {name}: stopping after this iteration, with a checkpoint "
+            "(again to stop at once)\n".encode(),
+        )
 
     for s in saved:
         signal.signal(s, handler)
