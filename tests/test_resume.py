@@ -15,11 +15,14 @@ import torch
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
+from mcat.errors import RunStopped
 from mcat.runs import (
+    LoopCheckpoint,
     find_checkpoint,
     from_saved,
     list_checkpoints,
     stop_on_signals,
+    stop_requested,
     to_saveable,
 )
 from mcat.tasks import get_family
@@ -170,15 +173,51 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_the_same_command_conti
 
 
 def test_a_second_signal_is_not_caught():
-    """Ctrl-C once asks the loop to stop; twice interrupts at once; the handlers are put back."""
+    """Ctrl-C once asks the work to stop (every enclosing context hears it: `mcat transfer`
+    around its source run); twice interrupts at once; the handlers are put back."""
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with stop_on_signals() as stop:
-        assert not stop
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.signum == signal.SIGINT
-        with pytest.raises(KeyboardInterrupt):
+    with stop_on_signals() as outer:
+        with stop_on_signals() as inner:
+            assert not inner and stop_requested() is None
             os.kill(os.getpid(), signal.SIGINT)
+            assert inner.signum == outer.signum == signal.SIGINT == stop_requested()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == before[1]
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    with stop_on_signals(), stop_on_signals():  # without a signal each context restores its own
+        pass
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_resumable_loop_stops_on_request_with_its_state_and_continues(tmp_path):
+    """LoopCheckpoint (`mcat transfer`'s translator training): SIGTERM at step 7 saves the
+    loop's state at 7 and raises RunStopped; the loop started again ends as the one left alone."""
+
+    def loop(path, stop_at=None):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 1)
+        opt = torch.optim.Adam(net.parameters(), lr=0.1)
+        gen = np.random.default_rng(0)
+        saved = LoopCheckpoint(path, {"k": 1}, "the toy loop", 30, every=20, log=lambda m: None)
+        start = saved.resume({"net": net, "opt": opt, "gen": gen})
+        with stop_on_signals():
+            for step in range(start + 1, 31):
+                x = torch.as_tensor(gen.standard_normal((8, 3)), dtype=torch.float32)
+                loss = net(x).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if step == stop_at:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                saved.done(step)
+        return net.weight.detach().clone()
+
+    alone, path = loop(None), tmp_path / "loop.pt"
+    with pytest.raises(RunStopped, match="stopped by SIGTERM at step 7 of the toy loop") as err:
+        loop(path, stop_at=7)
+    assert err.value.exit_code == 128 + signal.SIGTERM
+    assert torch.equal(loop(path), alone)
 
 
 def test_halfcheetah_killed_mid_episode_resumes_identically(tmp_path):

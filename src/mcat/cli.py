@@ -608,13 +608,16 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         if args.out
         else Path("runs") / "transfer" / f"{args.family}-{args.source}-to-{target}-seed{cfg.seed}"
     )
-    run_transfer(
-        cfg,
-        out,
-        Path(args.cache),
-        overwrite=args.overwrite,
-        log=(lambda _m: None) if args.quiet else print,
-    )
+    from mcat.runs import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM, Ctrl-C: a translator loop stops with its state saved
+        run_transfer(
+            cfg,
+            out,
+            Path(args.cache),
+            overwrite=args.overwrite,
+            log=(lambda _m: None) if args.quiet else print,
+        )
     print(f"result written to {out / 'summary.json'}")
     return 0
 

@@ -24,11 +24,11 @@ class RunStopped(MCATError):
     reached; the command line exits with 128 + the signal's number, as a process the signal
     ended would, so schedulers and scripts see it did not finish."""
 
-    def __init__(self, signum: int, step: int, out: object):
+    def __init__(self, signum: int, at: str, out: object):
         import signal
 
         self.exit_code = 128 + signum
         super().__init__(
-            f"stopped by {signal.Signals(signum).name} at env step {step:,} with a checkpoint "
-            f"of that step; the same command continues it ({out})"
+            f"stopped by {signal.Signals(signum).name} at {at} with a checkpoint of that step; "
+            f"the same command continues it ({out})"
         )

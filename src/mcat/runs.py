@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mcat.config import RunConfig, load_json, run_config_from_dict, run_config_to_dict
-from mcat.errors import MCATError, RunDirBusy
+from mcat.errors import MCATError, RunDirBusy, RunStopped
 from mcat.faults import CRASH_HOOK, crash_point, kill_self  # noqa: F401 (re-exported)
 from mcat.policy_transfer import TRANSFER, TRANSFER_SUMMARY  # MCAT's logs, named for readers
 
@@ -67,6 +67,10 @@ class StopRequest:
         return self.signum is not None
 
 
+# the active stop_on_signals contexts (request, handlers they replaced), innermost last
+_STOP_REQUESTS: list[tuple[StopRequest, dict]] = []
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
     """While a run trains: SIGTERM (what a cluster's scheduler sends before it kills a job, or
@@ -79,10 +83,14 @@ def stop_on_signals() -> Iterator[StopRequest]:
         yield request
         return
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    _STOP_REQUESTS.append((request, saved))
 
     def handler(signum: int, frame: Any) -> None:
-        request.signum = signum
-        for s, h in saved.items():  # the next one is not caught
+        # every enclosing context learns of it (`mcat transfer` around its source run); the
+        # next signal meets the handlers from before any of them, and is not caught
+        for r, _ in _STOP_REQUESTS:
+            r.signum = signum
+        for s, h in _STOP_REQUESTS[0][1].items():
             signal.signal(s, h)
         # os.write: a print here could land inside another write to stderr
         name = signal.Signals(signum).name
@@ -97,8 +105,16 @@ def stop_on_signals() -> Iterator[StopRequest]:
     try:
         yield request
     finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
+        _STOP_REQUESTS.pop()
+        if not request:  # after a signal the handlers from before every context are in place
+            for s, h in saved.items():
+                signal.signal(s, h)
+
+
+def stop_requested() -> int | None:
+    """The signal that asked the work under way to stop (an enclosing :func:`stop_on_signals`),
+    or None: what a loop without a context of its own (:class:`LoopCheckpoint`) checks."""
+    return next((r.signum for r, _ in reversed(_STOP_REQUESTS) if r), None)
 
 
 class RunDirLock:
@@ -424,8 +440,13 @@ class LoopCheckpoint:
         return int(state["step"])
 
     def done(self, step: int) -> None:
-        """Call after each step; saves every ``every`` steps and after the ``total``-th."""
-        if self.path is not None and (step % self.every == 0 or step == self.total):
+        """Call after each step; saves every ``every`` steps and after the ``total``-th, and
+        when a signal asked to stop (:func:`stop_requested`): then it raises
+        :class:`~mcat.errors.RunStopped` after the save (a loop without files goes on)."""
+        signum = stop_requested() if step < self.total and self.path is not None else None
+        if self.path is not None and (
+            step % self.every == 0 or step == self.total or signum is not None
+        ):
             objects: dict[str, Any] = {}
             for name, obj in self.objects.items():
                 if isinstance(obj, np.random.Generator):  # its 128-bit ints, as text
@@ -436,6 +457,8 @@ class LoopCheckpoint:
                     objects[name] = obj.state_dict()
             state = {"key": self.key, "step": step, "objects": objects}
             atomic_torch_save({**state, "torch_rng": torch.get_rng_state()}, self.path)
+        if signum is not None:
+            raise RunStopped(signum, f"step {step:,} of {self.what}", self.path)
         if crash_point("loop", step) is not None:
             kill_self()
 

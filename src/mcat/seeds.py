@@ -303,7 +303,7 @@ class SeedGroup:
                 summaries = [tr.finish() for tr in trs]
             if request.signum is not None and self.env_steps < stop:
                 where = trs[0].out.parent if len(trs) > 1 else trs[0].out
-                raise RunStopped(request.signum, self.env_steps, where)
+                raise RunStopped(request.signum, f"env step {self.env_steps:,}", where)
             return summaries
         except OSError as exc:
             raise MCATError(

@@ -712,7 +712,7 @@ class Trainer:
                 self.after_iterate(clock)
             summary = self.finish()
         if stop.signum is not None and self.env_steps < stop_at:
-            raise RunStopped(stop.signum, self.env_steps, self.out)
+            raise RunStopped(stop.signum, f"env step {self.env_steps:,}", self.out)
         return summary
 
     def start_loop(self) -> list:
