@@ -8,7 +8,11 @@
 #    process, one subprocess each (async) and one worker subprocess per seed (worker);
 # 3. benchmarks/throughput.py: full MCAT on the fast path, 1 and 10 seeds, environments in the
 #    process and in worker subprocesses, each with and without act_ahead, in one process.
-# Set-up as for scripts/gpu_check.sh (wheels in .whl/, PYTHONPATH=/tmp/site:src).
+# Set-up as for scripts/gpu_check.sh: `bash scripts/gpu_wheels.sh` here once (.whl/), then on the
+# GPU machine, carrying .whl/, one call:
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+#     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 \
+#     && bash scripts/gpu_act_ahead.sh $OUT
 set -uo pipefail
 out=${1:-results/gpu/act_ahead}
 mkdir -p "$out"

@@ -10,7 +10,7 @@
 # 3. `mcat train --seeds 0 1` on the GPU, uninterrupted and killed then re-run, compared.
 # Needs gymnasium[mujoco] and (for the SB3 line) stable-baselines3 importable, and PYTHONPATH=src
 # or an installed mcat. On a machine without network access, bring them as wheels (for its
-# Python) in .whl/ and install them first:
+# Python) in .whl/ (`bash scripts/gpu_wheels.sh`) and install them first:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 #   export PYTHONPATH=/tmp/site:src
 set -uo pipefail
