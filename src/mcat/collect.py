@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
-from mcat.env_worker import WorkerVectorEnv
+from mcat.env_worker import WorkerVectorEnv, leave_stop_signals_to_parent
 from mcat.errors import MCATError
 from mcat.replay import MultiTaskReplay
 from mcat.tasks import TaskFamily, TaskValue, task_key
@@ -235,15 +235,11 @@ def make_vector_env(
 
 
 def _async_worker_for_parent(*args: Any) -> None:
-    """gymnasium's AsyncVectorEnv worker, deaf to Ctrl-C and SIGTERM: a scheduler signals the
-    whole process group, and the signal is for the parent, which stops its run with a
-    checkpoint (:func:`mcat.runs.stop_on_signals`) and then closes its workers."""
-    import signal
-
+    """gymnasium's AsyncVectorEnv worker, deaf to Ctrl-C and SIGTERM
+    (:func:`~mcat.env_worker.leave_stop_signals_to_parent`)."""
     from gymnasium.vector.async_vector_env import _async_worker
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    leave_stop_signals_to_parent()
     _async_worker(*args)
 
 

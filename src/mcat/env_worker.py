@@ -141,14 +141,19 @@ class WorkerVectorEnv(VectorEnv):
         )
 
 
+def leave_stop_signals_to_parent() -> None:
+    """In an environment subprocess: ignore Ctrl-C and SIGTERM. A scheduler signals the whole
+    process group, and the signal is for the parent, which stops its run with a checkpoint
+    (:func:`mcat.runs.stop_on_signals`) and then closes its subprocesses."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _work(fns: bytes, pipe: Connection, parent_end: Connection) -> None:
     """The worker's loop: one command at a time, answered with (True, result) or (False, the
     exception)."""
     parent_end.close()
-    # Ctrl-C, or a scheduler's SIGTERM to the whole process group, is for the parent: it stops
-    # its run with a checkpoint (mcat.runs.stop_on_signals), then closes us
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    leave_stop_signals_to_parent()
     envs = None
     try:
         envs = SyncVectorEnv(
