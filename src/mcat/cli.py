@@ -38,6 +38,11 @@ def _fmt_values(values: Sequence) -> str:
     return sep.join(task_key(v) for v in values)
 
 
+def _progress_log(args: argparse.Namespace):
+    """Where a command's progress lines go: stdout, or nowhere with --quiet."""
+    return (lambda _m: None) if args.quiet else print
+
+
 def cmd_families(args: argparse.Namespace) -> int:
     from mcat.tasks import get_family, list_families
 
@@ -260,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mcat.runs import load_run_config
     from mcat.train import Trainer, train
 
-    log = (lambda _m: None) if args.quiet else print
+    log = _progress_log(args)
     if args.plot:  # checked before the run, not after hours of training
         from mcat.plot import PLOT_SUFFIXES
         from mcat.validation import check_writable_file
@@ -616,7 +621,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             out,
             Path(args.cache),
             overwrite=args.overwrite,
-            log=(lambda _m: None) if args.quiet else print,
+            log=_progress_log(args),
         )
     print(f"result written to {out / 'summary.json'}")
     return 0
@@ -637,7 +642,7 @@ def cmd_transfer_matrix(args: argparse.Namespace) -> int:
         out,
         Path(args.cache),
         overwrite=args.overwrite,
-        log=(lambda _m: None) if args.quiet else print,
+        log=_progress_log(args),
     )
     print(f"matrix written to {out / 'improvement.csv'} and {out / 'improvement.png'}")
     return 0
