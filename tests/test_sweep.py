@@ -194,6 +194,43 @@ def test_statistics():
     assert lo <= probability_of_improvement(a, b) <= hi
 
 
+def test_a_figure_pooling_an_unfinished_run_is_marked(tmp_path):
+    """A run short of the scored step is scored at its last evaluation, and the method's mean,
+    train mean and IQM that pool it carry the same mark; finished seeds alone carry none."""
+    import shutil
+    from pathlib import Path
+
+    done = Path(__file__).parent.parent / "results/table2/runs/halfcheetah-armature-distral-seed0"
+    a, b = tmp_path / "runs/a", tmp_path / "runs/b"
+    for d in (a, b):
+        d.mkdir(parents=True)
+        shutil.copy(done / "config.json", d)
+    shutil.copy(done / "metrics.csv", a)
+    config = json.loads((done / "config.json").read_text())
+    (b / "config.json").write_text(json.dumps({**config, "seed": 1}))
+    rows = (done / "metrics.csv").read_text().splitlines()
+    short = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= 100_000]
+    (b / "metrics.csv").write_text("\n".join(short) + "\n")
+
+    def last_test(run: Path) -> float:  # the mean test return of the run's last evaluation
+        rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+        last = max(int(r[0]) for r in rows)
+        return float(np.mean([float(r[3]) for r in rows if int(r[0]) == last and r[2] == "test"]))
+
+    finals = [last_test(a), last_test(b)]
+    se = np.std(finals, ddof=1) / np.sqrt(2)
+    report = tmp_path / "r.md"
+    assert main(["report", str(a), str(b), "--step", "300000", "-o", str(report)]) == 0
+    row = next(r for r in report.read_text().splitlines() if r.startswith("| Distral |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == f"{np.mean(finals):.1f} ± {se:.1f}*", row
+    assert cells[2].endswith("*") and cells[3].endswith("*"), row
+    assert "s0: " in cells[4] and "@ 300k;" in cells[4] and cells[4].endswith("@ 100k*"), row
+    assert main(["report", str(a), "--step", "300000", "-o", str(report)]) == 0
+    row = next(r for r in report.read_text().splitlines() if r.startswith("| Distral |"))
+    assert "*" not in row and f"| {finals[0]:.1f} |" in row, row
+
+
 @pytest.mark.parametrize(
     "address, message",
     [("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1"), ("nohost", "HOST:PORT")],

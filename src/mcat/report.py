@@ -1,15 +1,16 @@
 """`mcat report`: one markdown report (with PNG curves) for any set of runs or sweeps.
 
 Runs are grouped by **setting** (family and reward delay) and **method** (the algorithm, with
-MCAT's ablations and a baseline's ``+SIL``), seeds pooled. Each run is scored by its evaluation
-at ``step`` (default: its last evaluation; a run short of ``step`` is scored at its last one and
-marked). Per setting and method: the test (and train) return as mean ± standard error over seeds
-with every seed's value, the interquartile mean (IQM) with a 95% stratified-bootstrap interval,
-and the paper's number where the setting is one of its tables (``mcat/data/paper_results.json``).
-Across settings: the probability of improvement of MCAT over each other method, P(X > Y) + P(X =
-Y)/2 for runs X of MCAT and Y of the other method on the same setting, averaged over settings,
-with a 95% stratified-bootstrap interval (Agarwal et al. 2021, "Deep RL at the edge of the
-statistical precipice"; computed here with NumPy as their ``rliable`` library defines them).
+MCAT's ablations and a baseline's ``+SIL``), seeds pooled. Each run is scored by its evaluation at
+``step`` (default: its last evaluation; a run short of ``step`` is scored at its last one and
+marked, as is every figure that pools it). Per setting and method: the test (and train) return as
+mean ± standard error over seeds with every seed's value, the interquartile mean (IQM) with a 95%
+stratified-bootstrap interval, and the paper's number where the setting is one of its tables
+(``mcat/data/paper_results.json``). Across settings: the probability of improvement of MCAT over
+each other method, P(X > Y) + P(X = Y)/2 for runs X of MCAT and Y of the other method on the same
+setting, averaged over settings, with a 95% stratified-bootstrap interval (Agarwal et al. 2021,
+"Deep RL at the edge of the statistical precipice"; computed here with NumPy as their ``rliable``
+library defines them).
 """
 
 from __future__ import annotations
@@ -225,8 +226,9 @@ def write_report(
         "",
         f"{len(scored)} runs, {len(by)} setting{'s' * (len(by) > 1)}; each run scored at "
         + (f"step {step:,}" if step else "its last evaluation")
-        + " (* marks a run short of that step). Returns: mean over the split's tasks; ± is the "
-        "standard error over seeds; IQM with a 95% stratified-bootstrap interval over seeds.",
+        + " (* marks a run short of that step, and a figure that pools one). Returns: mean over "
+        "the split's tasks; ± is the standard error over seeds; IQM with a 95% stratified-"
+        "bootstrap interval over seeds.",
         "",
     ]
     for setting in sorted(by):
@@ -247,10 +249,11 @@ def write_report(
             )
             ref = paper_value(any_run.family, any_run.delay, method, paper_tables)
             paper = f"{ref[0]:.1f} ({ref[1]})" if ref else "—"
+            star = "*" * any(r.short for r in runs_)  # a figure that pools an unfinished run
             lines.append(
-                f"| {method} | {_mean_se(tests.tolist())} | "
-                f"{_mean_se([r.train for r in runs_])} | {iqm(tests):.1f} [{lo:.1f}, {hi:.1f}] "
-                f"| {seeds} | {paper} |"
+                f"| {method} | {_mean_se(tests.tolist())}{star} | "
+                f"{_mean_se([r.train for r in runs_])}{star} | "
+                f"{iqm(tests):.1f} [{lo:.1f}, {hi:.1f}]{star} | {seeds} | {paper} |"
             )
         png = out.with_name(f"{out.stem}-{_slug(setting)}.png")
         _plot(setting, rows, png)
