@@ -196,7 +196,8 @@ def test_statistics():
 
 def test_a_figure_pooling_an_unfinished_run_is_marked(tmp_path):
     """A run short of the scored step is scored at its last evaluation, and the method's mean,
-    train mean and IQM that pool it carry the same mark; finished seeds alone carry none."""
+    train mean, IQM and probability of improvement that pool it carry the same mark; finished
+    seeds alone carry none."""
     import shutil
     from pathlib import Path
 
@@ -226,6 +227,16 @@ def test_a_figure_pooling_an_unfinished_run_is_marked(tmp_path):
     assert cells[1] == f"{np.mean(finals):.1f} ± {se:.1f}*", row
     assert cells[2].endswith("*") and cells[3].endswith("*"), row
     assert "s0: " in cells[4] and "@ 300k;" in cells[4] and cells[4].endswith("@ 100k*"), row
+    mcat = (
+        Path(__file__).parent.parent
+        / "results/table34/runs/halfcheetah-armature-delay500-mcat-seed0"
+    )
+    assert main(["report", str(a), str(b), str(mcat), "--step", "300000", "-o", str(report)]) == 0
+    poi = next(r for r in report.read_text().splitlines()[::-1] if r.startswith("| Distral |"))
+    assert poi.endswith("]* | 1 |"), poi  # the probability of improvement pools run b too
+    assert main(["report", str(a), str(mcat), "--step", "300000", "-o", str(report)]) == 0
+    poi = next(r for r in report.read_text().splitlines()[::-1] if r.startswith("| Distral |"))
+    assert poi.endswith("] | 1 |"), poi
     assert main(["report", str(a), "--step", "300000", "-o", str(report)]) == 0
     row = next(r for r in report.read_text().splitlines() if r.startswith("| Distral |"))
     assert "*" not in row and f"| {finals[0]:.1f} |" in row, row

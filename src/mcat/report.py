@@ -267,8 +267,9 @@ def write_report(
         xs = [np.array([r.test for r in rows["MCAT"]]) for rows in both]
         ys = [np.array([r.test for r in rows[other]]) for rows in both]
         lo, hi = poi_interval(xs, ys)
+        star = "*" * any(r.short for rows in both for r in [*rows["MCAT"], *rows[other]])
         pairs.append(
-            f"| {other} | {probability_of_improvement(xs, ys):.2f} [{lo:.2f}, {hi:.2f}] "
+            f"| {other} | {probability_of_improvement(xs, ys):.2f} [{lo:.2f}, {hi:.2f}]{star} "
             f"| {len(both)} |"
         )
     if pairs:
