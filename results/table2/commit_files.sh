@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerate the report (table and test-task curves) and stage the small result files of the
+# Table 2 runs, finished or stopped part-way (runs/ is ignored as a whole; checkpoints stay out):
+#   bash results/table2/commit_files.sh && git commit -m "results/table2: ..."
+# Safe while runs are writing: it only reads their logs (never `git stash` then: README).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mcat=${MCAT:-.venv/bin/mcat}
+$mcat report results/table34/runs/halfcheetah-armature-delay500-* results/table2/runs \
+  --paper 2 --step 300000 -o results/table2/report.md > /dev/null
+for run in results/table2/runs/*/; do
+  for f in config.json metrics.csv episodes.csv summary.json; do
+    if [ -f "$run$f" ]; then git add -f "$run$f"; fi
+  done
+done
+git add results/table2/report.md results/table2/report-*.png
+git status --short results/table2
