@@ -17,7 +17,15 @@ import pytest
 from mcat import sweep
 from mcat.cli import main
 from mcat.config import run_config_from_dict
-from mcat.report import iqm, poi_interval, probability_of_improvement, stratified_bootstrap
+from mcat.report import (
+    curves,
+    evaluations,
+    iqm,
+    poi_interval,
+    probability_of_improvement,
+    score_runs,
+    stratified_bootstrap,
+)
 from mcat.sweep import load_spec, status
 from mcat.train import Trainer
 from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
@@ -240,6 +248,46 @@ def test_a_figure_pooling_an_unfinished_run_is_marked(tmp_path):
     assert main(["report", str(a), "--step", "300000", "-o", str(report)]) == 0
     row = next(r for r in report.read_text().splitlines() if r.startswith("| Distral |"))
     assert "*" not in row and f"| {finals[0]:.1f} |" in row, row
+    # the curves: the mean where both runs evaluated, and run a alone drawn on from 100k
+    steps, values, ahead = curves(score_runs([a, b], 300_000))
+    assert steps == list(range(20_000, 100_001, 20_000)) and values.shape == (2, 5)
+    assert ahead == [(0, [s for s in sorted(evaluations(a)) if s >= 100_000])]
+    assert ahead[0][1][-1] == 300_000
+
+
+def test_each_band_has_its_curves_colour(tmp_path, monkeypatch):
+    """In `mcat report`'s and `mcat plot`'s figures every standard-error band is drawn in the
+    colour of the mean curve it surrounds (bands have a colour cycle of their own in matplotlib:
+    with a one-seed method first, they were one colour off)."""
+    from pathlib import Path
+
+    import matplotlib.colors as mc
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "savefig",
+        lambda f, *a, **k: (figures.append(f), save(f, *a, **k)),
+    )
+    results = Path(__file__).parent.parent / "results"
+    runs = [
+        str(results / "table2/runs/halfcheetah-armature-distral-seed0"),  # one seed: no band
+        *map(str, sorted((results / "table34/runs").glob("halfcheetah-armature-delay500-*"))),
+    ]
+    assert main(["report", *runs, "--step", "300000", "-o", str(tmp_path / "r.md")]) == 0
+    assert main(["plot", *runs, "-o", str(tmp_path / "c.png")]) == 0
+    bands = 0
+    for ax in (ax for f in figures for ax in f.axes):
+        for band in ax.collections:
+            colour = mc.to_hex(band.get_facecolor()[0], keep_alpha=False)
+            mine = [ln for ln in ax.get_lines() if mc.to_hex(ln.get_color()) == colour]
+            assert mine and all(
+                band.get_paths()[0].contains_points(ln.get_xydata(), radius=1e-6).all()
+                for ln in mine
+            ), colour
+            bands += 1
+    assert bands == 2 + 2 * 2  # MCAT and MCAT w/o PT: the report, then train and test in plot
 
 
 @pytest.mark.parametrize(

@@ -75,10 +75,13 @@ def plot_runs(
                 steps = np.intersect1d(steps, s)  # evaluation steps every seed has
             values = np.stack([v[np.isin(s, steps)] for s, v in runs])
             mean = values.mean(0)
-            ax.plot(steps, mean, label=f"{label} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
-            if len(runs) > 1:
+            n = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
+            (line,) = ax.plot(steps, mean, label=f"{label} ({n})")
+            if (
+                len(runs) > 1
+            ):  # the band in its line's colour (bands have a colour cycle of their own)
                 err = values.std(0, ddof=1) / np.sqrt(len(runs))
-                ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+                ax.fill_between(steps, mean - err, mean + err, color=line.get_color(), alpha=0.25)
             counts.setdefault(label, {})[split] = len(runs)
         ax.set_title(f"{split} tasks" + (f" - {title}" if title else ""))
         ax.set_xlabel("environment steps (all training tasks)")

@@ -180,6 +180,20 @@ def _mean_se(values: Sequence[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values, ddof=1) / np.sqrt(len(values)):.1f}"
 
 
+def curves(runs: Sequence[Scored]) -> tuple[list[int], np.ndarray, list[tuple[int, list[int]]]]:
+    """A method's test-task curves: the steps every run evaluated, the runs' returns there
+    [runs, steps], and for each run that went further, (its index, its steps from the last
+    common one on), so that a seed ahead of the others is still drawn."""
+    steps = sorted(set.intersection(*[set(r.curve) for r in runs]))
+    values = np.array([[r.curve[s] for s in steps] for r in runs])
+    ahead = []
+    for i, r in enumerate(runs):
+        after = [s for s in sorted(r.curve) if steps and s >= steps[-1]]
+        if len(after) > 1:
+            ahead.append((i, after))
+    return steps, values, ahead
+
+
 def _plot(setting: str, rows: dict[str, list[Scored]], out: Path) -> None:
     import matplotlib
 
@@ -188,15 +202,19 @@ def _plot(setting: str, rows: dict[str, list[Scored]], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for method, runs in sorted(rows.items()):
-        steps = sorted(set.intersection(*[set(r.curve) for r in runs]))
+        steps, values, ahead = curves(runs)
         if not steps:
             continue
-        values = np.array([[r.curve[s] for s in steps] for r in runs])
         x, mean = np.array(steps) / 1e3, values.mean(0)
-        ax.plot(x, mean, label=f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+        label = f"{method} ({len(runs)} seed{'s' * (len(runs) > 1)}"
+        label += "; dashed: seeds past the others)" if ahead else ")"
+        (line,) = ax.plot(x, mean, label=label)
         if len(runs) > 1:
             se = values.std(0, ddof=1) / np.sqrt(len(runs))
-            ax.fill_between(x, mean - se, mean + se, alpha=0.2)
+            ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+        for i, after in ahead:
+            y = [runs[i].curve[s] for s in after]
+            ax.plot(np.array(after) / 1e3, y, color=line.get_color(), lw=0.8, ls="--")
     ax.set_xlabel("env steps (thousands)")
     ax.set_ylabel("test-task return")
     ax.set_title(setting)
