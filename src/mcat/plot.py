@@ -77,9 +77,8 @@ def plot_runs(
             mean = values.mean(0)
             n = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
             (line,) = ax.plot(steps, mean, label=f"{label} ({n})")
-            if (
-                len(runs) > 1
-            ):  # the band in its line's colour (bands have a colour cycle of their own)
+            if len(runs) > 1:
+                # the band in its line's colour (bands have a colour cycle of their own)
                 err = values.std(0, ddof=1) / np.sqrt(len(runs))
                 ax.fill_between(steps, mean - err, mean + err, color=line.get_color(), alpha=0.25)
             counts.setdefault(label, {})[split] = len(runs)
