@@ -158,11 +158,17 @@ def test_without_pt_no_translator_and_no_transfer_log(tmp_path):
         {
             "family": "test-sparse-reach",
             "algo": "mcat",
-            "steps": 1500,
-            "learning_starts": 1000,
-            "eval_every": 1000,
+            "steps": 400,
+            "learning_starts": 100,
+            "eval_every": 400,
             "threads": 1,
-            "agent": {**PT_AGENT, "policy_transfer": False},
+            # with policy transfer H would train from the 40th gradient step on (C+F 20, H 20)
+            "agent": {
+                **PT_AGENT,
+                "model_warmup_steps": 20,
+                "translator_warmup_steps": 20,
+                "policy_transfer": False,
+            },
         }
     )
     trainer = Trainer(cfg, tmp_path / "nopt", log=quiet)

@@ -96,13 +96,13 @@ def test_transfer_from_the_scripted_source_runs_end_to_end(tmp_path, capsys):
     assert all(m["size"] == 300 for m in metas)
     # mcat video films it (short episodes: the arm's meshes render slowly in software GL, about
     # 0.1 s a frame here): the scripted source beside the transferred policy, on the target
-    short = [*argv[:-4], "--max-episode-steps", "12", "--out", str(tmp_path / "short")]
+    short = [*argv[:-4], "--max-episode-steps", "4", "--out", str(tmp_path / "short")]
     assert main([*short, "--cache", str(tmp_path / "cache")]) == 0
     video = ["video", str(tmp_path / "short"), "--cache", str(tmp_path / "cache"), "--episodes"]
     assert (
         main([*video, "1", "--width", "32", "--height", "32", "-o", str(tmp_path / "v.gif")]) == 0
     )
-    assert "13 frames" in capsys.readouterr().out
+    assert "5 frames" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -32,9 +32,9 @@ from toy_runs import keep_torch_threads, quiet  # noqa: F401 (autouse fixture)
 
 BASE = {
     "family": "point-gain",
-    "steps": 300,
+    "steps": 600,
     "learning_starts": 100,
-    "eval_every": 150,
+    "eval_every": 200,
     "checkpoint_every": 100,
     "threads": 1,
     "agent": {
@@ -50,14 +50,15 @@ SPEC = {
     "base": BASE,
     "grid": {
         "algo": ["ctd3"],
-        "seed": [0, 1],
+        "seed": [0],
         "variant": {"ok": {}, "nan": {"agent": {"critic_lr": 1e30}}},  # nan: a failing trial
     },
-    # three trials (each one costs a fresh Ray worker: 5 s of imports, torch's optimiser included)
-    "exclude": [{"variant": "nan", "seed": 1}],
+    # two trials, one wave on two cores (each trial costs a fresh Ray worker: 5 s of imports,
+    # torch's optimiser included); the report's mean ± standard error over seeds is checked by
+    # test_a_figure_pooling_an_unfinished_run_is_marked
     "trial": "{algo}-{variant}-seed{seed}",
 }
-OK = ["ctd3-ok-seed0", "ctd3-ok-seed1"]
+OK = ["ctd3-ok-seed0"]
 
 
 def _sweep(spec_file, out):
@@ -96,21 +97,12 @@ def test_sweep_killed_and_rerun_equals_the_runs_alone_and_a_failure_stays_alone(
             run_config_from_dict({**BASE, "algo": algo, "seed": int(seed[4:])}), alone, log=quiet
         ).run()
         assert (out / name / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
-    # the report of the sweep folder: its numbers are the metrics files' own
+    # the report of the sweep folder: its number is the metrics file's own
     report = tmp_path / "r.md"
     assert main(["report", str(out), "-o", str(report)]) == 0
-    text = report.read_text()
-    finals = []
-    for name in OK:
-        rows = (out / name / "metrics.csv").read_text().splitlines()[1:]
-        test = [
-            float(r.split(",")[3])
-            for r in rows
-            if r.split(",")[2] == "test" and r.split(",")[0] == "300"
-        ]
-        finals.append(np.mean(test))
-    se = np.std(finals, ddof=1) / np.sqrt(len(finals))  # mean ± standard error over the seeds
-    assert f"| ctd3 | {np.mean(finals):.1f} ± {se:.1f} |" in text, text
+    rows = [r.split(",") for r in (out / OK[0] / "metrics.csv").read_text().splitlines()[1:]]
+    final = np.mean([float(r[3]) for r in rows if r[2] == "test" and r[0] == "600"])
+    assert f"| ctd3 | {final:.1f} |" in report.read_text(), report.read_text()
     assert main(["sweep", "--status", str(out)]) == 0
 
 

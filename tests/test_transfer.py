@@ -161,7 +161,8 @@ def test_translator_training_killed_and_rerun_continues_to_the_same_result(
     the progress file goes once the summary is written."""
     argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", *extra]
     argv += ["--source-steps", "300", "--dataset-size", "200", "--model-steps", "20"]
-    argv += ["--translator-steps", "100", "--eval-episodes", "1", "--threads", "1", "--quiet"]
+    argv += ["--translator-steps", "100", "--batch-size", "32", "--eval-episodes", "1"]
+    argv += ["--threads", "1", "--quiet"]
     cache = ["--cache", str(toy_cache)]  # the source policy and datasets: made once
     alone, stopped = tmp_path / "alone", tmp_path / "stopped"
     mcat([*argv, *cache, "--out", str(stopped)], crash="loop:75")
@@ -224,6 +225,7 @@ def test_a_target_data_policy_collects_the_target_data_of_a_state_translator(toy
     argv = ["transfer", "point-gain", "--source", "0.75", "--target", "1.5", "--state-translator"]
     argv += ["--target-data-policy", "--target-policy-steps", "300", "--source-steps", "300"]
     argv += ["--dataset-size", "200", "--model-steps", "20", "--translator-steps", "20"]
+    argv += ["--batch-size", "32"]
     argv += ["--eval-episodes", "1", "--threads", "1", "--quiet", "--cache", str(toy_cache)]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
