@@ -62,7 +62,7 @@ SMALL = [
 TOY = [
     "point-gain",
     "--steps",
-    "1500",
+    "1200",
     "--learning-starts",
     "200",
     "--eval-every",
@@ -139,7 +139,7 @@ def test_killed_anywhere_and_resumed_equals_the_run_left_alone(toy_reference, tm
     assert find_checkpoint(run).step == 600
     # 4. SIGKILL from outside at an arbitrary moment after resuming
     proc = start_mcat(resume)
-    time.sleep(0.5 + 1.5 * random.random())  # start-up takes well under 0.5 s; the run ~2 s
+    time.sleep(0.5 + random.random())  # start-up takes well under 0.5 s; the run ~1.5 s
     proc.kill()  # SIGKILL
     proc.join()
     # 5. resume to the end
@@ -345,7 +345,7 @@ def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):
 
 
 def test_replay_capacity_is_honoured(tmp_path):
-    trainer = Trainer(small_config(steps=1500, replay_capacity=120), tmp_path / "cap", log=quiet)
+    trainer = Trainer(small_config(steps=1000, replay_capacity=120), tmp_path / "cap", log=quiet)
     trainer.run()
     assert trainer.replay.capacity == 120 and trainer.replay.size.tolist() == [120] * 5
     assert trainer.replay.obs.shape[1] == 120
@@ -384,7 +384,7 @@ def test_no_dead_ends_a_stopped_run_continues_whichever_way_it_is_restarted(
     other = ["train", *TOY, "--steps", "300", "--out", str(run)]  # a short other run
     refused = mcat(other, check=False)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "already holds another run (steps is 1500 there, 300 here); pass --overwrite" in (
+    assert "already holds another run (steps is 1200 there, 300 here); pass --overwrite" in (
         refused.stderr
     )
     assert logs(run) == logs(toy_reference)
