@@ -25,28 +25,29 @@ def _restore_torch_threads():
     torch.set_num_threads(threads)
 
 
-# The heaviest test files first (seconds of one worker, measured 2026-11-26 with
-# `scripts/test.sh --durations=0`): pytest-xdist hands out whole files in collection order
-# (scripts/test.sh passes --no-loadscope-reorder), so a long file taken last would leave the other
-# worker idle at the end. The order only changes when a file runs, not what it checks.
+# The heaviest test files first (seconds of one worker, measured 2026-11-27 with
+# `scripts/test.sh --durations=0` beside two training runs, halved): pytest-xdist hands out whole
+# files in collection order (scripts/test.sh passes --no-loadscope-reorder), so a long file taken
+# last would leave the other worker idle at the end. The order only changes when a file runs, not
+# what it checks.
 HEAVY_FIRST = (
-    "test_resume.py",  # 57
-    "test_sweep.py",  # 45
-    "test_metaworld.py",  # 26
-    "test_mql.py",  # 23
-    "test_mcat_train.py",  # 19
-    "test_video.py",  # 19
-    "test_transfer.py",  # 20
-    "test_gym_envs.py",  # 16
-    "test_hipbmdp.py",  # 16
-    "test_regression.py",  # 15
-    "test_safety.py",  # 14
-    "test_distral.py",  # 12
-    "test_pearl.py",  # 12
-    "test_fast.py",  # 12
-    "test_bad_input.py",  # 12
-    "test_train.py",  # 11
-    "test_cross_body.py",  # 11
+    "test_resume.py",  # 85
+    "test_metaworld.py",  # 52
+    "test_fast.py",  # 40
+    "test_mql.py",  # 38
+    "test_sweep.py",  # 30
+    "test_transfer.py",  # 28
+    "test_gym_envs.py",  # 23
+    "test_hipbmdp.py",  # 22
+    "test_safety.py",  # 22
+    "test_mcat_train.py",  # 18
+    "test_regression.py",  # 18
+    "test_pearl.py",  # 18
+    "test_video.py",  # 17
+    "test_distral.py",  # 17
+    "test_train.py",  # 15
+    "test_cross_body.py",  # 15
+    "test_bad_input.py",  # 15
 )
 
 
