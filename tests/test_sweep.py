@@ -27,7 +27,7 @@ from mcat.report import (
     score_runs,
     stratified_bootstrap,
 )
-from mcat.sweep import load_spec, status
+from mcat.sweep import expand, load_spec, status
 from mcat.train import Trainer
 from toy_runs import keep_torch_threads, mcat, quiet  # noqa: F401 (autouse fixture)
 
@@ -85,10 +85,10 @@ def _report_row(out, tmp_path):
     """`mcat report` of the sweep folder, and the row its OK trials' metrics files give."""
     report = tmp_path / "r.md"
     assert main(["report", str(out), "-o", str(report)]) == 0
-    finals = []
+    finals, last = [], str(BASE["steps"])
     for name in OK:
         rows = [r.split(",") for r in (out / name / "metrics.csv").read_text().splitlines()[1:]]
-        finals.append(np.mean([float(r[3]) for r in rows if r[2] == "test" and r[0] == "600"]))
+        finals.append(np.mean([float(r[3]) for r in rows if r[2] == "test" and r[0] == last]))
     se = np.std(finals, ddof=1) / np.sqrt(len(finals))  # mean ± standard error over the seeds
     return report.read_text(), f"| ctd3 | {np.mean(finals):.1f} ± {se:.1f} |"
 
@@ -100,8 +100,6 @@ def test_a_rerun_sweep_continues_its_stopped_trials_keeps_the_finished_and_a_fai
     not started), run again: the finished trial is kept as it is, the stopped one continues to
     the metrics of the same run launched alone, the failing one fails alone; one Ray start, one
     wave of two trials (the driver killed for real: the --slow test below)."""
-    from mcat.sweep import expand
-
     spec_file, out = tmp_path / "spec.json", tmp_path / "sweep"
     spec_file.write_text(json.dumps(SPEC))
     trials = {t.name: t for t in expand(load_spec(str(spec_file)))}
@@ -203,7 +201,6 @@ def test_shipped_specs_name_the_committed_results(spec, folder, count):
     from pathlib import Path
 
     from mcat.experiments.transfer import TransferConfig
-    from mcat.sweep import expand
     from mcat.train import _differences
 
     root = Path(__file__).parent.parent / "results" / folder
