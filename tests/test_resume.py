@@ -4,7 +4,6 @@ episodes.csv as the same run left alone; the same seed gives the same metrics.""
 
 import io
 import json
-import os
 import random
 import signal
 import time
@@ -174,15 +173,17 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_the_same_command_conti
 
 def test_a_second_signal_is_not_caught():
     """Ctrl-C once asks the work to stop (every enclosing context hears it: `mcat transfer`
-    around its source run); twice interrupts at once; the handlers are put back."""
+    around its source run); twice interrupts at once; the handlers are put back. The signals are
+    raised in this thread (signal.raise_signal): os.kill may land in another thread of the
+    process (torch's, xdist's), and then Python runs the handler a moment later."""
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with stop_on_signals() as outer:
         with stop_on_signals() as inner:
             assert not inner and stop_requested() is None
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
             assert inner.signum == outer.signum == signal.SIGINT == stop_requested()
             with pytest.raises(KeyboardInterrupt):
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) == before[1]
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     with stop_on_signals(), stop_on_signals():  # without a signal each context restores its own
@@ -209,7 +210,7 @@ def test_a_resumable_loop_stops_on_request_with_its_state_and_continues(tmp_path
                 loss.backward()
                 opt.step()
                 if step == stop_at:
-                    os.kill(os.getpid(), signal.SIGTERM)
+                    signal.raise_signal(signal.SIGTERM)
                 saved.done(step)
         return net.weight.detach().clone()
 

@@ -51,7 +51,7 @@ def install_fault_hooks(trainer: Any) -> None:
                     kill_self()
                 elif not _SIGNALLED:  # once per process: a second signal is not caught
                     _SIGNALLED.append(True)
-                    os.kill(os.getpid(), signal.SIGTERM)
+                    signal.raise_signal(signal.SIGTERM)
             return finished
 
         trainer.collector.step_receive = step_then_signal
