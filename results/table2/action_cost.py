@@ -6,7 +6,8 @@ achieves; a return below the random policy's (about -250) can be saturated actio
 backwards, or both. For each run directory this replays the scored test-task episodes of its
 newest checkpoint (the policy, seeds and adaptation that `mcat eval` uses, so the totals equal
 its returns: "logged return" is the run's own evaluation at that step, when the checkpoint is at
-one) and splits each task's return into the two parts:
+one), splits each task's return into the two parts, and does the same for a uniformly random
+policy on the same episodes (the first run's seed):
 
     .venv/bin/python results/table2/action_cost.py results/table2/runs/*/ \
         > results/table2/action_cost.md
@@ -23,24 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
-from mcat.collect import run_episodes
+from mcat.collect import eval_seed, run_episodes, space_dims
 from mcat.errors import MCATError
-from mcat.evaluation import eval_seed, scoring_policy
-from mcat.tasks import get_family
+from mcat.evaluation import scoring_policy
+from mcat.runs import load_run_config
+from mcat.tasks import get_family, task_key
 from mcat.train import load_run_agent, load_run_replay, run_tasks
 
 
-def split(run_dir: Path) -> list[str]:
-    cfg, agent, state = load_run_agent(run_dir)
+def parts(cfg, tasks, policy, history, delay) -> list[tuple[float, float, float, float]]:
+    """Per task of ``tasks``: return, control cost, mean |a| and the share of saturated action
+    components over the scored episodes of ``cfg`` (seeds as :func:`evaluate_agent`'s)."""
     family = get_family(cfg.family)
-    _, tasks = run_tasks(cfg)
     probe = family.make_env(tasks[0], style=cfg.style)
     weight = float(probe.unwrapped._ctrl_cost_weight)  # HalfCheetah-v5: 0.1
     probe.close()
-    replay = (
-        load_run_replay(cfg, state) if getattr(agent, "adaptation_uses_replay", False) else None
-    )
-    policy, history, delay = scoring_policy(agent, cfg, tasks, replay)
     seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
     totals, owner, episodes = run_episodes(
         family,
@@ -54,6 +52,39 @@ def split(run_dir: Path) -> list[str]:
         record=True,
     )
     assert episodes is not None
+    out = []
+    for i in range(len(tasks)):
+        mine = [e for e, o in zip(episodes, owner, strict=True) if o == i]
+        acts = np.concatenate([e.act for e in mine]).astype(np.float64)
+        ctrl = -weight * float((acts**2).sum()) / len(mine)
+        ret = float(totals[owner == i].mean())
+        out.append((ret, ctrl, float(np.abs(acts).mean()), float((np.abs(acts) > 0.95).mean())))
+    return out
+
+
+def rows(name: str, step: str, tasks, measured, logged: dict[str, float]) -> list[str]:
+    lines = []
+    for v, (ret, ctrl, mean_abs, saturated) in zip(tasks, measured, strict=True):
+        before = logged.get(task_key(v), float("nan"))
+        lines.append(
+            f"| {name} | {step} | {v} | {ret:.1f} | {before:.1f} | {ctrl:.1f} | {ret - ctrl:.1f} "
+            f"| {mean_abs:.2f} | {100 * saturated:.0f}% |"
+        )
+    ret, ctrl, mean_abs, saturated = np.mean(measured, axis=0)
+    lines.append(
+        f"| **{name}** | {step} | mean | **{ret:.1f}** | | **{ctrl:.1f}** | **{ret - ctrl:.1f}** "
+        f"| {mean_abs:.2f} | {100 * saturated:.0f}% |"
+    )
+    return lines
+
+
+def run_rows(run_dir: Path) -> list[str]:
+    cfg, agent, state = load_run_agent(run_dir)
+    _, tasks = run_tasks(cfg)
+    replay = (
+        load_run_replay(cfg, state) if getattr(agent, "adaptation_uses_replay", False) else None
+    )
+    measured = parts(cfg, tasks, *scoring_policy(agent, cfg, tasks, replay))
     step = int(state.get("env_steps", -1))
     with open(run_dir / "metrics.csv") as f:  # the run's own evaluation at this step, if any
         logged = {
@@ -61,19 +92,25 @@ def split(run_dir: Path) -> list[str]:
             for r in csv.DictReader(f)
             if r["split"] == "test" and int(r["step"]) == step
         }
-    rows = []
-    for i, v in enumerate(tasks):
-        mine = [e for e, o in zip(episodes, owner, strict=True) if o == i]
-        acts = np.concatenate([e.act for e in mine])
-        ctrl = -weight * float((acts.astype(np.float64) ** 2).sum()) / len(mine)
-        ret = float(totals[owner == i].mean())
-        saturated = float((np.abs(acts) > 0.95).mean())
-        before = logged.get(str(v), float("nan"))
-        rows.append(
-            f"| {run_dir.name} | {step:,} | {v} | {ret:.1f} | {before:.1f} | {ctrl:.1f} "
-            f"| {ret - ctrl:.1f} | {np.abs(acts).mean():.2f} | {100 * saturated:.0f}% |"
-        )
-    return rows
+    return rows(run_dir.name, f"{step:,}", tasks, measured, logged)
+
+
+def random_rows(run_dir: Path) -> list[str]:
+    """The uniformly random policy on the same episodes (the actions drawn as
+    :func:`mcat.evaluation.random_policy_returns` draws them)."""
+    cfg = load_run_config(run_dir)
+    train, tasks = run_tasks(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)
+    _, act_dim, high = space_dims(probe)
+    probe.close()
+
+    def policy(obs: np.ndarray, _owner: np.ndarray, _ctx: object) -> np.ndarray:
+        return rng.uniform(-high, high, size=(len(obs), act_dim)).astype(np.float32)
+
+    # drawn for the training tasks too, in that order, as `mcat train` reports its random bar
+    measured = parts(cfg, train + tasks, policy, 1, 1)[len(train) :]
+    return rows(f"uniform random (seed {cfg.seed})", "", tasks, measured, {})
 
 
 def main(argv: list[str]) -> int:
@@ -86,13 +123,14 @@ def main(argv: list[str]) -> int:
         "| mean abs action | components at abs > 0.95 |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n".join(random_rows(Path(argv[0]))), flush=True)
     for run in argv:
         try:
-            rows = split(Path(run))
+            lines = run_rows(Path(run))
         except MCATError as exc:  # a run whose checkpoints were not kept (an earlier machine)
             print(f"action_cost.py: skipped {run}: {exc}", file=sys.stderr)
             continue
-        print("\n".join(rows), flush=True)
+        print("\n".join(lines), flush=True)
     return 0
 
 

@@ -16,23 +16,28 @@ On each evaluated task (training and test tasks alike):
 Seeds: scored episode e of task v starts from :func:`mcat.collect.eval_seed` (run seed, v, e),
 adaptation episode e from :func:`adaptation_seed`; neither depends on the algorithm or on the
 number of adaptation episodes, so every method is scored on the same episodes. An algorithm's
-own evaluation randomness (PEARL's z samples) comes from a generator seeded by the run seed, so
-evaluating the same networks twice gives the same returns.
+own evaluation randomness (PEARL's z samples, MQL's batches) comes from a generator of each task
+(:func:`adaptation_rng`: run seed and task), so evaluating the same networks twice gives the
+same returns, and a task's return does not depend on the tasks evaluated beside it.
 
 An algorithm opts in by giving its agent ``adapter(tasks, replay, rng) -> Adapter``; agents
-without it are evaluated with their ``context``/``act`` as before (no adaptation).
+without it are evaluated with their ``context``/``act`` as before (no adaptation). The protocol
+calls it once per task (``tasks`` of length one, that task's generator) and runs the tasks'
+episodes in lockstep (:class:`PerTask`).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from mcat.collect import (
+    ContextWindow,
     Episode,
     RowPolicy,
     eval_seed,
@@ -64,6 +69,45 @@ class Adapter(Protocol):
 def adaptation_seed(seed: int, task: TaskValue, episode: int) -> int:
     """Seed of adaptation episode ``episode`` on ``task`` (stable across processes)."""
     return zlib.crc32(f"adapt:{seed}:{seed_text(task)}:{episode}".encode())
+
+
+def adaptation_rng(seed: int, task: TaskValue) -> np.random.Generator:
+    """The generator of an algorithm's own evaluation randomness on ``task`` (PEARL's z samples,
+    MQL's batches), from the run seed and the task alone."""
+    return np.random.default_rng([seed, 0xADA, zlib.crc32(seed_text(task).encode())])
+
+
+class PerTask:
+    """One single-task adapter per task as one :class:`Adapter`: each sees only its own rows,
+    as its task 0, and its own episodes."""
+
+    def __init__(self, adapters: Sequence[Adapter]):
+        self.adapters = list(adapters)
+
+    def _rows(
+        self, method: str, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow
+    ) -> np.ndarray:
+        out: np.ndarray | None = None
+        for i, adapter in enumerate(self.adapters):
+            rows = np.flatnonzero(owner == i)
+            if len(rows):
+                part = ContextWindow(*(getattr(ctx, f.name)[rows] for f in fields(ctx)))
+                acts = getattr(adapter, method)(obs[rows], np.zeros(len(rows), np.int64), part)
+                if out is None:
+                    out = np.zeros((len(obs), acts.shape[1]), dtype=np.float32)
+                out[rows] = acts
+        assert out is not None
+        return out
+
+    def explore(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
+        return self._rows("explore", obs, owner, ctx)
+
+    def act(self, obs: np.ndarray, owner: np.ndarray, ctx: ContextWindow) -> np.ndarray:
+        return self._rows("act", obs, owner, ctx)
+
+    def observe(self, episodes: Sequence[Episode]) -> None:
+        for adapter, episode in zip(self.adapters, episodes, strict=True):
+            adapter.observe([episode])
 
 
 def adaptation_episodes(agent: Any) -> int:
@@ -109,8 +153,10 @@ def scoring_policy(
     if not callable(getattr(agent, "adapter", None)):
         return row_policy(agent.context, agent.act), history, 1
     family = get_family(cfg.family)
-    rng = np.random.default_rng([cfg.seed, 0xADA])
-    adapter: Adapter = agent.adapter(tasks, replay, rng)
+    # one adapter per task, each with its own generator, so that a task's score does not depend
+    # on which tasks are evaluated beside it (`mcat eval --tasks V` repeats the run's row of V);
+    # their episodes still run in lockstep
+    adapter = PerTask([agent.adapter([v], replay, adaptation_rng(cfg.seed, v)) for v in tasks])
     common = dict(style=cfg.style, max_episode_steps=cfg.max_episode_steps)
     for e in range(adaptation_episodes(agent)):
         seeds = [[adaptation_seed(cfg.seed, v, e)] for v in tasks]
