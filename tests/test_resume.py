@@ -173,9 +173,19 @@ def test_sigterm_stops_with_a_checkpoint_of_that_step_and_the_same_command_conti
 
 def test_a_second_signal_is_not_caught():
     """Ctrl-C once asks the work to stop (every enclosing context hears it: `mcat transfer`
-    around its source run); twice interrupts at once; the handlers are put back. The signals are
-    raised in this thread (signal.raise_signal): os.kill may land in another thread of the
-    process (torch's, xdist's), and then Python runs the handler a moment later."""
+    around its source run); twice interrupts at once; the handlers are put back. Python's own
+    Ctrl-C handler is put in place first: a process started in the background by a shell
+    without job control (`cmd &`, nohup) inherits SIGINT ignored, and the second signal would
+    meet that, rightly ignored. The signals are raised in this thread (signal.raise_signal), so
+    the handler has run when the call returns."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _second_signal_checks()
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _second_signal_checks():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with stop_on_signals() as outer:
         with stop_on_signals() as inner:
