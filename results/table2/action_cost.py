@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mcat.collect import eval_seed, run_episodes, space_dims
+from mcat.collect import eval_seed, run_episodes
 from mcat.errors import MCATError
-from mcat.evaluation import scoring_policy
+from mcat.evaluation import random_actions, scoring_policy
 from mcat.runs import load_run_config
 from mcat.tasks import get_family, task_key
 from mcat.train import load_run_agent, load_run_replay, run_tasks
@@ -100,13 +100,10 @@ def random_rows(run_dir: Path) -> list[str]:
     :func:`mcat.evaluation.random_policy_returns` draws them)."""
     cfg = load_run_config(run_dir)
     train, tasks = run_tasks(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)
-    _, act_dim, high = space_dims(probe)
-    probe.close()
+    draw = random_actions(cfg, train + tasks)
 
     def policy(obs: np.ndarray, _owner: np.ndarray, _ctx: object) -> np.ndarray:
-        return rng.uniform(-high, high, size=(len(obs), act_dim)).astype(np.float32)
+        return draw(obs)
 
     # drawn for the training tasks too, in that order, as `mcat train` reports its random bar
     measured = parts(cfg, train + tasks, policy, 1, 1)[len(train) :]

@@ -62,6 +62,12 @@ class ContextWindow:
     obs: np.ndarray  # [n, K, obs] s
     rew: np.ndarray  # [n, K] the reward as paid (delayed when it is)
 
+    def rows(self, idx: np.ndarray) -> ContextWindow:
+        """The windows of the environments ``idx`` (an index array), in that order."""
+        return ContextWindow(
+            self.delta[idx], self.act[idx], self.mask[idx], self.obs[idx], self.rew[idx]
+        )
+
 
 class ContextHistory:
     """The last K steps (s, a, r, s'-s) of each environment's current episode (see

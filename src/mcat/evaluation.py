@@ -29,8 +29,7 @@ episodes in lockstep (:class:`PerTask`).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -91,8 +90,9 @@ class PerTask:
         for i, adapter in enumerate(self.adapters):
             rows = np.flatnonzero(owner == i)
             if len(rows):
-                part = ContextWindow(*(getattr(ctx, f.name)[rows] for f in fields(ctx)))
-                acts = getattr(adapter, method)(obs[rows], np.zeros(len(rows), np.int64), part)
+                acts = getattr(adapter, method)(
+                    obs[rows], np.zeros(len(rows), np.int64), ctx.rows(rows)
+                )
                 if out is None:
                     out = np.zeros((len(obs), acts.shape[1]), dtype=np.float32)
                 out[rows] = acts
@@ -192,16 +192,27 @@ def _evaluate(cfg: Any, tasks: list[TaskValue], context_fn, act_fn, history: int
     )
 
 
-def random_policy_returns(cfg: Any, tasks: list[TaskValue]) -> dict[TaskValue, float]:
-    """The uniformly random policy on the scored episodes of ``cfg`` (the same seeds as
-    :func:`evaluate_agent`): the bar a trained policy has to clear."""
+def random_actions(cfg: Any, tasks: list[TaskValue]) -> Callable[[np.ndarray], np.ndarray]:
+    """The uniformly random policy of :func:`random_policy_returns`: actions for a batch of
+    observations, drawn from one generator seeded with the run's seed."""
     probe = get_family(cfg.family).make_env(tasks[0], style=cfg.style)
     _, act_dim, high = space_dims(probe)
     probe.close()
     rng = np.random.default_rng(cfg.seed)
 
-    def act(obs: np.ndarray, _z: object) -> np.ndarray:
+    def draw(obs: np.ndarray) -> np.ndarray:
         return rng.uniform(-high, high, size=(len(obs), act_dim)).astype(np.float32)
+
+    return draw
+
+
+def random_policy_returns(cfg: Any, tasks: list[TaskValue]) -> dict[TaskValue, float]:
+    """The uniformly random policy on the scored episodes of ``cfg`` (the same seeds as
+    :func:`evaluate_agent`): the bar a trained policy has to clear."""
+    draw = random_actions(cfg, tasks)
+
+    def act(obs: np.ndarray, _z: object) -> np.ndarray:
+        return draw(obs)
 
     def no_context(delta: np.ndarray, act: np.ndarray, mask: np.ndarray) -> torch.Tensor:
         return torch.zeros(len(delta), 0)
