@@ -8,10 +8,6 @@ cd "$(dirname "$0")/../.."
 mcat=${MCAT:-.venv/bin/mcat}
 $mcat report results/table34/runs/halfcheetah-armature-delay500-* results/table2/runs \
   --paper 2 --step 300000 -o results/table2/report.md > /dev/null
-for run in results/table2/runs/*/; do
-  for f in config.json metrics.csv episodes.csv summary.json; do
-    if [ -f "$run$f" ]; then git add -f "$run$f"; fi
-  done
-done
+bash scripts/stage_runs.sh results/table2/runs
 git add results/table2/report.md results/table2/report-*.png
 git status --short results/table2

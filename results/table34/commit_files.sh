@@ -3,9 +3,5 @@
 # and TensorBoard events stay out): bash results/table34/commit_files.sh && git commit ...
 set -euo pipefail
 cd "$(dirname "$0")"
-for run in runs/*/; do
-  for f in config.json metrics.csv episodes.csv transfer.csv transfer_summary.csv summary.json; do
-    [ -f "$run$f" ] && git add -f "$run$f"
-  done
-done
+bash ../../scripts/stage_runs.sh runs
 git add -f curves-*.png 2>/dev/null || true
