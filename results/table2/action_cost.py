@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mcat.collect import eval_seed, run_episodes
 from mcat.errors import MCATError
-from mcat.evaluation import random_actions, scoring_policy
+from mcat.evaluation import random_actions, scored_episodes, scoring_policy
 from mcat.runs import load_run_config
 from mcat.tasks import get_family, task_key
 from mcat.train import load_run_agent, load_run_replay, run_tasks
@@ -39,18 +38,7 @@ def parts(cfg, tasks, policy, history, delay) -> list[tuple[float, float, float,
     probe = family.make_env(tasks[0], style=cfg.style)
     weight = float(probe.unwrapped._ctrl_cost_weight)  # HalfCheetah-v5: 0.1
     probe.close()
-    seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
-    totals, owner, episodes = run_episodes(
-        family,
-        tasks,
-        seeds,
-        policy,
-        history,
-        reward_delay=delay,
-        style=cfg.style,
-        max_episode_steps=cfg.max_episode_steps,
-        record=True,
-    )
+    totals, owner, episodes = scored_episodes(cfg, tasks, policy, history, delay, record=True)
     assert episodes is not None
     out = []
     for i in range(len(tasks)):

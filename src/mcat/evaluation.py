@@ -128,9 +128,25 @@ def evaluate_agent(
     """The evaluation every run and `mcat eval` use (see the module docstring): same seeds, so
     the same returns. ``replay`` is the run's training data, for algorithms whose adaptation
     uses it (MQL); ``cfg`` is the run's :class:`~mcat.config.RunConfig`."""
-    policy, history, reward_delay = scoring_policy(agent, cfg, tasks, replay)
-    seeds = [[eval_seed(cfg.seed, v, e) for e in range(cfg.eval_episodes)] for v in tasks]
-    totals, owner, _ = run_episodes(
+    totals, owner, _ = scored_episodes(cfg, tasks, *scoring_policy(agent, cfg, tasks, replay))
+    return {v: float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
+
+
+def scored_episodes(
+    cfg: Any,
+    tasks: list[TaskValue],
+    policy: RowPolicy,
+    history: int,
+    reward_delay: int,
+    episodes: int | None = None,
+    record: bool = False,
+) -> tuple[np.ndarray, np.ndarray, list[Episode] | None]:
+    """The scored episodes of ``tasks`` played by ``policy`` (:func:`run_episodes`' outputs):
+    the run's seeds, ``cfg.eval_episodes`` per task unless ``episodes`` asks for more (the first
+    ones are then the usual ones)."""
+    n = cfg.eval_episodes if episodes is None else episodes
+    seeds = [[eval_seed(cfg.seed, v, e) for e in range(n)] for v in tasks]
+    return run_episodes(
         get_family(cfg.family),
         tasks,
         seeds,
@@ -139,8 +155,8 @@ def evaluate_agent(
         reward_delay=reward_delay,
         style=cfg.style,
         max_episode_steps=cfg.max_episode_steps,
+        record=record,
     )
-    return {v: float(totals[owner == i].mean()) for i, v in enumerate(tasks)}
 
 
 def scoring_policy(

@@ -1,0 +1,113 @@
+"""How much of a Table 2 return is the evaluation's own noise: each run's newest checkpoint scored
+on its test tasks with more episodes than the runs use (3), beside the random policy.
+
+A run's logged test return is the mean of 3 episodes on each of 4 test tasks. This replays the
+same checkpoint's scored episodes with N episodes per task (the evaluation's seeds: the first 3
+are the logged episodes' seeds; adaptation as `mcat eval` does it) and prints per run: the
+logged return at that step, the N-episode mean over the test tasks, the standard deviation of
+single episodes around their task's mean, and from it the standard error of a 3-episode
+evaluation (sd / sqrt(3 x 4)), the noise a logged return carries even with the policy fixed:
+
+    .venv/bin/python results/table2/eval_noise.py 20 results/table2/runs/*/ \
+        > results/table2/eval_noise.md
+
+A run without checkpoints (finished on an earlier machine, only its logs kept) is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mcat.errors import MCATError
+from mcat.evaluation import random_actions, scored_episodes, scoring_policy
+from mcat.runs import load_run_config
+from mcat.train import load_run_agent, load_run_replay, run_tasks
+
+LOGGED_EPISODES = 3
+
+
+def episode_returns(cfg, tasks, policy, history, delay, episodes: int) -> np.ndarray:
+    """[task, episode] returns of ``episodes`` scored episodes per task."""
+    totals, owner, _ = scored_episodes(cfg, tasks, policy, history, delay, episodes)
+    return np.stack([totals[owner == i] for i in range(len(tasks))])
+
+
+def row(name: str, step: str, logged: float, returns: np.ndarray) -> str:
+    """One table row: means over the test tasks, the spread of single episodes within a task."""
+    n_tasks, n = returns.shape
+    sd = float(
+        np.sqrt(((returns - returns.mean(1, keepdims=True)) ** 2).sum() / (n_tasks * (n - 1)))
+    )
+    first = returns[:, :LOGGED_EPISODES].mean()
+    se_logged = sd / math.sqrt(n_tasks * LOGGED_EPISODES)
+    return (
+        f"| {name} | {step} | {logged:.1f} | {first:.1f} | {returns.mean():.1f} "
+        f"| {sd / math.sqrt(n_tasks * n):.1f} | {sd:.1f} | {se_logged:.1f} |"
+    )
+
+
+def logged_return(run_dir: Path, step: int) -> float:
+    """The run's own test return at ``step`` (mean over its test tasks), nan if none."""
+    with open(run_dir / "metrics.csv") as f:
+        rows = [
+            float(r["return"])
+            for r in csv.DictReader(f)
+            if r["split"] == "test" and int(r["step"]) == step
+        ]
+    return float(np.mean(rows)) if rows else float("nan")
+
+
+def run_row(run_dir: Path, episodes: int) -> str:
+    cfg, agent, state = load_run_agent(run_dir)
+    _, tasks = run_tasks(cfg)
+    replay = (
+        load_run_replay(cfg, state) if getattr(agent, "adaptation_uses_replay", False) else None
+    )
+    returns = episode_returns(cfg, tasks, *scoring_policy(agent, cfg, tasks, replay), episodes)
+    step = int(state.get("env_steps", -1))
+    return row(run_dir.name, f"{step:,}", logged_return(run_dir, step), returns)
+
+
+def random_row(run_dir: Path, episodes: int) -> str:
+    """The uniformly random policy, on the test tasks only (so its first 3 episodes are not
+    the ones `mcat train` reports, which draws for the training tasks first)."""
+    cfg = load_run_config(run_dir)
+    _, tasks = run_tasks(cfg)
+    draw = random_actions(cfg, tasks)
+    returns = episode_returns(cfg, tasks, lambda obs, _o, _c: draw(obs), 1, 1, episodes)
+    return row(f"uniform random (seed {cfg.seed})", "", float("nan"), returns)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or not argv[0].isdigit() or int(argv[0]) <= LOGGED_EPISODES:
+        print(
+            f"usage: eval_noise.py EPISODES RUN_DIR [RUN_DIR ...] (EPISODES > {LOGGED_EPISODES})",
+            file=sys.stderr,
+        )
+        return 2
+    episodes = int(argv[0])
+    print(f"<!-- {episodes} episodes per test task -->")
+    print(
+        "| run | step | logged test return (3 episodes) | first 3 episodes here "
+        f"| {episodes} episodes | its standard error | sd of one episode "
+        "| standard error of a 3-episode evaluation |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(random_row(Path(argv[1]), episodes), flush=True)
+    for run in argv[1:]:
+        try:
+            line = run_row(Path(run), episodes)
+        except MCATError as exc:  # a run whose checkpoints were not kept (an earlier machine)
+            print(f"skipped {run}: {exc}", file=sys.stderr)
+            continue
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
