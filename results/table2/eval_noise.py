@@ -45,8 +45,9 @@ def row(name: str, step: str, logged: float, returns: np.ndarray) -> str:
     )
     first = returns[:, :LOGGED_EPISODES].mean()
     se_logged = sd / math.sqrt(n_tasks * LOGGED_EPISODES)
+    logged_text = "—" if math.isnan(logged) else f"{logged:.1f}"
     return (
-        f"| {name} | {step} | {logged:.1f} | {first:.1f} | {returns.mean():.1f} "
+        f"| {name} | {step} | {logged_text} | {first:.1f} | {returns.mean():.1f} "
         f"| {sd / math.sqrt(n_tasks * n):.1f} | {sd:.1f} | {se_logged:.1f} |"
     )
 
@@ -91,7 +92,6 @@ def main(argv: list[str]) -> int:
         )
         return 2
     episodes = int(argv[0])
-    print(f"<!-- {episodes} episodes per test task -->")
     print(
         "| run | step | logged test return (3 episodes) | first 3 episodes here "
         f"| {episodes} episodes | its standard error | sd of one episode "
