@@ -5,6 +5,7 @@ episodes.csv as the same run left alone; the same seed gives the same metrics.""
 import io
 import json
 import random
+import shutil
 import signal
 import time
 
@@ -402,3 +403,28 @@ def test_no_dead_ends_a_stopped_run_continues_whichever_way_it_is_restarted(
     mcat([*other, "--overwrite"])
     assert json.loads((run / "config.json").read_text())["steps"] == 300
     assert logs(run) != logs(toy_reference) and (run / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("summary_kept", [True, False])
+def test_a_finished_run_without_its_checkpoints_is_refused_untouched_with_the_way_on(
+    toy_reference, tmp_path, capsys, summary_kept
+):
+    # the repository's result runs: config and logs committed, checkpoints not
+    run = tmp_path / "kept"
+    run.mkdir()
+    names = ["config.json", "metrics.csv", "episodes.csv"] + ["summary.json"] * summary_kept
+    for name in names:
+        shutil.copy(toy_reference / name, run / name)
+    before = logs(run)
+    for argv in (["train", "--resume", str(run)], ["train", *TOY, "--out", str(run)]):
+        assert main(argv) == 2  # neither continued nor started again over its logs
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is a finished run whose checkpoints were not kept" in err
+        assert logs(run) == before and not list_checkpoints(run)
+    assert main(["eval", str(run)]) == 2
+    advice = capsys.readouterr().err.split(": ")[-1].split()  # mcat train --config C --out NEW_DIR
+    assert advice[:4] == ["mcat", "train", "--config", str(run / "config.json")]
+    again = tmp_path / "again"
+    assert main([*advice[1:5], str(again), "--quiet"]) == 0  # followed: trained again elsewhere
+    assert (again / "summary.json").is_file() and logs(run) == before
+    assert main(["eval", str(again)]) == 0

@@ -532,6 +532,34 @@ def has_checkpoint_files(run_dir: Path) -> bool:
     return bool(list_checkpoints(run_dir)) or (Path(run_dir) / LEGACY_CHECKPOINT).is_file()
 
 
+def finished_without_checkpoints(run_dir: Path) -> bool:
+    """Whether a run's logs say it finished while it holds no checkpoint file: a run copied
+    without them (the repository keeps only the logs of its result runs). Nothing can continue
+    it, and starting it again would replace the logs of a finished run."""
+    run_dir = Path(run_dir)
+    if has_checkpoint_files(run_dir):
+        return False
+    if (run_dir / SUMMARY).is_file():
+        return True
+    try:
+        steps = str(load_run_config(run_dir).steps)
+    except MCATError:
+        return False
+    if not (run_dir / METRICS).is_file():
+        return False
+    with open(run_dir / METRICS, newline="") as f:  # a summary not kept: the last evaluation
+        return any(row.get("step") == steps for row in csv.DictReader(f))
+
+
+def finished_run_advice(run_dir: Path) -> str:
+    """The error for :func:`finished_without_checkpoints` runs, with the way on."""
+    return (
+        f"{run_dir} is a finished run whose checkpoints were not kept (only its logs): there "
+        f"is no policy to load or continue; to train it again, into another folder: "
+        f"mcat train --config {Path(run_dir) / CONFIG} --out NEW_DIR"
+    )
+
+
 def _complete(run_dir: Path) -> list[tuple[int, Path]]:
     return [(s, p) for s, p in list_checkpoints(run_dir) if _sidecar(p).is_file()]
 
@@ -693,6 +721,8 @@ def find_checkpoint(run_dir: Path, log=None) -> Checkpoint:
             f"to start the run again from step 0: mcat train --config {run_dir / CONFIG} "
             f"--out {run_dir} --overwrite"
         )
+    if finished_without_checkpoints(run_dir):
+        raise MCATError(finished_run_advice(run_dir))
     raise MCATError(
         f"{run_dir} has no checkpoint yet ({CHECKPOINTS}/step-*.pt); "
         f"mcat train --resume {run_dir} runs it"

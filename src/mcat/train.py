@@ -36,6 +36,8 @@ from mcat.runs import (
     RunDirLock,
     discard_checkpoints_after,
     find_checkpoint,
+    finished_run_advice,
+    finished_without_checkpoints,
     fmt_duration,
     from_saved,
     has_checkpoint_files,
@@ -356,6 +358,8 @@ class Trainer:
     def _resume(
         cls, run_dir: Path, cfg: RunConfig, log: Callable[[str], None], **extra: Any
     ) -> Trainer:
+        if finished_without_checkpoints(run_dir):  # starting again would replace its logs
+            raise MCATError(finished_run_advice(run_dir))
         if not has_checkpoint_files(run_dir):
             # stopped (or failed) before its first checkpoint: nothing to continue from, and the
             # same config and seed give the same run, so it starts again
