@@ -416,10 +416,11 @@ def test_a_finished_run_without_its_checkpoints_is_refused_untouched_with_the_wa
     for name in names:
         shutil.copy(toy_reference / name, run / name)
     before = logs(run)
-    for argv in (["train", "--resume", str(run)], ["train", *TOY, "--out", str(run)]):
+    for argv in (["train", "--resume", str(run)], ["train", *LOUD_TOY, "--out", str(run)]):
         assert main(argv) == 2  # neither continued nor started again over its logs
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         assert err.count("\n") == 1 and "is a finished run whose checkpoints were not kept" in err
+        assert "showing its final evaluation" not in out  # there is none to show
         assert logs(run) == before and not list_checkpoints(run)
     assert main(["eval", str(run)]) == 2
     advice = capsys.readouterr().err.split(": ")[-1].split()  # mcat train --config C --out NEW_DIR

@@ -358,9 +358,9 @@ class Trainer:
     def _resume(
         cls, run_dir: Path, cfg: RunConfig, log: Callable[[str], None], **extra: Any
     ) -> Trainer:
-        if finished_without_checkpoints(run_dir):  # starting again would replace its logs
-            raise MCATError(finished_run_advice(run_dir))
         if not has_checkpoint_files(run_dir):
+            if finished_without_checkpoints(run_dir):  # starting again would replace its logs
+                raise MCATError(finished_run_advice(run_dir))
             # stopped (or failed) before its first checkpoint: nothing to continue from, and the
             # same config and seed give the same run, so it starts again
             log(
@@ -403,7 +403,7 @@ class Trainer:
                 f"output directory {out} already holds another run ({k} is {there!r} there, "
                 f"{here!r} here); pass --overwrite to replace it or choose another --out"
             )
-        if (out / SUMMARY).is_file():
+        if (out / SUMMARY).is_file() and has_checkpoint_files(out):  # else resume says why not
             log(f"{out} already holds this run, finished: showing its final evaluation")
         elif has_checkpoint_files(out):
             log(f"{out} already holds this run: continuing it")
