@@ -7,7 +7,9 @@ import json
 import random
 import shutil
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +39,7 @@ from toy_runs import (  # noqa: F401 (keep_torch_threads: an autouse fixture)
     toy_config,
 )
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SMALL = [
     "--batch-size",
     "32",
@@ -322,6 +325,36 @@ def test_start_or_resume_continues_an_unfinished_run(toy_in_process, tmp_path):
     fresh = Trainer.start_or_resume(small_config(seed=5), run, log=quiet)
     assert fresh.env_steps == 0 and not list_checkpoints(run)
     fresh.close()
+
+
+def test_a_run_carried_in_git_goes_on_identically_from_a_clone(toy_in_process, tmp_path):
+    """scripts/stage_runs.sh --checkpoints: an unfinished run travels with its newest complete
+    checkpoint (a newer corrupt one is passed over), a finished run's checkpoints leave the index,
+    and the unfinished run resumed in a clone writes the logs of the run left alone."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    repo = tmp_path / "repo"
+    subprocess.run([*git, "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("runs/\n*.pt\n")  # as in this repository
+    stopped, done = repo / "runs" / "stopped", repo / "runs" / "done"
+    assert Trainer(small_config(), stopped, log=quiet).run(stop_at=700) is None
+    assert complete(stopped) == [700, 600]
+    with open(stopped / "checkpoints" / "step-000000700.pt", "ab") as f:
+        f.write(b"x")  # changed after its sidecar was written: not complete any more
+    shutil.copytree(toy_in_process, done)
+    stage = ["bash", str(SCRIPTS / "stage_runs.sh"), "--checkpoints", "runs"]
+    subprocess.run(
+        [*git, "add", "-f", *map(str, (done / "checkpoints").iterdir())], cwd=repo, check=True
+    )
+    subprocess.run(stage, cwd=repo, check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-q", "-m", "runs"], cwd=repo, check=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "*/checkpoints/*"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked == [f"runs/stopped/checkpoints/step-000000600.{x}" for x in ("json", "pt")]
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    Trainer.resume(clone / "runs" / "stopped", log=quiet).run()
+    assert logs(clone / "runs" / "stopped") == logs(toy_in_process)
 
 
 def test_checkpoint_without_replay_is_smaller_and_resumable(tmp_path, capsys):

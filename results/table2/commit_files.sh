@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the report (table and test-task curves) and stage the small result files of the
-# Table 2 runs, finished or stopped part-way (runs/ is ignored as a whole; checkpoints stay out):
+# Table 2 runs, finished or stopped part-way (runs/ is ignored as a whole), with the newest
+# checkpoint of each unfinished run (a run outlives a machine: stage_runs.sh --checkpoints):
 #   bash results/table2/commit_files.sh && git commit -m "results/table2: ..."
 # Safe while runs are writing: it only reads their logs (never `git stash` then: README).
 set -euo pipefail
@@ -8,6 +9,6 @@ cd "$(dirname "$0")/../.."
 mcat=${MCAT:-.venv/bin/mcat}
 $mcat report results/table34/runs/halfcheetah-armature-delay500-* results/table2/runs \
   --paper 2 --step 300000 -o results/table2/report.md > /dev/null
-bash scripts/stage_runs.sh results/table2/runs
+bash scripts/stage_runs.sh --checkpoints results/table2/runs
 git add results/table2/report.md results/table2/report-*.png
 git status --short results/table2
