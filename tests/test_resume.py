@@ -4,10 +4,12 @@ episodes.csv as the same run left alone; the same seed gives the same metrics.""
 
 import io
 import json
+import os
 import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -345,7 +347,8 @@ def test_a_run_carried_in_git_goes_on_identically_from_a_clone(toy_in_process, t
     subprocess.run(
         [*git, "add", "-f", *map(str, (done / "checkpoints").iterdir())], cwd=repo, check=True
     )
-    subprocess.run(stage, cwd=repo, check=True, capture_output=True)
+    env = {**os.environ, "MCAT_PYTHON": sys.executable}
+    subprocess.run(stage, cwd=repo, check=True, capture_output=True, env=env)
     subprocess.run([*git, "commit", "-q", "-m", "runs"], cwd=repo, check=True)
     tracked = subprocess.run(
         ["git", "ls-files", "*/checkpoints/*"], cwd=repo, capture_output=True, text=True, check=True

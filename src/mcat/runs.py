@@ -659,6 +659,12 @@ def _verify(path: Path) -> str | None:
     return None
 
 
+def newest_complete_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint file its sidecar vouches for, as :func:`find_checkpoint` judges it,
+    without loading or removing anything (scripts/stage_runs.sh --checkpoints)."""
+    return next((p for _, p in list_checkpoints(run_dir) if _verify(p) is None), None)
+
+
 def load_checkpoint_file(path: Path) -> dict:
     """``torch.load(weights_only=True)``: tensors, numbers, strings and containers only. A file
     that would run code when unpickled is refused (nothing in it runs) with a one-line error."""
