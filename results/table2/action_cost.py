@@ -13,7 +13,9 @@ policy on the same episodes (the first run's seed):
         > results/table2/action_cost.md
 
 A stopped run is read at the step of its newest checkpoint (the column "step"); a run without
-checkpoints (finished on an earlier machine, only its logs kept) is skipped with a message.
+checkpoints (finished on an earlier machine, only its logs kept) is skipped with a message, or,
+with ``--update results/table2/action_cost.md`` (which rewrites that file), keeps its rows from
+the file's previous version (kept_rows.py).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from kept_rows import collect, split_update
 
-from mcat.errors import MCATError
 from mcat.evaluation import random_actions, scored_episodes, scoring_policy
 from mcat.runs import load_run_config
 from mcat.tasks import get_family, task_key
@@ -99,23 +101,22 @@ def random_rows(run_dir: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        print("usage: action_cost.py RUN_DIR [RUN_DIR ...]", file=sys.stderr)
+    try:
+        update, runs = split_update(argv)
+    except ValueError as exc:
+        print(f"action_cost.py: {exc}", file=sys.stderr)
         return 2
-    print(
+    if not runs:
+        print(__doc__.strip().splitlines()[0], file=sys.stderr)
+        print("usage: action_cost.py [--update FILE] RUN_DIR [RUN_DIR ...]", file=sys.stderr)
+        return 2
+    head = [
         "| run | step | test task | return | logged return | control cost | forward reward "
-        "| mean abs action | components at abs > 0.95 |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(random_rows(Path(argv[0]))), flush=True)
-    for run in argv:
-        try:
-            lines = run_rows(Path(run))
-        except MCATError as exc:  # a run whose checkpoints were not kept (an earlier machine)
-            print(f"action_cost.py: skipped {run}: {exc}", file=sys.stderr)
-            continue
-        print("\n".join(lines), flush=True)
+        "| mean abs action | components at abs > 0.95 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *random_rows(Path(runs[0])),
+    ]
+    collect("action_cost.py", update, runs, run_rows, head)
     return 0
 
 

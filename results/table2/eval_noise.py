@@ -11,7 +11,9 @@ evaluation (sd / sqrt(3 x 4)), the noise a logged return carries even with the p
     .venv/bin/python results/table2/eval_noise.py 20 results/table2/runs/*/ \
         > results/table2/eval_noise.md
 
-A run without checkpoints (finished on an earlier machine, only its logs kept) is skipped.
+A run without checkpoints (finished on an earlier machine, only its logs kept) is skipped, or,
+with ``--update results/table2/eval_noise.md`` (which rewrites that file), keeps its row from the
+file's previous version (kept_rows.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from kept_rows import collect, split_update
 
-from mcat.errors import MCATError
 from mcat.evaluation import random_actions, scored_episodes, scoring_policy
 from mcat.runs import load_run_config
 from mcat.train import load_run_agent, load_run_replay, run_tasks
@@ -85,27 +87,27 @@ def random_row(run_dir: Path, episodes: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or not argv[0].isdigit() or int(argv[0]) <= LOGGED_EPISODES:
+    try:
+        update, args = split_update(argv)
+    except ValueError as exc:
+        print(f"eval_noise.py: {exc}", file=sys.stderr)
+        return 2
+    if len(args) < 2 or not args[0].isdigit() or int(args[0]) <= LOGGED_EPISODES:
         print(
-            f"usage: eval_noise.py EPISODES RUN_DIR [RUN_DIR ...] (EPISODES > {LOGGED_EPISODES})",
+            "usage: eval_noise.py [--update FILE] EPISODES RUN_DIR [RUN_DIR ...] "
+            f"(EPISODES > {LOGGED_EPISODES})",
             file=sys.stderr,
         )
         return 2
-    episodes = int(argv[0])
-    print(
+    episodes = int(args[0])
+    head = [
         "| run | step | logged test return (3 episodes) | first 3 episodes here "
         f"| {episodes} episodes | its standard error | sd of one episode "
-        "| standard error of a 3-episode evaluation |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    print(random_row(Path(argv[1]), episodes), flush=True)
-    for run in argv[1:]:
-        try:
-            line = run_row(Path(run), episodes)
-        except MCATError as exc:  # a run whose checkpoints were not kept (an earlier machine)
-            print(f"skipped {run}: {exc}", file=sys.stderr)
-            continue
-        print(line, flush=True)
+        "| standard error of a 3-episode evaluation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        random_row(Path(args[1]), episodes),
+    ]
+    collect("eval_noise.py", update, args[1:], lambda run: [run_row(run, episodes)], head)
     return 0
 
 
