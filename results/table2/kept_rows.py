@@ -3,8 +3,8 @@
 A finished run's checkpoints leave git (``scripts/stage_runs.sh --checkpoints``) and a session's
 machine is not the next one's, so a replay script run today can only replay the runs whose
 checkpoints this machine still has. With ``--update FILE`` the scripts replay those, keep the rows
-of the others from FILE's previous version (they were made from the same checkpoint step, which
-the rows name), and rewrite FILE in place with the command and date on its first line.
+of the others from FILE's previous version (each row names the step it was replayed at), and
+rewrite FILE in place with the command and date on its first line.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from mcat.errors import MCATError
+from mcat.runs import has_checkpoint_files
 
 
 def run_name(line: str) -> str | None:
@@ -74,8 +75,10 @@ def collect(
         try:
             rows = replay(Path(run))
             print(f"{script}: replayed {name}", file=sys.stderr)
-        except MCATError as exc:  # no checkpoint kept (finished on an earlier machine)
-            if name not in kept:
+        except MCATError as exc:
+            # only a run without checkpoints here (finished on an earlier machine) keeps its rows;
+            # any other failure is reported, not papered over with old rows
+            if name not in kept or has_checkpoint_files(Path(run)):
                 print(f"{script}: skipped {name}: {exc}", file=sys.stderr)
                 missing.append(name)
                 continue
