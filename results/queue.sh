@@ -48,7 +48,8 @@ lane() {  # lane NAME COMMANDS: run COMMANDS in the background under NAME's lock
 # colliding. The Meta-World seeds 1-2 of Table 1 (own layouts; the aligned cube, where Zhang et
 # al. transferred on seed 0), reach's first target with target data that reach its goal (does G
 # keep the hand's geometry when R_t has seen the target's high rewards?), the baselines' Table 2
-# (seed by seed: a whole row first), then reach's other targets' data and seeds 1-2.
+# (seed by seed: a whole row first), MCAT's delay-500 runs again for the checkpoints Table 2's
+# replays need, then reach's other targets' data and seeds 1-2.
 backlog='
   for t in coffee-push-v3 push-back-v3; do
     bash results/table1/run.sh metaworld-push push-v3 $t 1 2
@@ -58,6 +59,7 @@ backlog='
   for seed in 0 1 2; do
     bash results/table2/run.sh halfcheetah-armature "distral pearl hipbmdp mql" "$seed"
   done
+  bash results/table2/mcat_rerun.sh "0 1 2"
   bash results/reward_goals/run_target_data.sh "0.1,0.85,0.175 0,0.9,0.3 -0.1,0.8,0.1" 0
   bash results/reward_goals/run.sh 1 2'
 # paper Table 2 at 300k steps: the four baselines, seeds 0-2

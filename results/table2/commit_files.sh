@@ -10,5 +10,9 @@ mcat=${MCAT:-.venv/bin/mcat}
 $mcat report results/table34/runs/halfcheetah-armature-delay500-* results/table2/runs \
   --paper 2 --step 300000 -o results/table2/report.md > /dev/null
 bash scripts/stage_runs.sh --checkpoints results/table2/runs
+# MCAT trained again for its checkpoints (mcat_rerun.sh), once it has started
+if [ -d results/table2/mcat_runs ]; then
+  bash scripts/stage_runs.sh --checkpoints results/table2/mcat_runs
+fi
 git add results/table2/report.md results/table2/report-*.png
 git status --short results/table2
