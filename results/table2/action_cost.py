@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from kept_rows import collect, split_update
 
+from mcat.errors import MCATError
 from mcat.evaluation import random_actions, scored_episodes, scoring_policy
 from mcat.runs import load_run_config
 from mcat.tasks import get_family, task_key
@@ -101,6 +102,9 @@ def random_rows(run_dir: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip())
+        return 0
     try:
         update, runs = split_update(argv)
     except ValueError as exc:
@@ -121,4 +125,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except MCATError as exc:  # a path that is not a run directory, say: one line, not a traceback
+        print(f"action_cost.py: {exc}", file=sys.stderr)
+        sys.exit(2)
