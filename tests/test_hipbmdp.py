@@ -1,6 +1,6 @@
 """HiP-BMDP (--algo hipbmdp): it learns the dense toy family, its theta (the posterior mean)
-tells tasks apart, its bisimulation loss is the pairwise formula and trains theta only, and it
-resumes bit-identically on MuJoCo."""
+tells tasks apart and its distances rank like the tasks' gains, its bisimulation loss is the
+pairwise formula and trains theta only, and it resumes bit-identically on MuJoCo."""
 
 import numpy as np
 import pytest
@@ -58,9 +58,7 @@ def test_hipbmdp_learns_the_toy_family(trained):
 
 def test_theta_tells_tasks_apart(trained):
     """theta (the posterior mean) from two context batches of one task lies closer together than
-    from two different tasks (averaged over the five training tasks and their pairs). Whether
-    theta's distances also order like the tasks' gains was measured and does not hold reliably
-    at this budget (results/baselines/README.md)."""
+    from two different tasks (averaged over the five training tasks and their pairs)."""
     trainer, _ = trained
     agent, replay = trainer.agent, trainer.replay
     rng = np.random.default_rng(5)
@@ -75,6 +73,37 @@ def test_theta_tells_tasks_apart(trained):
     within = np.mean([dist((t, 0), (t, 1)) for t in range(T)])
     between = np.mean([dist((a, 0), (b, 0)) for a in range(T) for b in range(a + 1, T)])
     assert between > 2 * within, (between, within)
+
+
+def test_theta_distances_order_like_the_gains(trained):
+    """theta's L1 distances over the 10 pairs of training tasks rank like the gaps between the
+    tasks' gains (Spearman rho; theta averaged over 8 context batches per task). Measured with
+    benchmarks/theta_order.py at this budget, seeds 0-5: HiP-BMDP +0.37 to +0.87 (mean +0.70),
+    PEARL's z, without the dynamics losses, +0.12 to +0.77 (mean +0.39); this run (seed 0) +0.58,
+    PEARL's +0.12. A theta that ignored the dynamics would give rho near 0 on average."""
+    trainer, _ = trained
+    agent, replay = trainer.agent, trainer.replay
+    rng = np.random.default_rng(5)
+    T = replay.num_tasks
+    with torch.no_grad():
+        theta = torch.stack(
+            [
+                torch.stack(
+                    [
+                        agent.encoder(torch.as_tensor(agent._context_batch(replay, [t], rng)))[0][0]
+                        for _ in range(8)
+                    ]
+                ).mean(0)
+                for t in range(T)
+            ]
+        )
+    pairs = np.triu_indices(T, 1)
+    dist = (theta[:, None] - theta[None]).abs().sum(-1).numpy()[pairs]
+    gains = np.array(trainer.train_tasks, dtype=float)
+    gap = np.abs(gains[:, None] - gains[None])[pairs]
+    ranks = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+    rho = float(np.corrcoef(ranks(dist), ranks(gap))[0, 1])
+    assert rho >= 0.4, rho
 
 
 def test_bisimulation_loss_is_the_pairwise_formula_and_trains_theta_only():
