@@ -34,12 +34,6 @@ def ranks(x: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(x))
 
 
-def posterior_mean(agent, replay, task: int, rng: np.random.Generator) -> torch.Tensor:
-    """theta (z) of ``task``: the posterior mean given one context batch of its encoder data."""
-    context = torch.as_tensor(agent._context_batch(replay, [task], rng))
-    return agent.encoder(context)[0][0]
-
-
 def theta_order(algo: str, seed: int, steps: int, agent: dict) -> tuple[float, float, float]:
     """(Spearman rho, train return, test return) of one run."""
     cfg = run_config_from_dict(
@@ -59,22 +53,8 @@ def theta_order(algo: str, seed: int, steps: int, agent: dict) -> tuple[float, f
         trainer = Trainer(cfg, f"{tmp}/run", log=lambda _m: None)
         summary = trainer.run()
         agent_, replay = trainer.agent, trainer.replay
-        rng = np.random.default_rng(5)
         T = replay.num_tasks
-        with torch.no_grad():
-            theta = torch.stack(
-                [
-                    torch.stack(
-                        [
-                            agent_.encoder(
-                                torch.as_tensor(agent_._context_batch(replay, [t], rng))
-                            )[0][0]
-                            for _ in range(8)
-                        ]
-                    ).mean(0)
-                    for t in range(T)
-                ]
-            )
+        theta = agent_.task_latents(replay, np.random.default_rng(5), batches=8)
         trainer.close()
     pairs = np.triu_indices(T, 1)
     dist = (theta[:, None] - theta[None]).abs().sum(-1).numpy()[pairs]
