@@ -4,8 +4,8 @@
 # eval_noise.py cannot replay them. This trains each given seed again from that run's own
 # config.json into results/table2/mcat_runs/ (git keeps the logs, not the checkpoints), then says
 # whether its logs equal the 2026-11-24 ones: the code has changed since (the evaluation's batches
-# per task, session 26; MuJoCo's patch version), so they could differ; seed 0's all matched
-# byte for byte (session 31). Resumable like run.sh: kill it any time and start it again.
+# per task, session 26; MuJoCo's patch version), so they could differ; seeds 0-2 all matched
+# byte for byte (sessions 31-32). Resumable like run.sh: kill it any time and start it again.
 #   bash results/table2/mcat_rerun.sh "0 1 2"
 set -euo pipefail
 seeds=$1
