@@ -13,21 +13,27 @@
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 \
 #     && bash scripts/gpu_act_ahead.sh $OUT
+# The same check, smaller, on this CPU machine (that the next GPU call will run; about 20 min):
+#   DEVICE=cpu CLI_STEPS=1300 CRASH_AT=1250 HOST_SEEDS=2 FAST_SEEDS="1 2" STEPS=600 \
+#     PATH=$PWD/.venv/bin:$PATH PYTHONPATH=src bash scripts/gpu_act_ahead.sh /tmp/act_ahead
 set -uo pipefail
 out=${1:-results/gpu/act_ahead}
+device=${DEVICE:-cuda} crash_at=${CRASH_AT:-3000}
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+if [ "$device" = cuda ]; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+fi
 run=(python3 -m mcat.cli train halfcheetah-armature --algo mcat --seeds 0 1 --act-ahead
-     --steps 5000 --learning-starts 1000 --eval-every 2000 --checkpoint-every 2000
-     --max-episode-steps 200 --reward-delay 50 --device cuda --quiet)
+     --steps "${CLI_STEPS:-5000}" --learning-starts 1000 --eval-every 2000 --checkpoint-every 2000
+     --max-episode-steps 200 --reward-delay 50 --device "$device" --quiet)
 tmp=$(mktemp -d)
 {
     SECONDS=0
     "${run[@]}" --out "$tmp/a" | tail -2
     echo "uninterrupted run: $SECONDS s"
     "${run[@]}" --vector-envs worker --out "$tmp/c" > /dev/null
-    MCAT_TEST_CRASH=step:3000 "${run[@]}" --out "$tmp/b" > /dev/null 2>&1
-    echo "killed at 3,000: exit $?; re-run:"
+    MCAT_TEST_CRASH=step:$crash_at "${run[@]}" --out "$tmp/b" > /dev/null 2>&1
+    echo "killed at $crash_at: exit $?; re-run:"
     "${run[@]}" --out "$tmp/b" | tail -1
     for other in b c; do
         for s in seed0 seed1; do
@@ -38,8 +44,10 @@ tmp=$(mktemp -d)
         done
     done
 } 2>&1 | tee "$out/cli_check.txt"
-python3 benchmarks/fast_host.py --seeds 10 --vector-envs sync async worker --device cuda 2>&1 \
+python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
+    --device "$device" 2>&1 \
     | tee "$out/fast_host.txt"
-python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device cuda --only mcat \
-    --fast-seeds 1 10 --fast-vector-envs sync worker --fast-act-ahead 2>&1 \
+# shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
+python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
+    --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead 2>&1 \
     | tee "$out/throughput.txt"
