@@ -10,15 +10,16 @@
 set -euo pipefail
 family=$1 algos=$2 seeds=$3
 steps=${STEPS:-300000}
-mcat=${MCAT:-.venv/bin/mcat}
+mcat=${MCAT:-.venv/bin/mcat} python=${PYTHON:-.venv/bin/python}
 for seed in $seeds; do
   for algo in $algos; do
     out=results/table2/runs/$family-$algo-seed$seed
     [ -f "$out/summary.json" ] && continue
     # Finished on an earlier machine whose summary.json and checkpoints were not kept (only the
     # logs are committed): its metrics.csv already holds the evaluation at the last step.
-    if [ -f "$out/metrics.csv" ] && grep -q "^$steps," "$out/metrics.csv"; then
-      echo "$out: evaluated at $steps steps already (metrics.csv), skipped"; continue
+    if [ -d "$out" ] && $python -c 'import sys; from mcat.runs import finished_without_checkpoints
+sys.exit(0 if finished_without_checkpoints(sys.argv[1]) else 1)' "$out"; then
+      echo "$out: finished already (its logs; no checkpoint kept), skipped"; continue
     fi
     $mcat train --preset "table2-$family" --algo "$algo" --steps "$steps" --seed "$seed" \
       --eval-every 20000 --eval-episodes 3 --checkpoint-every 25000 --threads 1 --out "$out" ||
