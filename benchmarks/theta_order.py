@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 import torch
 
+from mcat.analysis import distance_rank_correlation
 from mcat.config import run_config_from_dict
 from mcat.train import Trainer
 
@@ -28,10 +29,6 @@ SMALL = {
     "prior_episodes": 1,
     "posterior_episodes": 1,
 }
-
-
-def ranks(x: np.ndarray) -> np.ndarray:
-    return np.argsort(np.argsort(x))
 
 
 def theta_order(algo: str, seed: int, steps: int, agent: dict) -> tuple[float, float, float]:
@@ -53,14 +50,9 @@ def theta_order(algo: str, seed: int, steps: int, agent: dict) -> tuple[float, f
         trainer = Trainer(cfg, f"{tmp}/run", log=lambda _m: None)
         summary = trainer.run()
         agent_, replay = trainer.agent, trainer.replay
-        T = replay.num_tasks
         theta = agent_.task_latents(replay, np.random.default_rng(5), batches=8)
+        rho = distance_rank_correlation(theta, trainer.train_tasks)
         trainer.close()
-    pairs = np.triu_indices(T, 1)
-    dist = (theta[:, None] - theta[None]).abs().sum(-1).numpy()[pairs]
-    gains = np.array(trainer.train_tasks)
-    gap = np.abs(gains[:, None] - gains[None])[pairs]
-    rho = float(np.corrcoef(ranks(dist), ranks(gap))[0, 1])
     return rho, summary["train_return"], summary["test_return"]
 
 

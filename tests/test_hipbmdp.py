@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mcat.agents.hipbmdp import HiPBMDPAgent, HiPBMDPConfig
+from mcat.analysis import distance_rank_correlation
 from mcat.config import run_config_from_dict
 from mcat.evaluation import random_policy_returns
 from mcat.train import Trainer
@@ -84,13 +85,7 @@ def test_theta_distances_order_like_the_gains(trained):
     trainer, _ = trained
     agent, replay = trainer.agent, trainer.replay
     theta = agent.task_latents(replay, np.random.default_rng(5), batches=8)
-    T = replay.num_tasks
-    pairs = np.triu_indices(T, 1)
-    dist = (theta[:, None] - theta[None]).abs().sum(-1).numpy()[pairs]
-    gains = np.array(trainer.train_tasks, dtype=float)
-    gap = np.abs(gains[:, None] - gains[None])[pairs]
-    ranks = lambda x: np.argsort(np.argsort(x))  # noqa: E731
-    rho = float(np.corrcoef(ranks(dist), ranks(gap))[0, 1])
+    rho = distance_rank_correlation(theta, trainer.train_tasks)
     assert rho >= 0.4, rho
 
 

@@ -25,9 +25,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from kept_rows import collect, split_update
+from kept_rows import collect, run_script, split_update
 
-from mcat.errors import MCATError
 from mcat.evaluation import random_actions, scored_episodes, scoring_policy
 from mcat.runs import load_run_config
 from mcat.tasks import get_family, task_key
@@ -102,9 +101,6 @@ def random_rows(run_dir: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if "-h" in argv or "--help" in argv:
-        print(__doc__.strip())
-        return 0
     try:
         update, runs = split_update(argv)
     except ValueError as exc:
@@ -125,8 +121,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except MCATError as exc:  # a path that is not a run directory, say: one line, not a traceback
-        print(f"action_cost.py: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script("action_cost.py", main, __doc__)

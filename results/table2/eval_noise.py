@@ -24,9 +24,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from kept_rows import collect, split_update
+from kept_rows import collect, run_script, split_update
 
-from mcat.errors import MCATError
 from mcat.evaluation import random_actions, scored_episodes, scoring_policy
 from mcat.runs import load_run_config
 from mcat.train import load_run_agent, load_run_replay, run_tasks
@@ -88,9 +87,6 @@ def random_row(run_dir: Path, episodes: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if "-h" in argv or "--help" in argv:
-        print(__doc__.strip())
-        return 0
     try:
         update, args = split_update(argv)
     except ValueError as exc:
@@ -116,8 +112,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except MCATError as exc:  # a path that is not a run directory, say: one line, not a traceback
-        print(f"eval_noise.py: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script("eval_noise.py", main, __doc__)

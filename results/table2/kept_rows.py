@@ -13,6 +13,7 @@ import datetime
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mcat.errors import MCATError
@@ -92,3 +93,17 @@ def collect(
     if update is not None:
         write_table(update, lines, missing)
     return missing
+
+
+def run_script(script: str, main: Callable[[list[str]], int], doc: str | None) -> None:
+    """The command line of a replay script: ``-h``/``--help`` prints ``doc``; an MCATError (a
+    path that is not a run directory, say) is one line and exit 2, not a traceback."""
+    argv = sys.argv[1:]
+    if "-h" in argv or "--help" in argv:
+        print((doc or "").strip())
+        sys.exit(0)
+    try:
+        sys.exit(main(argv))
+    except MCATError as exc:
+        print(f"{script}: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -5,9 +5,13 @@
   sample) are assigned to the nearest centroid. Chance is 1 / number of tasks.
 * :func:`forward_nll`: the forward model's NLL on held-out segments, to compare a
   context-conditioned model with a context-free one (:func:`train_context_free_model`).
+* :func:`distance_rank_correlation`: whether task latents (PEARL's z, HiP-BMDP's theta) lie as far
+  apart as the tasks' parameters.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -89,3 +93,16 @@ def train_context_free_model(
         loss.backward()
         opt.step()
     return model
+
+
+def distance_rank_correlation(latents: torch.Tensor | np.ndarray, params: Sequence[float]) -> float:
+    """Spearman rho, over the pairs of tasks, between the L1 distance of their latents [tasks, L]
+    and the gap of their (scalar) parameters: 1 when the latents order the pairs as the
+    parameters do, about 0 when they ignore them."""
+    z = torch.as_tensor(latents).cpu().numpy()
+    pairs = np.triu_indices(len(z), 1)
+    dist = np.abs(z[:, None] - z[None]).sum(-1)[pairs]
+    p = np.asarray(params, dtype=float)
+    gap = np.abs(p[:, None] - p[None])[pairs]
+    ranks = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+    return float(np.corrcoef(ranks(dist), ranks(gap))[0, 1])

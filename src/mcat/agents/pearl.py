@@ -416,22 +416,17 @@ class PEARLAgent(AgentBase):
         """[tasks, latent_dim]: each training task's posterior mean given a context batch of its
         encoder data, averaged over ``batches`` batches (task by task): where z (HiP-BMDP's theta)
         places the tasks, for analysis and tests."""
-        with torch.no_grad():
-            return torch.stack(
-                [
-                    torch.stack(
-                        [
-                            self.encoder(
-                                torch.as_tensor(
-                                    self._context_batch(replay, [t], rng), device=self.device
-                                )
-                            )[0][0]
-                            for _ in range(batches)
-                        ]
-                    ).mean(0)
-                    for t in range(replay.num_tasks)
-                ]
-            )
+        return torch.stack(
+            [
+                torch.stack(
+                    [
+                        self.posterior(self._context_batch(replay, [t], rng)[0])[0]
+                        for _ in range(batches)
+                    ]
+                ).mean(0)
+                for t in range(replay.num_tasks)
+            ]
+        )
 
     def context_rows(
         self, obs: np.ndarray, act: np.ndarray, rew: np.ndarray, next_obs: np.ndarray
