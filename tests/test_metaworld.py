@@ -97,7 +97,9 @@ def test_transfer_from_the_scripted_source_runs_end_to_end(tmp_path, capsys):
     # mcat video films it (short episodes: the arm's meshes render slowly in software GL, 0.1-0.25
     # s a frame here even at 32 x 32): the scripted source beside the transferred policy, on the
     # target
-    short = [*argv[:-4], "--max-episode-steps", "4", "--out", str(tmp_path / "short")]
+    # (its own small datasets: the episode length is part of their cache key)
+    short = [*argv[:6], "--dataset-size", "8", "--model-steps", "2", "--translator-steps", "2"]
+    short += [*argv[12:-4], "--max-episode-steps", "4", "--out", str(tmp_path / "short")]
     assert main([*short, "--cache", str(tmp_path / "cache")]) == 0
     video = ["video", str(tmp_path / "short"), "--cache", str(tmp_path / "cache"), "--episodes"]
     assert (
