@@ -117,6 +117,43 @@ def test_windows_match_slow_reference(steps):
             np.testing.assert_array_equal(batch.fut_mask[ti, b], exp["fut_mask"])
 
 
+@pytest.mark.parametrize("steps", [30, 200])  # not yet wrapped, wrapped many times
+def test_a_store_loaded_into_a_larger_capacity_keeps_its_windows(steps):
+    """A run given a larger budget loads its replay into a larger store (mcat.train.extend_run):
+    unwrapped rings stay as they are, so the store is the one a larger capacity would have
+    filled; wrapped ones are laid out oldest first; every window stays right as it fills on."""
+    K, M, C, C2, gamma = 4, 3, 25, 40, 0.9
+    small = MultiTaskReplay(3, OBS, ACT, capacity=C, gamma=gamma, seed=1)
+    log = ReferenceLog(3)
+    _fill_random(small, log, steps, np.random.default_rng(steps))
+    wrapped = small.ptr != small.size
+    assert wrapped.any() == (steps == 200)
+    grown = MultiTaskReplay(3, OBS, ACT, capacity=C2, gamma=gamma, seed=1)
+    grown.load_state_dict(small.state_dict())
+    if steps == 30:
+        large = MultiTaskReplay(3, OBS, ACT, capacity=C2, gamma=gamma, seed=1)
+        _fill_random(large, ReferenceLog(3), steps, np.random.default_rng(steps))
+        for name in large._ARRAYS:
+            np.testing.assert_array_equal(getattr(grown, name), getattr(large, name))
+    for t in range(3):  # what the small ring had overwritten is gone from the log too
+        del log.rows[t][: len(log.rows[t]) - int(small.size[t])]
+    _fill_random(grown, log, 30, np.random.default_rng(7))
+    batch = grown.sample(64, context=K, future=M)
+    for t in range(3):
+        for b in range(64):
+            exp = log.expected(t, batch.slot[t, b], C2, K, M, gamma)
+            np.testing.assert_allclose(batch.obs[t, b], exp["obs"])
+            assert batch.mc_valid[t, b] == exp["mc_valid"]
+            assert batch.mc_return[t, b] == pytest.approx(exp["mc_return"], rel=1e-5, abs=1e-5)
+            np.testing.assert_array_equal(batch.ctx_mask[t, b], exp["ctx_mask"][:-1])
+            np.testing.assert_allclose(batch.ctx_delta[t, b], exp["ctx_delta"][:-1], rtol=1e-6)
+            np.testing.assert_array_equal(batch.fut_mask[t, b], exp["fut_mask"])
+            np.testing.assert_allclose(batch.fut_obs[t, b], exp["fut_obs"])
+    smaller = MultiTaskReplay(3, OBS, ACT, capacity=C - 1, gamma=gamma, seed=1)
+    with pytest.raises(MCATError, match="saved replay has shape"):
+        smaller.load_state_dict(small.state_dict())
+
+
 def test_windows_never_cross_episode_boundaries():
     """Episodes of known lengths: every valid window step is from the sampled step's episode."""
     replay = MultiTaskReplay(2, 1, 1, capacity=256, seed=0)  # no wrap: every episode start is kept

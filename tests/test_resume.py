@@ -19,7 +19,7 @@ import torch
 
 from mcat.cli import main
 from mcat.config import run_config_from_dict
-from mcat.errors import RunStopped
+from mcat.errors import MCATError, RunStopped
 from mcat.runs import (
     LoopCheckpoint,
     find_checkpoint,
@@ -399,9 +399,34 @@ def test_replay_capacity_is_honoured(tmp_path):
     assert trainer.replay.obs.shape[1] == 120
 
 
+def test_a_finished_run_trained_on_to_a_larger_budget_is_the_longer_run(
+    toy_in_process, tmp_path, capsys
+):
+    """mcat train --resume DIR --steps N: a run that ended on its evaluation and checkpoint
+    schedules, given a larger budget, goes on to the logs and summary of the run started with
+    it (toy_in_process: 1,000 steps; checkpoints every 300 there, which changes nothing)."""
+    run = tmp_path / "short"
+    Trainer(small_config(steps=500, checkpoint_every=250), run, log=quiet).run()
+    before = logs(run)
+    assert main(["train", "--resume", str(run), "--steps", "400"]) == 2  # only up
+    assert "--steps 400 with --resume can only raise the run's budget (500" in (
+        capsys.readouterr().err
+    )
+    # the same command with another budget is refused, with the way on
+    with pytest.raises(MCATError, match=rf"mcat train --resume {run} --steps 1000$"):
+        Trainer.open(small_config(steps=1000, checkpoint_every=250), run, log=quiet)
+    assert logs(run) == before and json.loads((run / "summary.json").read_text())["steps"] == 500
+    assert main(["train", "--resume", str(run), "--steps", "1000", "--quiet"]) == 0
+    assert json.loads((run / "config.json").read_text())["steps"] == 1000
+    assert logs(run) == logs(toy_in_process)
+    summary = json.loads((run / "summary.json").read_text())
+    reference = json.loads((toy_in_process / "summary.json").read_text())
+    assert summary["steps"] == 1000 and summary["per_task"] == reference["per_task"]
+
+
 def test_resume_refuses_other_flags(tmp_path, capsys):
-    assert main(["train", "--resume", str(tmp_path), "--steps", "10"]) == 2
-    assert "drop --steps" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path), "--seed", "1"]) == 2
+    assert "drop --seed" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
 

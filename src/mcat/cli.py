@@ -263,7 +263,7 @@ def _print_returns(
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mcat.runs import load_run_config
-    from mcat.train import Trainer, train
+    from mcat.train import Trainer, extend_run, train
 
     log = _progress_log(args)
     if args.plot:  # checked before the run, not after hours of training
@@ -281,7 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             [
                 f"--{k.replace('_', '-')}"
                 for k in (
-                    *TRAIN_FLAGS,
+                    *(f for f in TRAIN_FLAGS if f != "steps"),  # --steps raises the budget
                     *(f for f, _, _ in MCAT_FLAGS),
                     "batch_size",
                     "preset",
@@ -300,6 +300,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues the run with its own config.json; drop {', '.join(given)}"
             )
         out = Path(args.resume)
+        if args.steps is not None:
+            extend_run(out, args.steps, log)
         cfg = load_run_config(out)
         if cfg.fast:
             from mcat.seeds import SeedGroup
@@ -808,7 +810,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="DIR",
-        help="continue the run in DIR from its newest complete checkpoint",
+        help="continue the run in DIR from its newest complete checkpoint (with --steps N: "
+        "on to a larger budget of N env steps, a finished run too)",
     )
     p.add_argument(
         "--no-checkpoint-replay",

@@ -3,6 +3,7 @@ and write everything a run produces (see :mod:`mcat.runs`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -108,7 +109,11 @@ def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True)
         )
     if not resume:
         return  # for evaluation, the networks' shapes are checked when they are loaded
-    differ = _differences(json.loads(meta["config"]), run_config_to_dict(cfg))
+    differ = [
+        d
+        for d in _differences(json.loads(meta["config"]), run_config_to_dict(cfg))
+        if not (d[0] == "steps" and d[1] <= d[2])  # a budget raised since (extend_run)
+    ]
     if differ:
         k, there, here = differ[0]
         raise MCATError(
@@ -116,6 +121,35 @@ def check_checkpoint_fits(ckpt: Checkpoint, cfg: RunConfig, resume: bool = True)
             f"and {here!r} in {CONFIG}"
             + (f" ({len(differ) - 1} more differences)" if len(differ) > 1 else "")
         )
+
+
+def extend_run(run_dir: Path, steps: int, log: Callable[[str], None] = print) -> None:
+    """Raise the budget of the run in ``run_dir`` to ``steps`` env steps (``mcat train --resume
+    DIR --steps N``): its config.json says ``steps`` and the summary of the old end is removed,
+    so that resuming continues from the newest checkpoint to the new end. The continued run is
+    the run a larger budget would have made from the start when the old end was on its
+    evaluation and checkpoint schedules (a multiple of ``eval_every`` and ``checkpoint_every``;
+    a finished run also evaluated and checkpointed there), as nothing else reads the budget
+    (tests/test_resume.py); off the schedules its logs keep the old end's final evaluation."""
+    run_dir = Path(run_dir)
+    with hold_run_dir(run_dir):
+        cfg = load_run_config(run_dir)
+        if steps == cfg.steps:
+            return
+        if steps < cfg.steps:
+            raise MCATError(
+                f"--steps {steps:,} with --resume can only raise the run's budget "
+                f"({cfg.steps:,} env steps in {run_dir / CONFIG})"
+            )
+        if finished_without_checkpoints(run_dir):
+            raise MCATError(finished_run_advice(run_dir))
+        longer = dataclasses.replace(cfg, steps=int(steps))
+        longer.validate()
+        # the summary first: a crash between the two writes leaves an unfinished run of the
+        # old budget, which resumes as before
+        (run_dir / SUMMARY).unlink(missing_ok=True)
+        write_json(run_dir / CONFIG, run_config_to_dict(longer))
+    log(f"{run_dir}: budget raised from {cfg.steps:,} to {steps:,} env steps")
 
 
 def config_differences(saved: RunConfig, current: RunConfig) -> list[tuple[str, Any, Any]]:
@@ -399,9 +433,15 @@ class Trainer:
         differ = config_differences(saved, cfg)
         if differ:
             k, there, here = differ[0]
+            longer = (
+                f"; to train that run on to {here:,} env steps: mcat train --resume {out} "
+                f"--steps {here}"
+                if [k for k, _, _ in differ] == ["steps"] and here > there
+                else ""
+            )
             raise MCATError(
                 f"output directory {out} already holds another run ({k} is {there!r} there, "
-                f"{here!r} here); pass --overwrite to replace it or choose another --out"
+                f"{here!r} here); pass --overwrite to replace it or choose another --out{longer}"
             )
         if (out / SUMMARY).is_file() and has_checkpoint_files(out):  # else resume says why not
             log(f"{out} already holds this run, finished: showing its final evaluation")

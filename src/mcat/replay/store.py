@@ -285,7 +285,10 @@ class MultiTaskReplay:
         """Restore :meth:`state_dict`. Without stored transitions the store starts empty (its
         generator and nothing else is restored)."""
         shape = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
-        if list(state["shape"]) != shape:
+        saved_shape = list(state["shape"])
+        if saved_shape != shape and "arrays" in state and self._can_grow(saved_shape):
+            state = _grown(state, self.capacity)
+        elif saved_shape != shape:
             raise MCATError(
                 f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, "
                 f"this one {shape}"
@@ -296,6 +299,14 @@ class MultiTaskReplay:
         for name in self._COUNTERS:
             getattr(self, name)[...] = state[name]
         self._restore(state["arrays"])
+
+    def _can_grow(self, saved_shape: list[int]) -> bool:
+        """Whether a saved store of ``saved_shape`` fits in this one by growing: the same tasks
+        and dimensions, a smaller capacity (a run whose budget was raised: its capacity is
+        sized by the budget, see :meth:`mcat.train.Trainer`)."""
+        tasks, capacity, obs_dim, act_dim = saved_shape
+        same = (tasks, obs_dim, act_dim) == (self.num_tasks, self.obs_dim, self.act_dim)
+        return same and capacity < self.capacity
 
     # ------------------------------------------------------------------ accounting
     @property
@@ -321,3 +332,24 @@ class MultiTaskReplay:
 
     def __len__(self) -> int:
         return int(self.size.sum())
+
+
+def _grown(state: dict, capacity: int) -> dict:
+    """A saved store's state laid out for a larger ``capacity``: each task's stored transitions
+    oldest first from slot 0 (unchanged for a ring that never wrapped, so that sampling draws
+    what a store of the larger capacity would have), its write pointer after them."""
+    size, ptr = np.asarray(state["size"]), np.asarray(state["ptr"])
+    old = int(state["shape"][1])
+    filled = int(size.max())
+    order = np.zeros((len(size), filled), dtype=np.int64)
+    for t, (n, p) in enumerate(zip(size.tolist(), ptr.tolist(), strict=True)):
+        order[t, :n] = (p - n + np.arange(n)) % old
+    valid = np.arange(filled)[None, :] < size[:, None]
+    arrays = {}
+    for name, saved in state["arrays"].items():
+        saved = np.asarray(saved)
+        grown = np.take_along_axis(saved, order.reshape(*order.shape, *[1] * (saved.ndim - 2)), 1)
+        fill = np.full_like(grown, -1 if name == "episode" else 0)  # a slot never written
+        arrays[name] = np.where(valid.reshape(*valid.shape, *[1] * (saved.ndim - 2)), grown, fill)
+    shape = [state["shape"][0], capacity, *state["shape"][2:]]
+    return {**state, "arrays": arrays, "ptr": size % capacity, "shape": shape}
