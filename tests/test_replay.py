@@ -152,6 +152,9 @@ def test_a_store_loaded_into_a_larger_capacity_keeps_its_windows(steps):
     smaller = MultiTaskReplay(3, OBS, ACT, capacity=C - 1, gamma=gamma, seed=1)
     with pytest.raises(MCATError, match="saved replay has shape"):
         smaller.load_state_dict(small.state_dict())
+    empty = MultiTaskReplay(3, OBS, ACT, capacity=C2, gamma=gamma, seed=2)
+    empty.load_state_dict(small.state_dict(contents=False))  # checkpoint_replay: false
+    assert len(empty) == 0 and empty.rng.random() == small.rng.random()
 
 
 def test_windows_never_cross_episode_boundaries():

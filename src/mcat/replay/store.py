@@ -286,8 +286,8 @@ class MultiTaskReplay:
         generator and nothing else is restored)."""
         shape = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
         saved_shape = list(state["shape"])
-        if saved_shape != shape and "arrays" in state and self._can_grow(saved_shape):
-            state = _grown(state, self.capacity)
+        if saved_shape != shape and self._can_grow(saved_shape):
+            state = _grown(state, self.capacity) if "arrays" in state else state
         elif saved_shape != shape:
             raise MCATError(
                 f"saved replay has shape (tasks, capacity, obs, act) {list(state['shape'])}, "
