@@ -427,6 +427,9 @@ def test_a_finished_run_trained_on_to_a_larger_budget_is_the_longer_run(
 def test_resume_refuses_other_flags(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "--seed", "1"]) == 2
     assert "drop --seed" in capsys.readouterr().err
+    nowhere = tmp_path / "nowhere"
+    assert main(["train", "--resume", str(nowhere), "--steps", "10"]) == 2
+    assert "is not a run directory" in capsys.readouterr().err and not nowhere.exists()
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
 

@@ -132,6 +132,7 @@ def extend_run(run_dir: Path, steps: int, log: Callable[[str], None] = print) ->
     a finished run also evaluated and checkpointed there), as nothing else reads the budget
     (tests/test_resume.py); off the schedules its logs keep the old end's final evaluation."""
     run_dir = Path(run_dir)
+    load_run_config(run_dir)  # its error first: no directory is held where no run is
     with hold_run_dir(run_dir):
         cfg = load_run_config(run_dir)
         if steps == cfg.steps:
