@@ -7,6 +7,7 @@ killed anywhere continues identically.
 
 import copy
 import dataclasses
+import json
 import os
 import signal
 
@@ -323,6 +324,27 @@ def test_seeds_killed_and_rerun_continue_identically(two_seeds, tmp_path):
     for seed in ("seed0", "seed2"):
         for name in LOGS:
             assert (out / seed / name).read_bytes() == (two_seeds / seed / name).read_bytes()
+
+
+def test_seeds_trained_on_to_a_larger_budget_are_the_longer_runs(two_seeds, tmp_path, capsys):
+    """mcat train --resume OUT --steps N on the runs of --seeds: the seeds go on together to the
+    runs the larger budget makes from the start (two_seeds: 600 steps)."""
+    out = tmp_path / "seeds"
+    short = [*FAST, "--seeds", "0", "2", "--out", str(out)]
+    short[short.index("--steps") + 1] = "400"
+    assert main(short) == 0
+    assert main(["train", "--resume", str(out), "--steps", "600", "--quiet"]) == 0
+    for seed in ("seed0", "seed2"):
+        assert json.loads((out / seed / "config.json").read_text())["steps"] == 600
+        for name in LOGS:
+            assert (out / seed / name).read_bytes() == (two_seeds / seed / name).read_bytes()
+    # runs of other settings are no group: one line, with the way on
+    config = out / "seed2" / "config.json"
+    config.write_text(config.read_text().replace('"batch_size": 16', '"batch_size": 8'))
+    assert main(["train", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "seed2 is not a seed of the group" in err
+    assert "(agent.batch_size differs): resume each run alone with mcat train --resume" in err
 
 
 @pytest.mark.parametrize(

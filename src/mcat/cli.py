@@ -7,14 +7,18 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mcat import __version__
 from mcat.errors import MCATError, RunStopped
 from mcat.validation import check_distinct, check_int, check_seed
+
+if TYPE_CHECKING:
+    from mcat.config import RunConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -300,6 +304,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues the run with its own config.json; drop {', '.join(given)}"
             )
         out = Path(args.resume)
+        from mcat.seeds import seed_group
+
+        group = seed_group(out)
+        if group is not None:  # the runs of `--seeds`: continued together, as a re-run does
+            if args.steps is not None:
+                for seed in group[1]:
+                    extend_run(out / f"seed{seed}", args.steps, log)
+                group = seed_group(out)
+                assert group is not None
+            return _train_seeds(*group, out, False, log, args.plot)
         if args.steps is not None:
             extend_run(out, args.steps, log)
         cfg = load_run_config(out)
@@ -313,8 +327,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _report(out, summary, args.plot)
     cfg = train_config_from_args(args)
     if args.seeds is not None:
-        from mcat.seeds import SeedGroup
-
         check_distinct("seeds", args.seeds, "seed")
         for seed in args.seeds:
             check_seed(seed, "seeds")
@@ -324,13 +336,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.out
             else Path("runs") / cfg.family / f"{cfg.algo}-delay{cfg.reward_delay}-seeds"
         )
-        summaries = SeedGroup(cfg, args.seeds, out, overwrite=args.overwrite, log=log).run()
-        for seed, summary in zip(args.seeds, summaries, strict=True):
-            print(f"seed {seed}:")
-            assert summary is not None
-            _report(out / f"seed{seed}", summary, None)
-        _plot([out / f"seed{s}" for s in args.seeds], args.plot)
-        return 0
+        return _train_seeds(cfg, args.seeds, out, args.overwrite, log, args.plot)
     out = (
         Path(args.out)
         if args.out
@@ -338,6 +344,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     summary = train(cfg, out, overwrite=args.overwrite, log=log)
     return _report(out, summary, args.plot)
+
+
+def _train_seeds(
+    cfg: RunConfig,
+    seeds: list[int],
+    out: Path,
+    overwrite: bool,
+    log: Callable[[str], None],
+    plot: str | None,
+) -> int:
+    """``--seeds``: the seeds trained together (or continued), each one's final evaluation."""
+    from mcat.seeds import SeedGroup
+
+    summaries = SeedGroup(cfg, seeds, out, overwrite=overwrite, log=log).run()
+    for seed, summary in zip(seeds, summaries, strict=True):
+        print(f"seed {seed}:")
+        assert summary is not None
+        _report(out / f"seed{seed}", summary, None)
+    _plot([out / f"seed{s}" for s in seeds], plot)
+    return 0
 
 
 def _report(out: Path, summary: dict, plot: str | None) -> int:

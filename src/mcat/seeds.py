@@ -80,6 +80,39 @@ class SeedTrainer(Trainer):
         super()._progress(rate)
 
 
+def seed_group(out: Path) -> tuple[RunConfig, list[int]] | None:
+    """The config (of its first seed) and the seeds of the ``--seeds`` group whose runs are
+    ``out/seed<S>`` (None when ``out`` is a run itself or holds no seed runs): what ``mcat train
+    --resume OUT`` continues. Runs that are not one group (other settings, fewer than two) are a
+    one-line error that names the way on."""
+    out = Path(out)
+    if (out / CONFIG).is_file() or not out.is_dir():
+        return None
+    found = {
+        int(d.name[4:]): d
+        for d in out.glob("seed*")
+        if d.name[4:].isdigit() and (d / CONFIG).is_file()
+    }
+    if not found:
+        return None
+    seeds = sorted(found)
+    if len(seeds) == 1:
+        raise MCATError(
+            f"{out} holds the run of one seed only: mcat train --resume {found[seeds[0]]}"
+        )
+    cfgs = {s: load_run_config(found[s]) for s in seeds}
+    first = cfgs[seeds[0]]
+    for s in seeds[1:]:
+        differ = config_differences(dataclasses.replace(cfgs[s], seed=first.seed), first)
+        if differ or cfgs[s].seed != s or not cfgs[s].fast:
+            what = f"{differ[0][0]} differs" if differ else "it is not a fast run of that seed"
+            raise MCATError(
+                f"{found[s]} is not a seed of the group in {out} ({what}): resume each run "
+                f"alone with mcat train --resume DIR"
+            )
+    return first, seeds
+
+
 def common_checkpoint_step(dirs: list[Path]) -> int | None:
     """The newest checkpoint step that every run directory has (None if one has none)."""
     steps = [{s for s, _ in list_checkpoints(d)} for d in dirs]
