@@ -277,7 +277,7 @@ TINY += ["10", "--threads", "1", "--set", "agent.model_warmup_steps=2", "--quiet
 @pytest.mark.parametrize(
     "argv, advice, fixed",
     [
-        (["--steps", "5"], "drop --steps", []),  # after --resume RUN
+        (["--seed", "5"], "drop --seed", []),  # after --resume RUN
         (["point-gain", "--algo", "mcat", "--train-tasks", "1"], "(--no-pt)", ["--no-pt"]),
         (["point-gain", "--no-pt", "--algo", "mcat", "--pt-window", "3"], "drop one of them", None),
         (
@@ -291,7 +291,7 @@ TINY += ["10", "--threads", "1", "--set", "agent.model_warmup_steps=2", "--quiet
 def test_the_advice_of_an_error_works_when_followed(
     argv, advice, fixed, eval_run, tmp_path, capsys
 ):
-    if advice.startswith("drop --steps"):
+    if advice.startswith("drop --seed"):
         bad, good = (
             ["train", "--resume", str(eval_run), *argv],
             ["train", "--resume", str(eval_run)],
