@@ -345,6 +345,11 @@ def test_seeds_trained_on_to_a_larger_budget_are_the_longer_runs(two_seeds, tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "seed2 is not a seed of the group" in err
     assert "(agent.batch_size differs): resume each run alone with mcat train --resume" in err
+    (out / "seed2").rename(tmp_path / "elsewhere")  # one seed left: named, to resume alone
+    assert main(["train", "--resume", str(out)]) == 2
+    assert f"holds the run of one seed only: mcat train --resume {out / 'seed0'}" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
