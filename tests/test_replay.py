@@ -5,6 +5,7 @@ import pytest
 
 from mcat import MCATError
 from mcat.replay import MultiTaskReplay, discounted_returns
+from mcat.replay.store import with_every_next_obs
 from mcat.tasks import get_family
 
 OBS, ACT = 3, 2
@@ -66,15 +67,21 @@ class ReferenceLog:
         )
 
 
-def _fill_random(replay, log, steps, rng, max_len=12):
+def _fill_random(replay, log, steps, rng, max_len=12, chained=False):
+    """Random transitions; ``chained``: as a collector writes them, each step's s the s' of the
+    step before in its episode (else every s is drawn anew: the replay keeps every s' apart)."""
     T = replay.num_tasks
     remaining = rng.integers(1, max_len, size=T)
+    carry = {}
     for _ in range(steps):
         tasks = np.flatnonzero(rng.random(T) < 0.7)  # tasks advance unevenly
         if not tasks.size:
             continue
         n = len(tasks)
         obs = rng.normal(size=(n, OBS)).astype(np.float32)
+        if chained:
+            for k, t in enumerate(tasks):
+                obs[k] = carry.get(t, obs[k])
         act = rng.uniform(-1, 1, size=(n, ACT)).astype(np.float32)
         rew = rng.normal(size=n).astype(np.float32)
         nxt = rng.normal(size=(n, OBS)).astype(np.float32)
@@ -85,17 +92,39 @@ def _fill_random(replay, log, steps, rng, max_len=12):
         replay.add(obs, act, rew, nxt, term, trunc, tasks=tasks)
         for k, t in enumerate(tasks):
             log.add(t, obs[k], act[k], rew[k], nxt[k], bool(term[k]), bool(trunc[k]))
+            carry[t] = nxt[k]
+            if end[k]:
+                del carry[t]
         remaining[tasks[end]] = rng.integers(1, max_len, size=int(end.sum()))
 
 
+@pytest.mark.parametrize("chained", [True, False])
 @pytest.mark.parametrize("steps", [5, 30, 200])  # partly filled, about full, wrapped many times
-def test_windows_match_slow_reference(steps):
+def test_windows_match_slow_reference(steps, chained):
     rng = np.random.default_rng(steps)
     K, M, C, gamma = 4, 3, 25, 0.9
     replay = MultiTaskReplay(3, OBS, ACT, capacity=C, gamma=gamma, seed=1)
     log = ReferenceLog(3)
-    _fill_random(replay, log, steps, rng)
+    _fill_random(replay, log, steps, rng, chained=chained)
+    # s' stored once: apart only each ended episode's last one still in the ring (chained) or
+    # every one (not chained, beside the running episode's newest)
+    for t in range(3):
+        ring = replay.episode[t, : replay.size[t]]
+        ended = len(set(ring.tolist()) - {int(replay.current_episode[t])})
+        apart = ended if chained else replay.size[t] - (ring == replay.current_episode[t]).any()
+        assert replay.last_count[t] == apart
+    # an old checkpoint, which saved every s', loads to the same store
+    state = with_every_next_obs(replay.state_dict())
+    for key in ("last_obs", "last_head", "last_count"):
+        del state[key]
+    del state["arrays"]["last_ref"]
+    loaded = MultiTaskReplay(3, OBS, ACT, capacity=C, gamma=gamma, seed=1)
+    loaded.load_state_dict(state)
     tasks = np.flatnonzero(replay.size > 0)
+    for t in tasks:
+        slots = np.arange(C)
+        np.testing.assert_array_equal(loaded.next_obs_at(t, slots), replay.next_obs_at(t, slots))
+    assert (loaded.last_count == replay.last_count).all()
     batch = replay.sample(64, context=K, future=M, tasks=tasks)
     for ti, task in enumerate(tasks):
         for b in range(64):
@@ -234,6 +263,8 @@ def test_memory_per_transition_is_under_one_and_a_half_raw():
         replay = MultiTaskReplay(5, obs_dim, act_dim, capacity=1000)
         ratio = replay.bytes_per_transition() / replay.raw_transition_bytes()
         assert ratio < 1.5, (obs_dim, act_dim, ratio)
+        if obs_dim > 2:  # s' stored once: less than a bare (s, a, r, s', done)
+            assert ratio < 0.75, (obs_dim, act_dim, ratio)
 
 
 def test_discounted_returns():

@@ -85,9 +85,9 @@ def _random_transitions(legs, steps, seed):
     """Random-action transitions of one body (task 0.1) as float32 tensors."""
     replay, _, _ = collect_random(FAMILY[legs], [0.1], steps, seed=seed)
     n = int(replay.size[0])
-    return {
-        k: torch.as_tensor(getattr(replay, k)[0, :n]) for k in ("obs", "act", "rew", "next_obs")
-    }
+    data = {k: getattr(replay, k)[0, :n] for k in ("obs", "act", "rew")}
+    data["next_obs"] = replay.next_obs_at(0, np.arange(n))
+    return {k: torch.as_tensor(v) for k, v in data.items()}
 
 
 def test_a_two_leg_policy_acts_on_the_three_leg_cheetah_through_g_and_h():

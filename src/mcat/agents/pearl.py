@@ -306,7 +306,7 @@ class PEARLAgent(AgentBase):
                     replay.obs[t, pick],
                     replay.act[t, pick],
                     replay.rew[t, pick],
-                    replay.next_obs[t, pick],
+                    replay.next_obs_at(t, pick),
                 )
             )
         return np.stack(rows)

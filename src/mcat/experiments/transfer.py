@@ -467,7 +467,7 @@ def dataset(
         data = {
             "obs": replay.obs[0, :n],
             "act": replay.act[0, :n],
-            "next_obs": replay.next_obs[0, :n],
+            "next_obs": replay.next_obs_at(0, np.arange(n)),
         }
         if rewards:
             data["rew"] = replay.rew[0, :n]

@@ -194,7 +194,7 @@ def datasets(
         data = {
             "obs": replay.obs[:, :n],
             "act": replay.act[:, :n],
-            "next_obs": replay.next_obs[:, :n],
+            "next_obs": replay.next_obs_at(np.arange(replay.num_tasks)[:, None], np.arange(n)),
             "features": features,
         }
         buffer = io.BytesIO()

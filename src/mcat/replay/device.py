@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mcat.errors import MCATError
-from mcat.replay.store import MultiTaskReplay
+from mcat.replay.store import MultiTaskReplay, with_every_next_obs
 
 
 class DeviceReplay:
@@ -241,9 +241,19 @@ class SeedReplay(MultiTaskReplay):
         self._queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._returns: list[tuple[np.ndarray, np.ndarray]] = []
 
+    # the store's arrays, every s' among them (a GPU has the memory; its gather stays simple)
+    _ARRAYS = ("obs", "act", "rew", "next_obs", "terminated", "mc_return", "episode")
+    _LAST = ()
+
     def _allocate(self, T: int, C: int) -> None:
         # the transitions live on the device; the host keeps the rewards for the MC returns
         self.host_rew = np.zeros((T, C), dtype=np.float32)
+
+    def _keep_next(self, tasks, slots, obs, next_obs, ended) -> None:
+        pass  # queued with the transition by _write
+
+    def _restore_last(self, state: dict) -> None:
+        pass  # restored with the others by _restore
 
     def _write(self, tasks, slots, obs, act, rew, next_obs, terminated) -> None:
         """Queue the transitions for the next :meth:`DeviceReplay.flush`; keep the rewards."""
@@ -294,7 +304,7 @@ class SeedReplay(MultiTaskReplay):
         return arrays
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+        super().load_state_dict(with_every_next_obs(state))
         self.store.flush()  # the counters
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:

@@ -1,8 +1,9 @@
 """Replay storage for many tasks, with context and future windows built by index.
 
 Every transition (s, a, r, s', terminated) is stored once per task, in float32, in one ring
-buffer per task (all tasks in one array of shape [tasks, capacity, ...]). A sampled step i can
-bring along
+buffer per task (all tasks in one array of shape [tasks, capacity, ...]); a state is stored once
+too: a step's s' is the next slot's s, apart from each episode's last s' (kept beside the ring
+while its slot lives) and the running episode's newest. A sampled step i can bring along
 
 * its **context**: the K previous (state difference s'-s, action) pairs of the same episode,
   zero-padded before the episode start (the input of the context encoder C), both for z_t
@@ -108,10 +109,19 @@ class MultiTaskReplay:
         self.obs = np.zeros((T, C, self.obs_dim), dtype=np.float32)
         self.act = np.zeros((T, C, self.act_dim), dtype=np.float32)
         self.rew = np.zeros((T, C), dtype=np.float32)
-        self.next_obs = np.zeros((T, C, self.obs_dim), dtype=np.float32)
         self.terminated = np.zeros((T, C), dtype=bool)
         self.mc_return = np.zeros((T, C), dtype=np.float32)
         self.episode = np.full((T, C), -1, dtype=np.int32)  # episode id of each slot, -1 = empty
+        # s' is stored once: it is the next slot's s, except after an episode's last step and
+        # after the newest step of the running episode. Those s' wait in ``last_obs``: per task a
+        # first-in-first-out ring of the ended episodes' last s' (entries 0..F-1, grown when
+        # full) and the running episode's newest s' (entry F). ``last_ref`` says which entry
+        # holds a slot's s' (-1: the next slot's s). A slot's successor is always overwritten
+        # after the slot itself, so the next slot's s is there for as long as the slot is.
+        self.last_ref = np.full((T, C), -1, dtype=np.int32)
+        self.last_obs = np.zeros((T, 2, self.obs_dim), dtype=np.float32)
+        self.last_head = np.zeros(T, dtype=np.int64)  # oldest entry in use
+        self.last_count = np.zeros(T, dtype=np.int64)  # entries in use
 
     # ------------------------------------------------------------------ writing
     def add(
@@ -146,13 +156,14 @@ class MultiTaskReplay:
                 f"an episode reached the replay capacity ({self.capacity}); use a larger capacity"
             )
         slots = self.ptr[tasks]
-        self._write(tasks, slots, obs, act, rew, next_obs, terminated)
-        self.ptr[tasks] = (slots + 1) % self.capacity
-        self.size[tasks] = np.minimum(self.size[tasks] + 1, self.capacity)
-        self.episode_length[tasks] += 1
         ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(
             truncated, dtype=bool
         ).reshape(-1)
+        self._write(tasks, slots, obs, act, rew, next_obs, terminated)
+        self._keep_next(tasks, slots, obs, next_obs, ended)
+        self.ptr[tasks] = (slots + 1) % self.capacity
+        self.size[tasks] = np.minimum(self.size[tasks] + 1, self.capacity)
+        self.episode_length[tasks] += 1
         for task in tasks[ended]:
             self._finish_episode(int(task))
 
@@ -161,10 +172,72 @@ class MultiTaskReplay:
         self.obs[tasks, slots] = obs
         self.act[tasks, slots] = act
         self.rew[tasks, slots] = rew
-        self.next_obs[tasks, slots] = next_obs
         self.terminated[tasks, slots] = terminated
         self.mc_return[tasks, slots] = 0.0
         self.episode[tasks, slots] = self.current_episode[tasks]
+
+    def _keep_next(self, tasks, slots, obs, next_obs, ended) -> None:
+        """Where the s' of the transitions just written at ``slots`` are kept (see
+        :meth:`_allocate`); called before the counters move."""
+        F = self.last_obs.shape[1] - 1
+        # an ended episode's entry whose slot is overwritten now is the oldest in use
+        old = self.last_ref[tasks, slots]
+        freed = (old >= 0) & (old < F)
+        self.last_head[tasks[freed]] = (self.last_head[tasks[freed]] + 1) % F
+        self.last_count[tasks[freed]] -= 1
+        # the running episode's previous step: its s' is this step's s (a collector's data,
+        # bit for bit), or else (data written another way) it keeps an entry of its own
+        going = np.flatnonzero(self.episode_length[tasks] > 0)
+        if going.size:
+            t, prev = tasks[going], (slots[going] - 1) % self.capacity
+            s = np.asarray(obs, dtype=np.float32).reshape(len(tasks), -1)[going]
+            same = (s.view(np.int32) == self.last_obs[t, F].view(np.int32)).all(1)
+            self.last_ref[t[same], prev[same]] = -1
+            for k in np.flatnonzero(~same):
+                self._keep_apart(int(t[k]), int(prev[k]), self.last_obs[t[k], -1].copy())
+        F = self.last_obs.shape[1] - 1
+        self.last_ref[tasks, slots] = F
+        self.last_obs[tasks, F] = next_obs
+        for k in np.flatnonzero(ended):  # the episode's last s' for as long as its slot lives
+            t_k = int(tasks[k])
+            self._keep_apart(t_k, int(slots[k]), self.last_obs[t_k, -1].copy())
+
+    def _keep_apart(self, task: int, slot: int, next_obs: np.ndarray) -> None:
+        """``next_obs`` as the s' of ``slot`` in a new entry of ``task``'s ring."""
+        if self.last_count[task] == self.last_obs.shape[1] - 1:
+            self._grow_last()
+        F = self.last_obs.shape[1] - 1
+        entry = (self.last_head[task] + self.last_count[task]) % F
+        self.last_obs[task, entry] = next_obs
+        self.last_ref[task, slot] = entry
+        self.last_count[task] += 1
+
+    def _grow_last(self) -> None:
+        """Twice the entries for ended episodes, every task's in use moved to the front in
+        order (episodes shorter than the replay's capacity / entries need more)."""
+        T, F = self.num_tasks, self.last_obs.shape[1] - 1
+        grown = np.zeros((T, 2 * F + 1, self.obs_dim), dtype=np.float32)
+        for t in range(T):
+            order = (self.last_head[t] + np.arange(self.last_count[t])) % F
+            grown[t, : len(order)] = self.last_obs[t, order]
+            refs = self.last_ref[t]
+            running = refs == F
+            kept = (refs >= 0) & ~running
+            refs[kept] = (refs[kept] - self.last_head[t]) % F
+            refs[running] = 2 * F
+        grown[:, 2 * F] = self.last_obs[:, F]
+        self.last_obs, self.last_head[:] = grown, 0
+
+    def next_obs_at(self, tasks: int | np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """s' of the transitions at ``slots`` of ``tasks`` (broadcast together; a slot never
+        written gives zeros)."""
+        tasks, slots = np.broadcast_arrays(np.asarray(tasks), np.asarray(slots))
+        ref = self.last_ref[tasks, slots]
+        out = self.obs[tasks, (slots + 1) % self.capacity]
+        kept = ref >= 0
+        out[kept] = self.last_obs[tasks[kept], ref[kept]]
+        out[self.episode[tasks, slots] < 0] = 0.0
+        return out
 
     def _finish_episode(self, task: int) -> None:
         length = int(self.episode_length[task])
@@ -218,7 +291,7 @@ class MultiTaskReplay:
         ep = np.take(self._flat(self.episode), flat)
         mask = (np.take(self._flat(self.episode), j) == ep[..., None]).astype(np.float32)
         obs = np.take(self._flat(self.obs), j, axis=0)
-        delta = np.take(self._flat(self.next_obs), j, axis=0)
+        delta = self.next_obs_at(tasks[:, None, None], j - base[..., None])
         delta -= obs  # s' - s
         act = np.take(self._flat(self.act), j, axis=0)
         rew = np.take(self._flat(self.rew), j) if K else np.zeros(j.shape, np.float32)
@@ -234,7 +307,7 @@ class MultiTaskReplay:
             obs=obs[:, :, i],
             act=act[:, :, i],
             rew=np.take(self._flat(self.rew), flat),
-            next_obs=np.take(self._flat(self.next_obs), flat, axis=0),
+            next_obs=self.next_obs_at(tasks[:, None], slot),
             done=np.take(self._flat(self.terminated), flat).astype(np.float32),
             mc_return=np.take(self._flat(self.mc_return), flat),
             mc_valid=(ep != self.current_episode[tasks, None]).astype(np.float32),
@@ -259,8 +332,9 @@ class MultiTaskReplay:
         return array.reshape(self.num_tasks * self.capacity, *array.shape[2:])
 
     # ------------------------------------------------------------------ checkpointing
-    _ARRAYS = ("obs", "act", "rew", "next_obs", "terminated", "mc_return", "episode")
+    _ARRAYS = ("obs", "act", "rew", "terminated", "mc_return", "episode", "last_ref")
     _COUNTERS = ("ptr", "size", "current_episode", "episode_length")
+    _LAST: tuple[str, ...] = ("last_obs", "last_head", "last_count")  # saved whole
 
     def state_dict(self, contents: bool = True) -> dict:
         """Counters and sampling generator and, with ``contents``, the stored transitions (the
@@ -270,7 +344,11 @@ class MultiTaskReplay:
         state["shape"] = [self.num_tasks, self.capacity, self.obs_dim, self.act_dim]
         if contents:
             state["arrays"] = self._stored(int(self.size.max()))
+            state.update(self._stored_last())
         return state
+
+    def _stored_last(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self._LAST}
 
     def _stored(self, filled: int) -> dict[str, np.ndarray]:
         """The first ``filled`` slots of every stored array (views, not copies)."""
@@ -278,6 +356,8 @@ class MultiTaskReplay:
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         for name in self._ARRAYS:
+            if name not in arrays:  # last_ref in a checkpoint of every s': _restore_last
+                continue
             saved = arrays[name]
             getattr(self, name)[:, : saved.shape[1]] = saved
 
@@ -299,6 +379,42 @@ class MultiTaskReplay:
         for name in self._COUNTERS:
             getattr(self, name)[...] = state[name]
         self._restore(state["arrays"])
+        self._restore_last(state)
+
+    def _restore_last(self, state: dict) -> None:
+        """The s' kept apart (:meth:`_allocate`): saved as they are or, from a checkpoint that
+        stored every s' (before 2026-12-07, and the fast path's), picked from those."""
+        if "last_obs" in state:
+            self.last_obs = np.array(state["last_obs"], dtype=np.float32)
+            self.last_head[...] = state["last_head"]
+            self.last_count[...] = state["last_count"]
+            return
+        self._link_saved_next(np.asarray(state["arrays"]["next_obs"]))
+
+    def _link_saved_next(self, saved: np.ndarray) -> None:
+        """:meth:`_restore_last` from every slot's saved s' ([tasks, filled, obs])."""
+        C = self.capacity
+        self.last_ref[...] = -1
+        links = []
+        for t in range(self.num_tasks):
+            n, p = int(self.size[t]), int(self.ptr[t])
+            order = (p - n + np.arange(n)) % C  # oldest first
+            ep = self.episode[t, order]
+            last = np.ones(n, dtype=bool)  # no successor in its episode whose s is its s'
+            same = saved[t, order[:-1]].view(np.int32) == self.obs[t, order[1:]].view(np.int32)
+            last[:-1] = (ep[1:] != ep[:-1]) | ~same.all(1)
+            running = np.zeros(n, dtype=bool)  # the newest step of the running episode
+            running[-1:] = ep[-1:] == self.current_episode[t]
+            links.append((order[last & ~running], order[running]))
+        F = max(1, *(len(ended) for ended, _ in links))
+        self.last_obs = np.zeros((self.num_tasks, F + 1, self.obs_dim), dtype=np.float32)
+        for t, (ended, running) in enumerate(links):
+            self.last_obs[t, : len(ended)] = saved[t, ended]
+            self.last_ref[t, ended] = np.arange(len(ended))
+            self.last_obs[t, F] = saved[t, running] if len(running) else 0.0
+            self.last_ref[t, running] = F
+            self.last_count[t] = len(ended)
+        self.last_head[:] = 0
 
     def _can_grow(self, saved_shape: list[int]) -> bool:
         """Whether a saved store of ``saved_shape`` fits in this one by growing: the same tasks
@@ -316,10 +432,11 @@ class MultiTaskReplay:
             self.obs,
             self.act,
             self.rew,
-            self.next_obs,
             self.terminated,
             self.mc_return,
             self.episode,
+            self.last_ref,
+            self.last_obs,
         )
         return int(sum(a.nbytes for a in arrays))
 
@@ -349,7 +466,24 @@ def _grown(state: dict, capacity: int) -> dict:
     for name, saved in state["arrays"].items():
         saved = np.asarray(saved)
         grown = np.take_along_axis(saved, order.reshape(*order.shape, *[1] * (saved.ndim - 2)), 1)
-        fill = np.full_like(grown, -1 if name == "episode" else 0)  # a slot never written
+        fill = np.full_like(grown, -1 if name in ("episode", "last_ref") else 0)  # never written
         arrays[name] = np.where(valid.reshape(*valid.shape, *[1] * (saved.ndim - 2)), grown, fill)
     shape = [state["shape"][0], capacity, *state["shape"][2:]]
     return {**state, "arrays": arrays, "ptr": size % capacity, "shape": shape}
+
+
+def with_every_next_obs(state: dict) -> dict:
+    """A saved store's state (:meth:`MultiTaskReplay.state_dict`) with every slot's s' among its
+    arrays, as ``next_obs`` (the layout of the fast path's device replay)."""
+    arrays = state.get("arrays")
+    if arrays is None or "next_obs" in arrays:
+        return state
+    obs, ref = np.asarray(arrays["obs"]), np.asarray(arrays["last_ref"])
+    n = obs.shape[1]
+    after = np.arange(1, n + 1)
+    after[-1] = 0 if n == int(state["shape"][1]) else n  # the ring's wrap, or past the filled
+    out = np.concatenate([obs, np.zeros_like(obs[:, :1])], axis=1)[:, after]
+    kept = ref >= 0
+    out[kept] = np.asarray(state["last_obs"])[np.nonzero(kept)[0], ref[kept]]
+    out[np.asarray(arrays["episode"]) < 0] = 0.0
+    return {**state, "arrays": {**arrays, "next_obs": out}}
