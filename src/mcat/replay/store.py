@@ -179,28 +179,34 @@ class MultiTaskReplay:
     def _keep_next(self, tasks, slots, obs, next_obs, ended) -> None:
         """Where the s' of the transitions just written at ``slots`` are kept (see
         :meth:`_allocate`); called before the counters move."""
+        # (once per env step: the common case, no entry freed or kept, in few NumPy calls)
         F = self.last_obs.shape[1] - 1
         # an ended episode's entry whose slot is overwritten now is the oldest in use
         old = self.last_ref[tasks, slots]
         freed = (old >= 0) & (old < F)
-        self.last_head[tasks[freed]] = (self.last_head[tasks[freed]] + 1) % F
-        self.last_count[tasks[freed]] -= 1
+        if freed.any():
+            self.last_head[tasks[freed]] = (self.last_head[tasks[freed]] + 1) % F
+            self.last_count[tasks[freed]] -= 1
         # the running episode's previous step: its s' is this step's s (a collector's data,
         # bit for bit), or else (data written another way) it keeps an entry of its own
-        going = np.flatnonzero(self.episode_length[tasks] > 0)
-        if going.size:
+        going = self.episode_length[tasks] > 0
+        if going.any():
             t, prev = tasks[going], (slots[going] - 1) % self.capacity
             s = np.asarray(obs, dtype=np.float32).reshape(len(tasks), -1)[going]
             same = (s.view(np.int32) == self.last_obs[t, F].view(np.int32)).all(1)
-            self.last_ref[t[same], prev[same]] = -1
-            for k in np.flatnonzero(~same):
-                self._keep_apart(int(t[k]), int(prev[k]), self.last_obs[t[k], -1].copy())
+            if same.all():
+                self.last_ref[t, prev] = -1
+            else:
+                self.last_ref[t[same], prev[same]] = -1
+                for k in np.flatnonzero(~same):
+                    self._keep_apart(int(t[k]), int(prev[k]), self.last_obs[t[k], -1].copy())
         F = self.last_obs.shape[1] - 1
         self.last_ref[tasks, slots] = F
         self.last_obs[tasks, F] = next_obs
-        for k in np.flatnonzero(ended):  # the episode's last s' for as long as its slot lives
-            t_k = int(tasks[k])
-            self._keep_apart(t_k, int(slots[k]), self.last_obs[t_k, -1].copy())
+        if ended.any():  # the episode's last s' for as long as its slot lives
+            for k in np.flatnonzero(ended):
+                t_k = int(tasks[k])
+                self._keep_apart(t_k, int(slots[k]), self.last_obs[t_k, -1].copy())
 
     def _keep_apart(self, task: int, slot: int, next_obs: np.ndarray) -> None:
         """``next_obs`` as the s' of ``slot`` in a new entry of ``task``'s ring."""
@@ -231,17 +237,26 @@ class MultiTaskReplay:
     def next_obs_at(self, tasks: int | np.ndarray, slots: np.ndarray) -> np.ndarray:
         """s' of the transitions at ``slots`` of ``tasks`` (broadcast together; a slot never
         written gives zeros)."""
-        tasks, slots = np.broadcast_arrays(np.asarray(tasks), np.asarray(slots))
-        ref = self.last_ref[tasks, slots]
-        out = self.obs[tasks, (slots + 1) % self.capacity]
-        kept = ref >= 0
-        out[kept] = self.last_obs[tasks[kept], ref[kept]]
-        out[self.episode[tasks, slots] < 0] = 0.0
+        flat = np.asarray(tasks) * self.capacity + np.asarray(slots)
+        return self._next_flat(flat, np.take(self._flat(self.episode), flat) < 0)
+
+    def _next_flat(self, flat: np.ndarray, empty: np.ndarray) -> np.ndarray:
+        """s' of the flat slots ``flat`` (task * capacity + slot), given which are empty: the
+        next slot's s in one gather, as s itself is read, then the few kept apart."""
+        C = self.capacity
+        out = np.take(self._flat(self.obs), flat - flat % C + (flat + 1) % C, axis=0)
+        ref = np.take(self._flat(self.last_ref), flat).reshape(-1)
+        kept = np.flatnonzero(ref >= 0)
+        if kept.size:
+            rows = out.reshape(-1, self.obs_dim)  # a view: out is a fresh array
+            rows[kept] = self.last_obs[flat.reshape(-1)[kept] // C, ref[kept]]
+        if empty.any():
+            out[empty] = 0.0
         return out
 
     def _finish_episode(self, task: int) -> None:
         length = int(self.episode_length[task])
-        slots = (self.ptr[task] - length + np.arange(length)) % self.capacity
+        slots = oldest_first(int(self.ptr[task]), length, self.capacity)
         self._write_returns(task, slots, discounted_returns(self._rewards(task, slots), self.gamma))
         self.current_episode[task] += 1
         self.episode_length[task] = 0
@@ -289,9 +304,11 @@ class MultiTaskReplay:
         offsets = np.arange(-K, max(M, 1))
         j = base[..., None] + (slot[..., None] + offsets) % C  # [T, B, W] flat indices
         ep = np.take(self._flat(self.episode), flat)
-        mask = (np.take(self._flat(self.episode), j) == ep[..., None]).astype(np.float32)
+        ep_j = np.take(self._flat(self.episode), j)
+        mask = (ep_j == ep[..., None]).astype(np.float32)
         obs = np.take(self._flat(self.obs), j, axis=0)
-        delta = self.next_obs_at(tasks[:, None, None], j - base[..., None])
+        delta = self._next_flat(j, ep_j < 0)
+        next_obs = delta[:, :, K].copy()  # the sample's own s', before the window's in-place edits
         delta -= obs  # s' - s
         act = np.take(self._flat(self.act), j, axis=0)
         rew = np.take(self._flat(self.rew), j) if K else np.zeros(j.shape, np.float32)
@@ -307,7 +324,7 @@ class MultiTaskReplay:
             obs=obs[:, :, i],
             act=act[:, :, i],
             rew=np.take(self._flat(self.rew), flat),
-            next_obs=self.next_obs_at(tasks[:, None], slot),
+            next_obs=next_obs,
             done=np.take(self._flat(self.terminated), flat).astype(np.float32),
             mc_return=np.take(self._flat(self.mc_return), flat),
             mc_valid=(ep != self.current_episode[tasks, None]).astype(np.float32),
@@ -398,7 +415,7 @@ class MultiTaskReplay:
         links = []
         for t in range(self.num_tasks):
             n, p = int(self.size[t]), int(self.ptr[t])
-            order = (p - n + np.arange(n)) % C  # oldest first
+            order = oldest_first(p, n, C)
             ep = self.episode[t, order]
             last = np.ones(n, dtype=bool)  # no successor in its episode whose s is its s'
             same = saved[t, order[:-1]].view(np.int32) == self.obs[t, order[1:]].view(np.int32)
@@ -451,6 +468,11 @@ class MultiTaskReplay:
         return int(self.size.sum())
 
 
+def oldest_first(end: int, n: int, capacity: int) -> np.ndarray:
+    """The ring slots of the ``n`` writes before slot ``end``, oldest first."""
+    return (end - n + np.arange(n)) % capacity
+
+
 def _grown(state: dict, capacity: int) -> dict:
     """A saved store's state laid out for a larger ``capacity``: each task's stored transitions
     oldest first from slot 0 (unchanged for a ring that never wrapped, so that sampling draws
@@ -460,7 +482,7 @@ def _grown(state: dict, capacity: int) -> dict:
     filled = int(size.max())
     order = np.zeros((len(size), filled), dtype=np.int64)
     for t, (n, p) in enumerate(zip(size.tolist(), ptr.tolist(), strict=True)):
-        order[t, :n] = (p - n + np.arange(n)) % old
+        order[t, :n] = oldest_first(p, n, old)
     valid = np.arange(filled)[None, :] < size[:, None]
     arrays = {}
     for name, saved in state["arrays"].items():
