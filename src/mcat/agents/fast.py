@@ -35,6 +35,7 @@ from torch.func import functional_call, vmap
 from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_map
 
+from mcat.agents.base import adam_options
 from mcat.agents.ctd3 import CTD3Agent
 from mcat.agents.mcat import MCATAgent
 from mcat.learners.sil import sil_actor_loss, sil_critic_loss
@@ -165,7 +166,9 @@ class FastLearner:
                 }
                 for g in ref.param_groups
             ]
-            self.opts[oname] = torch.optim.Adam(groups, foreach=True, capturable=capturable)
+            # fused: one kernel for all of an optimiser's tensors (foreach takes about a dozen),
+            # and the ordinary agents' Adam (adam_options); capturable keeps it graph-safe
+            self.opts[oname] = torch.optim.Adam(groups, capturable=capturable, **adam_options(dev))
         self._load_optimizer_states()
         self.rl_steps = a0.rl_steps
         self.model_steps_done = a0.model_steps_done
