@@ -186,6 +186,40 @@ def test_a_folder_of_another_sweep_is_refused(tmp_path, capsys):
     assert (out / "sweep.json").read_bytes() == before
 
 
+def test_a_raised_budget_trains_the_finished_trials_on_and_a_lowered_one_is_refused(
+    tmp_path, capsys
+):
+    """The spec re-run with a larger ``steps`` keeps the sweep's folder: a trial finished at the
+    old budget is "to extend", and its trial (what a Ray worker runs) trains it on to the
+    metrics of a run of the larger budget launched alone; a smaller budget, or any other
+    change, is a one-line error that leaves the folder as it was (no Ray started)."""
+    out = tmp_path / "sweep"
+    trials = {t.name: t for t in sweep.prepare(sweep.spec_from_dict(SPEC), out)}
+    Trainer(run_config_from_dict(trials[OK[0]].config), out / OK[0], log=quiet).run()
+    assert {n: s for n, s, _, _ in status(out)}[OK[0]] == "done"
+    longer = {**SPEC, "base": {**BASE, "steps": 800}}
+    raised = {t.name: t for t in sweep.prepare(sweep.spec_from_dict(longer), out)}
+    states = {n: s for n, s, _, _ in status(out)}
+    assert states == {OK[0]: "to extend", OK[1]: "pending", "ctd3-nan-seed0": "pending"}
+    state, message = sweep._trial("train", raised[OK[0]].config, str(out / OK[0]), "")
+    assert state == "done", message
+    assert {n: s for n, s, _, _ in status(out)}[OK[0]] == "done"
+    alone = tmp_path / "alone"
+    Trainer(run_config_from_dict(raised[OK[0]].config), alone, log=quiet).run()
+    for name in ("metrics.csv", "episodes.csv"):
+        assert (out / OK[0] / name).read_bytes() == (alone / name).read_bytes(), name
+    record, spec_file = (out / "sweep.json").read_bytes(), tmp_path / "spec.json"
+    for spec, message in [
+        ({**SPEC, "base": {**BASE, "steps": 700}}, "budget can only be raised"),
+        ({**SPEC, "base": {**BASE, "steps": 1200, "eval_every": 100}}, "holds another sweep"),
+    ]:
+        spec_file.write_text(json.dumps(spec))
+        assert main(["sweep", str(spec_file), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert (out / "sweep.json").read_bytes() == record
+
+
 @pytest.mark.parametrize(
     "spec, folder, count",
     [

@@ -500,12 +500,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise MCATError("--status DIR shows a sweep; drop the SPEC, --out and --address")
         rows = sweep.status(Path(args.status))
         width = max(len(r[0]) for r in rows)
-        print(f"{'trial':{width}}  {'state':8}  {'step':>9}  {'test':>9}")
+        print(f"{'trial':{width}}  {'state':9}  {'step':>9}  {'test':>9}")
         for name, state, step, ret in rows:
             step_s = f"{step:,}" if step is not None else "-"
             ret_s = f"{ret:.1f}" if ret is not None else "-"
-            print(f"{name:{width}}  {state:8}  {step_s:>9}  {ret_s:>9}")
-        counts = {s: sum(r[1] == s for r in rows) for s in ("done", "started", "failed", "pending")}
+            print(f"{name:{width}}  {state:9}  {step_s:>9}  {ret_s:>9}")
+        states = ("done", "to extend", "started", "failed", "pending")
+        counts = {s: sum(r[1] == s for r in rows) for s in states}
         print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
         return 0
     if not args.spec:

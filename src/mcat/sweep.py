@@ -29,8 +29,10 @@ Every trial is an ordinary run directory ``OUT/TRIAL`` (so ``mcat eval``, ``mcat
 Re-running the same command continues a sweep however it was stopped: finished trials are kept,
 unfinished ones resume from their own checkpoints (``mcat.train.train``; a transfer trial
 restarts, reusing what its cache holds), failed ones are tried again. A failing trial is
-reported with its one-line error and does not stop the others. ``OUT/sweep.json`` records the
-spec and its trials; ``OUT/failed.json`` the errors.
+reported with its one-line error and does not stop the others. A train sweep's budget can be
+raised: the same spec with larger ``steps`` (in ``base``, say), re-run on the same ``--out``,
+trains every trial on from its newest checkpoint (``mcat train --resume DIR --steps N``).
+``OUT/sweep.json`` records the spec and its trials; ``OUT/failed.json`` the errors.
 """
 
 from __future__ import annotations
@@ -277,10 +279,13 @@ def prepare(spec: SweepSpec, out: Path, write: bool = True) -> list[Trial]:
         except (OSError, ValueError):
             old = None
         if not isinstance(old, dict) or old.get("spec") != record["spec"]:
-            other = old.get("spec", {}).get("name") if isinstance(old, dict) else None
-            raise MCATError(
-                f"{out} holds another sweep ({other or 'unreadable'}); choose another --out"
-            )
+            if not _raises_budget(old, spec, trials, out):
+                other = old.get("spec", {}).get("name") if isinstance(old, dict) else None
+                raise MCATError(
+                    f"{out} holds another sweep ({other or 'unreadable'}); choose another --out"
+                )
+            if write:  # the larger budget is the sweep's from now on
+                atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
         return trials
     if out.exists() and not out.is_dir():
         raise MCATError(f"--out {out} is a file")
@@ -290,6 +295,46 @@ def prepare(spec: SweepSpec, out: Path, write: bool = True) -> list[Trial]:
     return trials
 
 
+def _raises_budget(old: Any, spec: SweepSpec, trials: list[Trial], out: Path) -> bool:
+    """Whether ``spec`` is the train sweep recorded in ``old`` with only larger budgets
+    (``steps``); a lower one is a one-line error (trained steps cannot be taken back)."""
+    try:
+        recorded = spec_from_dict(old["spec"], f"{out / SWEEP_FILE}")
+        before = expand(recorded)
+    except (MCATError, KeyError, TypeError):
+        return False
+    if spec.experiment != "train" or recorded.experiment != "train":
+        return False
+    if [t.name for t in before] != [t.name for t in trials]:
+        return False
+    raised = False
+    for a, b in zip(before, trials, strict=True):
+        if {**a.config, "steps": 0} != {**b.config, "steps": 0}:
+            return False
+        if b.config["steps"] < a.config["steps"]:
+            raise MCATError(
+                f"trial {b.name} of the sweep in {out} has a budget of {a.config['steps']:,} env "
+                f"steps, the spec {b.config['steps']:,}: a sweep's budget can only be raised "
+                "(a shorter sweep: another --out)"
+            )
+        raised |= b.config["steps"] > a.config["steps"]
+    return raised
+
+
+def _finished(out: Path, trial: Trial, train: bool = True) -> bool:
+    """Whether ``trial``'s run folder holds its finished run: a summary, and for a train trial
+    no smaller budget than the trial's (a sweep whose budget was raised trains it on)."""
+    run = out / trial.name
+    if not (run / "summary.json").is_file():
+        return False
+    if not train:
+        return True
+    try:
+        return int(json.loads((run / "config.json").read_text())["steps"]) >= trial.config["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # not ours to judge: the trial's own run checks its folder
+
+
 def _failed(out: Path) -> dict[str, str]:
     try:
         return dict(json.loads((out / FAILED_FILE).read_text()))
@@ -297,8 +342,11 @@ def _failed(out: Path) -> dict[str, str]:
         return {}
 
 
-def trial_state(out: Path, name: str, failed: dict[str, str]) -> tuple[str, int | None, Any]:
-    """(state, last evaluated step, latest mean test return) of one trial's run folder."""
+def trial_state(
+    out: Path, name: str, failed: dict[str, str], trial: Trial | None = None
+) -> tuple[str, int | None, Any]:
+    """(state, last evaluated step, latest mean test return) of one trial's run folder; with
+    ``trial``, a run finished at a smaller budget than the trial's is "to extend"."""
     run = out / name
     step, ret = None, None
     if (run / "metrics.csv").is_file():
@@ -310,7 +358,7 @@ def trial_state(out: Path, name: str, failed: dict[str, str]) -> tuple[str, int 
             last = [r["return"] for r in rows if r["step"] == step]
             ret = sum(last) / len(last)
     if (run / "summary.json").is_file():
-        return "done", step, ret
+        return ("done" if trial is None or _finished(out, trial) else "to extend"), step, ret
     if name in failed:
         return "failed", step, ret
     if (run / "config.json").is_file():
@@ -323,9 +371,14 @@ def status(out: Path) -> list[tuple[str, str, int | None, Any]]:
     path = out / SWEEP_FILE
     if not path.is_file():
         raise MCATError(f"{out} holds no sweep ({SWEEP_FILE} missing)")
-    names = json.loads(path.read_text())["trials"]
+    record = json.loads(path.read_text())
+    try:
+        spec = spec_from_dict(record["spec"])
+        trials = {t.name: t for t in expand(spec)} if spec.experiment == "train" else {}
+    except MCATError:  # a spec this version cannot expand: states without budgets
+        trials = {}
     failed = _failed(out)
-    return [(n, *trial_state(out, n, failed)) for n in names]
+    return [(n, *trial_state(out, n, failed, trials.get(n))) for n in record["trials"]]
 
 
 # ---------------------------------------------------------------------------- running on Ray
@@ -351,9 +404,14 @@ def _trial(experiment: str, config: dict, run_dir: str, cache: str) -> tuple[str
     try:
         if experiment == "train":
             from mcat.config import run_config_from_dict
-            from mcat.train import train
+            from mcat.runs import load_run_config
+            from mcat.train import extend_run, train
 
-            summary = train(run_config_from_dict(config), Path(run_dir), log=quiet)
+            cfg = run_config_from_dict(config)
+            run = Path(run_dir)
+            if (run / "config.json").is_file() and load_run_config(run).steps < cfg.steps:
+                extend_run(run, cfg.steps, log=quiet)  # the sweep's budget was raised
+            summary = train(cfg, run, log=quiet)
             return "done", f"test {summary['test_return']:.1f}, train {summary['train_return']:.1f}"
         if experiment == "transfer":
             from mcat.experiments.transfer import TransferConfig, run_transfer
@@ -429,7 +487,7 @@ def run(
     check_creatable_dir(out, "--out")
     trials = prepare(spec, out, write=False)
     failed = _failed(out)
-    todo = [t for t in trials if not (out / t.name / "summary.json").is_file()]
+    todo = [t for t in trials if not _finished(out, t, spec.experiment == "train")]
     log(
         f"sweep {spec.name}: {len(trials)} trials, {len(trials) - len(todo)} finished, "
         f"{len(todo)} to run ({spec.cpus} CPU{'s' * (spec.cpus > 1)} each)"
