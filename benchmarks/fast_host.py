@@ -3,6 +3,7 @@ environments, the replay queue and copy, logs) with the learner's gradient steps
 replaced by nothing (zero actions), timed per round of 5 env steps per seed.
 
     python benchmarks/fast_host.py [--seeds 1 10] [--vector-envs sync async worker] [--device cpu]
+        [--profile]
 
 Beside the full loop's rate (benchmarks/throughput.py --fast-seeds) it says how much of a round
 the GPU could at best hide: if the host alone takes as long as a whole round, the loop is
@@ -12,6 +13,9 @@ bound by the host (results/gpu/README.md). HalfCheetah armature, 5 tasks, full M
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +30,10 @@ from mcat.seeds import SeedGroup
 ROUNDS = 400
 
 
-def host_round(seeds: int, vector_envs: str, device: str) -> float:
-    """Milliseconds per round of the loop without its GPU work."""
+def host_round(seeds: int, vector_envs: str, device: str, profile: bool = False) -> float:
+    """Milliseconds per round of the loop without its GPU work; ``profile``: also print where
+    the timed rounds went (cProfile, cumulative times of this library's and gymnasium's vector
+    env functions; the profiler's overhead makes the rounds themselves slower)."""
     with tempfile.TemporaryDirectory() as tmp:
         # a run just long enough (its replay, sized by it, is small: ten seeds' replays of a
         # long run filled a 24 GiB machine through the subprocesses' copies)
@@ -47,12 +53,17 @@ def host_round(seeds: int, vector_envs: str, device: str) -> float:
             group.iterate()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
+        prof = cProfile.Profile() if profile else None
         t0 = time.perf_counter()
-        for _ in range(ROUNDS):
-            group.iterate()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        with prof or contextlib.nullcontext():
+            for _ in range(ROUNDS):
+                group.iterate()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
         ms = 1e3 * (time.perf_counter() - t0) / ROUNDS
+        if prof is not None:
+            stats = pstats.Stats(prof).sort_stats("cumulative")
+            stats.print_stats(r"mcat/|gymnasium/vector|tasks/wrappers", 25)
         for tr in group.trainers:
             tr.close()
         return ms
@@ -63,11 +74,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 10])
     p.add_argument("--vector-envs", nargs="+", default=["sync", "async", "worker"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--profile", action="store_true", help="also print where the rounds went")
     args = p.parse_args()
     torch.set_num_threads(1)
     for mode in args.vector_envs:
         for seeds in args.seeds:
-            ms = host_round(seeds, mode, args.device)
+            ms = host_round(seeds, mode, args.device, args.profile)
             print(
                 f"{seeds:2d} seed(s), {mode:6s} envs: {ms:6.3f} ms of host work per round "
                 f"(at most {5 * seeds / ms * 1e3:8.1f} env steps/s in all if the GPU were free)"
