@@ -1,7 +1,11 @@
 """The short ctd3 and MCAT runs whose logs are kept in tests/data/regression (see
-tests/test_regression.py); ``python tests/regression_runs.py`` records them again."""
+tests/test_regression.py); ``python tests/regression_runs.py`` records them again. Also
+:func:`assert_same_logs`, the comparison of logs made on another machine."""
 
+import csv
+import io
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -29,16 +33,52 @@ RUNS = {
 
 
 def machine() -> dict:
-    """What the recorded bytes depend on besides the code: torch's build and the processor."""
-    cpu = ""
+    """What the recorded bytes depend on besides the code: torch's build and the processor (its
+    name, and its family and model, which the name alone does not tell apart: "AMD EPYC" is
+    several generations). The first recording kept only the name."""
+    fields = {"model name": "", "cpu family": "", "model": ""}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if key.strip() in fields and not fields[key.strip()]:
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return {"torch": torch.__version__, "machine": platform.machine(), "cpu": cpu}
+    cpu_model = f"{fields['cpu family']}/{fields['model']}"
+    return {
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu": fields["model name"],
+        "cpu_model": cpu_model,
+    }
+
+
+# Logs recorded on another processor may differ in a float's last bits: on 2026-12-07 an AMD EPYC
+# of family 25 model 17 (AVX-512) wrote 2 of the 37 metrics rows of each recorded run 1 ulp
+# (1.9e-16 relative) away from the recording, the episodes identical, and no torch, MKL, oneDNN,
+# NumPy or glibc setting brought the recorded bits back. A change of what a run computes moves
+# the numbers by far more than this bound (another random draw changes every later row).
+REL = 1e-9
+
+
+def assert_same_logs(got: str, want: str, what: str) -> None:
+    """Two CSV logs have the same rows and cells: text cells equal, numbers equal within ``REL``."""
+    rows, expected = (list(csv.reader(io.StringIO(t))) for t in (got, want))
+    assert len(rows) == len(expected), f"{what}: {len(rows)} rows, recorded {len(expected)}"
+    for i, (row, exp) in enumerate(zip(rows, expected, strict=True)):
+        assert len(row) == len(exp), f"{what} row {i}: {row} != {exp}"
+        for a, b in zip(row, exp, strict=True):
+            if a != b:
+                assert same_number(a, b), f"{what} row {i}: {row} != {exp}"
+
+
+def same_number(a: str | float, b: str | float) -> bool:
+    """Equal within ``REL`` (both numbers), or equal."""
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return a == b
+    return math.isclose(x, y, rel_tol=REL, abs_tol=0.0) or x == y
 
 
 def run(name: str, out: Path) -> Path:

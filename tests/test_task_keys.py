@@ -20,6 +20,7 @@ from mcat.tasks import Box, Choice, TaskFamily, get_family, register_family, tas
 from mcat.tasks import family as registry
 from mcat.tasks.toy import PointGainEnv
 from mcat.train import load_run_agent
+from regression_runs import assert_same_logs, same_number
 
 OLD_RUN = Path(__file__).parent / "data" / "old_run_float_keys"
 
@@ -187,13 +188,20 @@ def test_a_run_written_with_float_keys_resumes_and_evaluates(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(OLD_RUN / "run", run)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    # expected/ was written on another processor: numbers agree to a float's last bits
+    # (regression_runs.REL), everything else exactly
     expected = json.loads((OLD_RUN / "expected" / "summary.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["per_task"] == expected["per_task"]
+    assert list(summary["per_task"]) == list(expected["per_task"])
+    for key, want in expected["per_task"].items():
+        got = summary["per_task"][key]
+        assert got["split"] == want["split"] and same_number(got["return"], want["return"]), key
     for name in ("metrics.csv", "episodes.csv"):
-        assert (run / name).read_text() == (OLD_RUN / "expected" / name).read_text()
+        got_text, want_text = (run / name).read_text(), (OLD_RUN / "expected" / name).read_text()
+        assert_same_logs(got_text, want_text, name)
     cfg, agent, _ = load_run_agent(run)
     family = get_family(cfg.family)
     tasks = [family.task(k) for k in expected["per_task"]]
     returns = evaluate_agent(agent, cfg, tasks)
-    assert [returns[v] for v in tasks] == [v["return"] for v in expected["per_task"].values()]
+    # the saved policy evaluates to what the resumed run wrote, bit for bit (same machine)
+    assert [returns[v] for v in tasks] == [v["return"] for v in summary["per_task"].values()]
