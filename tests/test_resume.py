@@ -472,6 +472,40 @@ def test_no_dead_ends_a_stopped_run_continues_whichever_way_it_is_restarted(
     assert logs(run) != logs(toy_reference) and (run / "summary.json").is_file()
 
 
+def test_an_unfinished_run_without_its_checkpoints_is_refused_untouched(
+    toy_reference, tmp_path, capsys
+):
+    # stopped at 800 of 1,200 steps (checkpoints every 300) and copied without its checkpoints:
+    # starting it again would replace 800 steps of logs, so neither --resume, nor a larger
+    # budget, nor the same command does; a run killed before its first checkpoint still starts
+    # again (test above)
+    run = tmp_path / "copied"
+    run.mkdir()
+    shutil.copy(toy_reference / "config.json", run / "config.json")
+    for name in ("metrics.csv", "episodes.csv"):
+        lines = (toy_reference / name).read_text().splitlines(keepends=True)
+        (run / name).write_text("".join(x for x in lines[:1] + lines[1:] if _step(x) <= 800))
+    before, config = logs(run), (run / "config.json").read_bytes()
+    for argv in (
+        ["train", "--resume", str(run)],
+        ["train", "--resume", str(run), "--steps", "1500"],
+        ["train", *LOUD_TOY, "--out", str(run)],
+        ["eval", str(run)],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "holds logs up to env step 750 but no checkpoint" in err
+        assert logs(run) == before and (run / "config.json").read_bytes() == config
+        assert not list_checkpoints(run) and not (run / "summary.json").exists()
+    advice = err.split(": ")[-1].split()  # mcat train --config C --out NEW_DIR
+    assert advice[:4] == ["mcat", "train", "--config", str(run / "config.json")]
+
+
+def _step(line: str) -> int:
+    head = line.split(",", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 @pytest.mark.parametrize("summary_kept", [True, False])
 def test_a_finished_run_without_its_checkpoints_is_refused_untouched_with_the_way_on(
     toy_reference, tmp_path, capsys, summary_kept

@@ -3,8 +3,10 @@
 # env steps, mcat_runs/) trained on to 2M env steps into results/table2/long_runs/. Where the
 # 300k run's final checkpoint is on this machine, the run is copied and continued from it
 # (`mcat train --resume DIR --steps 2000000`: the run a 2M budget makes from the start, byte for
-# byte, README "Training on to a larger budget"); elsewhere (a clone: git keeps no checkpoints)
-# the same run starts from step 0 with the 2M budget. Variant nopt: MCAT without policy transfer
+# byte, README "Training on to a larger budget"); where neither the long run's nor the 300k run's
+# checkpoints are on this machine (a clone: git keeps no checkpoints), a long run not yet begun
+# starts from step 0 with the 2M budget, and one whose logs are committed is refused in one line
+# (its logs are kept; the error says how to train it again into another folder). Variant nopt: MCAT without policy transfer
 # (results/table34's delay-500 nopt runs, whose checkpoints were not kept: from step 0), for the
 # paper's Table 3 at 1M (STEPS=1000000) or Table 2's budget. Resumable: kill it any time and run
 # it again; a run another process is writing (exit 75) is skipped, so two lanes can share a list.

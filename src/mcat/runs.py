@@ -560,6 +560,47 @@ def finished_run_advice(run_dir: Path) -> str:
     )
 
 
+def last_logged_step(run_dir: Path) -> int:
+    """The largest env step in a run's metrics and episode logs (0 without any)."""
+    last = 0
+    for name in (METRICS, EPISODES):
+        try:
+            with open(Path(run_dir) / name, newline="") as f:
+                for row in csv.DictReader(f):
+                    step = row.get("step") or ""
+                    if step.isdigit():
+                        last = max(last, int(step))
+        except OSError:
+            continue
+    return last
+
+
+def checkpoints_not_kept(run_dir: Path) -> str | None:
+    """Why a run without any checkpoint file cannot be continued nor started again in place, or
+    None: it finished, or its logs go past its first checkpoint (so its checkpoints were removed
+    or not copied, as in a clone of a repository that keeps only logs). Starting again from step
+    0 would replace those logs, and a run started again on another machine need not repeat them
+    bit for bit."""
+    run_dir = Path(run_dir)
+    if has_checkpoint_files(run_dir):
+        return None
+    if finished_without_checkpoints(run_dir):
+        return finished_run_advice(run_dir)
+    try:
+        every = load_run_config(run_dir).checkpoint_every
+    except MCATError:
+        return None
+    last = last_logged_step(run_dir)
+    if last <= every:  # killed before its first checkpoint (or while writing it): start again
+        return None
+    return (
+        f"{run_dir} holds logs up to env step {last:,} but no checkpoint (they were removed or "
+        f"not copied): there is nothing to continue from, and starting again would replace "
+        f"those logs; to train it again from step 0, into another folder: "
+        f"mcat train --config {run_dir / CONFIG} --out NEW_DIR"
+    )
+
+
 def _complete(run_dir: Path) -> list[tuple[int, Path]]:
     return [(s, p) for s, p in list_checkpoints(run_dir) if _sidecar(p).is_file()]
 
@@ -727,8 +768,9 @@ def find_checkpoint(run_dir: Path, log=None) -> Checkpoint:
             f"to start the run again from step 0: mcat train --config {run_dir / CONFIG} "
             f"--out {run_dir} --overwrite"
         )
-    if finished_without_checkpoints(run_dir):
-        raise MCATError(finished_run_advice(run_dir))
+    lost = checkpoints_not_kept(run_dir)
+    if lost:
+        raise MCATError(lost)
     raise MCATError(
         f"{run_dir} has no checkpoint yet ({CHECKPOINTS}/step-*.pt); "
         f"mcat train --resume {run_dir} runs it"

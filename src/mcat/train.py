@@ -35,10 +35,9 @@ from mcat.runs import (
     Checkpoint,
     CsvLog,
     RunDirLock,
+    checkpoints_not_kept,
     discard_checkpoints_after,
     find_checkpoint,
-    finished_run_advice,
-    finished_without_checkpoints,
     fmt_duration,
     from_saved,
     has_checkpoint_files,
@@ -142,8 +141,9 @@ def extend_run(run_dir: Path, steps: int, log: Callable[[str], None] = print) ->
                 f"--steps {steps:,} with --resume can only raise the run's budget "
                 f"({cfg.steps:,} env steps in {run_dir / CONFIG})"
             )
-        if finished_without_checkpoints(run_dir):
-            raise MCATError(finished_run_advice(run_dir))
+        lost = checkpoints_not_kept(run_dir)
+        if lost:
+            raise MCATError(lost)
         longer = dataclasses.replace(cfg, steps=int(steps))
         longer.validate()
         # the summary first: a crash between the two writes leaves an unfinished run of the
@@ -394,8 +394,9 @@ class Trainer:
         cls, run_dir: Path, cfg: RunConfig, log: Callable[[str], None], **extra: Any
     ) -> Trainer:
         if not has_checkpoint_files(run_dir):
-            if finished_without_checkpoints(run_dir):  # starting again would replace its logs
-                raise MCATError(finished_run_advice(run_dir))
+            lost = checkpoints_not_kept(run_dir)  # starting again would replace its logs
+            if lost:
+                raise MCATError(lost)
             # stopped (or failed) before its first checkpoint: nothing to continue from, and the
             # same config and seed give the same run, so it starts again
             log(
