@@ -189,7 +189,10 @@ class TaskSlot(gym.Env):
         return self._env(self.task).reset(seed=seed)
 
     def step(self, action):
-        return self.envs[self.task].step(action)
+        # the collector reads no info: an empty one spares the vector env merging every key of
+        # every step's info into arrays (and, in subprocesses, pickling them)
+        obs, reward, terminated, truncated, _ = self.envs[self.task].step(action)
+        return obs, reward, terminated, truncated, {}
 
     def close(self) -> None:
         for env in self.envs.values():
