@@ -4,7 +4,8 @@
 # 1. `mcat train --seeds 0 1 --act-ahead` on the GPU, twice uninterrupted (the second with
 #    `--vector-envs worker`) and once killed at env step 3,000 and re-run: the logs must be
 #    identical (as the CPU tests check);
-# 2. benchmarks/fast_host.py: the host's work per round with 10 seeds, environments in the
+# 2. benchmarks/fast_host.py: the host's work per round with 10 seeds (and, --stub-envs, without
+#    the environments' own work), environments in the
 #    process, one subprocess each (async) and one worker subprocess per seed (worker);
 # 3. benchmarks/throughput.py: full MCAT on the fast path, 1 and 10 seeds, environments in the
 #    process and in worker subprocesses, each with and without act_ahead, in one process.
@@ -45,7 +46,7 @@ tmp=$(mktemp -d)
     done
 } 2>&1 | tee "$out/cli_check.txt"
 python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
-    --device "$device" 2>&1 \
+    --device "$device" --stub-envs 2>&1 \
     | tee "$out/fast_host.txt"
 # shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
 python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
