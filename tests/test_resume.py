@@ -484,7 +484,7 @@ def test_an_unfinished_run_without_its_checkpoints_is_refused_untouched(
     shutil.copy(toy_reference / "config.json", run / "config.json")
     for name in ("metrics.csv", "episodes.csv"):
         lines = (toy_reference / name).read_text().splitlines(keepends=True)
-        (run / name).write_text("".join(x for x in lines[:1] + lines[1:] if _step(x) <= 800))
+        (run / name).write_text("".join(x for x in lines if _step(x) <= 800))  # + header
     before, config = logs(run), (run / "config.json").read_bytes()
     for argv in (
         ["train", "--resume", str(run)],
