@@ -212,11 +212,14 @@ def time_fast(
     profile_rounds: int = 0,
     act_priority: bool = False,
     act_ahead: bool = False,
+    vmapped: bool = False,
 ) -> tuple[float, float]:
     """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
     set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
     (env steps/s of one seed, aggregate env steps/s over the seeds) and, once, the time spent
-    building the CUDA graphs (their capture is in the warm-up, not timed)."""
+    building the CUDA graphs (their capture is in the warm-up, not timed). ``vmapped``: the
+    learner computes even one seed vmapped (the default for several; one seed runs its modules
+    as they are, with fewer kernels: benchmarks/fast_kernels.py)."""
     from mcat.seeds import SeedGroup
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,6 +235,9 @@ def time_fast(
         if act_priority:
             assert group.learner is not None
             group.learner.act_stream = torch.cuda.Stream(priority=-1)
+        if vmapped:  # before any step: the steps are captured with the chosen way
+            assert group.learner is not None
+            group.learner.batched = True
         while group.env_steps < WARMUP:
             group.iterate()
         for tr in group.trainers:
@@ -357,6 +363,12 @@ def main() -> None:
         help="also time each fast-path run with acting on a high-priority CUDA stream (CUDA only)",
     )
     p.add_argument(
+        "--fast-vmap-one-seed",
+        action="store_true",
+        help="also time each one-seed fast-path run with its learner vmapped (as several seeds "
+        "are; one seed's default runs its modules as they are, with fewer kernels)",
+    )
+    p.add_argument(
         "--fast-profile",
         type=int,
         default=0,
@@ -410,14 +422,18 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
-    variants = [(False, False)]
+    variants = [(False, False, False)]
     if args.fast_act_priority:
-        variants.append((True, False))
+        variants.append((True, False, False))
     if args.fast_act_ahead:
-        variants.append((False, True))
+        variants.append((False, True, False))
+    if args.fast_vmap_one_seed:
+        variants += [(p, a, True) for p, a, _ in variants]
     for mode in args.fast_vector_envs:
         for seeds in args.fast_seeds:
-            for priority, ahead in variants:
+            for priority, ahead, vmapped in variants:
+                if vmapped and seeds > 1:  # several seeds are vmapped by default
+                    continue
                 parts = {}
                 one, total = time_fast(
                     args.steps,
@@ -428,9 +444,11 @@ def main() -> None:
                     profile_rounds=args.fast_profile,
                     act_priority=priority,
                     act_ahead=ahead,
+                    vmapped=vmapped,
                 )
                 how = ", acting on a high-priority stream" if priority else ""
                 how += ", act_ahead" if ahead else ""
+                how += ", vmapped" if vmapped else ""
                 print(
                     f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
                     f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "

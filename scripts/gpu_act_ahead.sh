@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# act_ahead on a GPU, one command from the repository root of a CUDA machine (results/gpu/README.md):
+# act_ahead on a GPU, one command from the repository root of a CUDA machine (results/gpu/README.md).
+# In the order it runs: 0, 3, 2, 1 (the timings first, so that a call cut short still has them):
 #   bash scripts/gpu_act_ahead.sh [OUT_DIR]        (default results/gpu/act_ahead)
 # 1. `mcat train --seeds 0 1 --act-ahead` on the GPU, twice uninterrupted (the second with
 #    `--vector-envs worker`) and once killed at env step 3,000 and re-run: the logs must be
@@ -8,7 +9,11 @@
 #    the environments' own work), environments in the
 #    process, one subprocess each (async) and one worker subprocess per seed (worker);
 # 3. benchmarks/throughput.py: full MCAT on the fast path, 1 and 10 seeds, environments in the
-#    process and in worker subprocesses, each with and without act_ahead, in one process.
+#    process and in worker subprocesses, each with and without act_ahead, and one seed also
+#    vmapped (its default before session 36: the kernels' count, benchmarks/fast_kernels.py),
+#    in one process.
+# 0. first the GPU step checks of tests/test_fast.py (the graphs of one seed and of two equal
+#    eager steps; the steps equal the default path's on the same batches).
 # Set-up as for scripts/gpu_check.sh: `bash scripts/gpu_wheels.sh` here once (.whl/), then on the
 # GPU machine, carrying .whl/, one call:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -23,7 +28,17 @@ device=${DEVICE:-cuda} crash_at=${CRASH_AT:-3000}
 mkdir -p "$out"
 if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+  MCAT_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_fast.py \
+      -k "equal and not seeds" 2>&1 | tail -5 | tee "$out/gpu_tests.txt"
 fi
+# shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
+python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
+    --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead \
+    --fast-vmap-one-seed 2>&1 \
+    | tee "$out/throughput.txt"
+python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
+    --device "$device" --stub-envs 2>&1 \
+    | tee "$out/fast_host.txt"
 run=(python3 -m mcat.cli train halfcheetah-armature --algo mcat --seeds 0 1 --act-ahead
      --steps "${CLI_STEPS:-5000}" --learning-starts 1000 --eval-every 2000 --checkpoint-every 2000
      --max-episode-steps 200 --reward-delay 50 --device "$device" --quiet)
@@ -45,10 +60,3 @@ tmp=$(mktemp -d)
         done
     done
 } 2>&1 | tee "$out/cli_check.txt"
-python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
-    --device "$device" --stub-envs 2>&1 \
-    | tee "$out/fast_host.txt"
-# shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
-python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
-    --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead 2>&1 \
-    | tee "$out/throughput.txt"

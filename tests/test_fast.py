@@ -14,6 +14,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mcat.agents.ctd3 import CTD3Agent
 from mcat.agents.fast import FastLearner, masked_contrastive, update_norm
@@ -207,8 +208,42 @@ def test_fast_steps_equal_the_default_steps_on_the_same_batches(batched):
     assert worst < 1e-4
 
 
+class Ops(TorchDispatchMode):
+    """The names of the operations dispatched while active (on a GPU, mostly one kernel each)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_one_seed_steps_its_modules_as_they_are():
+    """One seed's step runs its modules without vmap and without per-seed copies: fewer
+    operations, so fewer kernels in its CUDA graph (benchmarks/fast_kernels.py counts them)."""
+    cfg = MCATConfig(hidden=(64, 64), encoder_hidden=(32, 32), model_hidden=32, history=4)
+    rep = filled_replay()
+    ops = {}
+    for batched in (False, True):
+        torch.manual_seed(0)
+        agent = MCATAgent(OBS, ACT, cfg, device=DEVICE)
+        gen = torch.Generator(DEVICE).manual_seed(0)
+        learner = FastLearner([agent], device_copy(rep), [gen], graphs=False, batched=batched)
+        learner._rl_step(True)
+        with Ops() as seen:
+            learner._rl_step(True)
+        ops[batched] = seen.names
+    assert FastLearner([agent], device_copy(rep), [gen], graphs=False).batched is False
+    assert not {"stack", "select_backward", "unbind"} & set(ops[False])
+    assert len(ops[False]) < 0.85 * len(ops[True])
+
+
 @pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs need a GPU (MCAT_TEST_DEVICE=cuda)")
-def test_cuda_graphs_equal_eager_steps():
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_cuda_graphs_equal_eager_steps(seeds):
+    """One seed computes per seed (its modules as they are), several vmapped: the defaults."""
     torch.manual_seed(0)
     cfg = MCATConfig(
         history=4,
@@ -219,16 +254,15 @@ def test_cuda_graphs_equal_eager_steps():
         model_steps=2,
         translator_steps=2,
     )
-    agents = [MCATAgent(OBS, ACT, cfg, device=DEVICE) for _ in range(2)]
+    agents = [MCATAgent(OBS, ACT, cfg, device=DEVICE) for _ in range(seeds)]
     rep = filled_replay()
     learners = []
     for graphs in (False, True):
-        gens = [torch.Generator(DEVICE).manual_seed(s) for s in range(2)]
+        gens = [torch.Generator(DEVICE).manual_seed(s) for s in range(seeds)]
         learners.append(
-            FastLearner(
-                copy.deepcopy(agents), device_copy(rep, 2), gens, graphs=graphs, batched=True
-            )
+            FastLearner(copy.deepcopy(agents), device_copy(rep, seeds), gens, graphs=graphs)
         )
+    assert learners[0].batched == (seeds > 1)
     for _ in range(20):
         for learner in learners:
             learner.train_step()

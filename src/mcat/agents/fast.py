@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 from torch.nn.utils.stateless import _reparametrize_module
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from mcat.agents.base import adam_options
 from mcat.agents.ctd3 import CTD3Agent
@@ -106,8 +106,8 @@ def update_norm(t: Tensors, prefix: str, x: torch.Tensor, mask: torch.Tensor) ->
 class FastLearner:
     """The training state of ``agents`` (one per seed, same class and config) stacked on their
     device, trained from ``replay`` (its seed rows in the agents' order) with one generator per
-    seed (``generators``). ``graphs`` (CUDA graphs) and ``batched`` (vmap over seeds) default
-    to True on a CUDA device and False elsewhere."""
+    seed (``generators``). ``graphs`` (CUDA graphs) defaults to True on a CUDA device, ``batched``
+    (vmap over seeds) to True on a CUDA device with several seeds; False elsewhere."""
 
     def __init__(
         self,
@@ -128,7 +128,9 @@ class FastLearner:
             self.mcat and bool(getattr(c, "policy_transfer", False)) and self.T > 1
         )
         self.graphs = dev.type == "cuda" if graphs is None else graphs
-        self.batched = dev.type == "cuda" if batched is None else batched
+        # one seed runs its modules as they are: vmap would add kernels (a linear layer becomes a
+        # batched product, a bias multiply and an add; benchmarks/fast_kernels.py)
+        self.batched = (dev.type == "cuda" and self.S > 1) if batched is None else batched
         self.max_action = a0.max_action
         mods = a0.modules()
         self.names = [n for n in _MODULES if n in mods]
@@ -317,20 +319,30 @@ class FastLearner:
         if self.batched:
             return vmap(fn)
 
-        def seed(args: tuple, s: int) -> tuple:
-            return tree_map(lambda x: x[s] if isinstance(x, torch.Tensor) else x, args)
-
         def looped(*args):
-            outs = [fn(*seed(args, s)) for s in range(self.S)]
+            # views of every seed, so that the backward adds no kernel (one seed) or one stack
+            # per tensor (several; indexing would add a zero-fill and a copy per seed)
+            leaves, spec = tree_flatten(args)
+            one = self.S == 1
+            split = [
+                None if not isinstance(x, torch.Tensor) else (x.squeeze(0),) if one else x.unbind()
+                for x in leaves
+            ]
+
+            def seed(s: int) -> list:
+                return [x if u is None else u[s] for x, u in zip(leaves, split, strict=True)]
+
+            outs = [fn(*tree_unflatten(seed(s), spec)) for s in range(self.S)]
+            if one:  # a view, not a copy
+                return tree_map(lambda x: x.unsqueeze(0), outs[0])
             return tree_map(lambda *xs: torch.stack(xs), *outs)
 
         return looped
 
     def _uniform(self, batch: int) -> torch.Tensor:
         """[S*T, batch] uniform numbers, each seed's rows from its own generator."""
-        return torch.cat(
-            [torch.rand(self.T, batch, generator=g, device=self.device) for g in self.gens]
-        )
+        rows = [torch.rand(self.T, batch, generator=g, device=self.device) for g in self.gens]
+        return rows[0] if self.S == 1 else torch.cat(rows)
 
     def _sample(self, batch: int, context: int = 0, future: int = 0) -> Tensors:
         """A batch of every seed and task, [S, T, batch, ...]."""
@@ -420,13 +432,12 @@ class FastLearner:
         history = c.history if "encoder" in self.t else 0
         b = self._sample(c.batch_size, context=history)
         N = self.T * c.batch_size
-        noise = torch.stack(
-            [
-                torch.randn(N, a.act_dim, generator=g, device=self.device)
-                * (c.policy_noise * self.max_action)
-                for g in self.gens
-            ]
-        )
+        draws = [  # each seed's target-policy noise from its own generator
+            torch.randn(N, a.act_dim, generator=g, device=self.device)
+            * (c.policy_noise * self.max_action)
+            for g in self.gens
+        ]
+        noise = draws[0].unsqueeze(0) if self.S == 1 else torch.stack(draws)
         sil = self.mcat and c.sil  # type: ignore[attr-defined]
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731 - [T, B, ...] -> [T*B, ...]
         frozen = {n: {k: v.detach() for k, v in self.t[n].items()} for n in self.names}
