@@ -7,9 +7,11 @@ step's CUDA graph, and with 256-unit networks a kernel costs about as much GPU t
 
 Full MCAT with its defaults (256-unit networks, batches of 256, H on), 5 tasks with
 HalfCheetah's sizes (17 observations, 6 actions), each step run once before it is counted. For
-each number of seeds, both ways the learner computes the seeds: ``per-seed`` (each seed's modules
-as they are, one after the other) and ``vmapped`` (torch.func.vmap over the stacked seeds: one
-kernel for all seeds, but a linear layer becomes a batched product, a bias multiply and an add).
+each number of seeds, the ways the learner can compute the seeds: ``per-seed`` (each seed's
+modules as they are, one after the other), ``vmapped`` (torch.func.vmap over the stacked seeds:
+one kernel for all seeds; each linear layer one ``baddbmm``) and ``before 36`` (vmapped as before
+session 36, with vmap's own rule for a linear layer: a batched product, the bias multiplied by
+one and an add).
 The per-round line weighs the steps by the default schedule: one TD3 step per round (the actor
 every second), acting once, and every ``model_every`` TD3 steps ``model_steps`` C+F steps, the
 task features and ``translator_steps`` H steps. (The replay's scatter, the same in both ways,
@@ -73,7 +75,7 @@ class Count(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def learner(seeds: int, batched: bool) -> FastLearner:
+def learner(seeds: int, how: str) -> FastLearner:
     """A CPU learner over ``seeds`` fresh MCAT agents and a replay of random transitions."""
     torch.manual_seed(0)
     cfg = MCATConfig()
@@ -91,11 +93,14 @@ def learner(seeds: int, batched: bool) -> FastLearner:
             obs = nxt
         view.store.flush()
     gens = [torch.Generator().manual_seed(s) for s in range(seeds)]
-    return FastLearner(agents, replay, gens, graphs=False, batched=batched)
+    fast = FastLearner(agents, replay, gens, graphs=False, batched=how != "per-seed")
+    if how == "before 36":
+        fast._vmap_modules = dict(fast._modules)
+    return fast
 
 
-def counts(seeds: int, batched: bool) -> dict[str, int]:
-    fast = learner(seeds, batched)
+def counts(seeds: int, how: str) -> dict[str, int]:
+    fast = learner(seeds, how)
     fast._feature_step()
     fast.has_features = True
     K = fast.cfg.history
@@ -139,12 +144,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for seeds in args.seeds:
-        per_seed, vmapped = counts(seeds, False), counts(seeds, True)
+        ways = ("per-seed", "vmapped", "before 36")
+        got = {how: counts(seeds, how) for how in ways}
         default = "per-seed" if seeds == 1 else "vmapped"
         print(f"{seeds} seed(s), kernels per step (the fast path's default on a GPU: {default})")
-        print(f"  {'step':<14}{'per-seed':>10}{'vmapped':>10}")
-        for name in per_seed:
-            print(f"  {name:<14}{per_seed[name]:>10}{vmapped[name]:>10}")
+        print(f"  {'step':<14}" + "".join(f"{how:>11}" for how in ways))
+        for name in got["per-seed"]:
+            print(f"  {name:<14}" + "".join(f"{got[how][name]:>11}" for how in ways))
 
 
 if __name__ == "__main__":

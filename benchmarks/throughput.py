@@ -212,14 +212,14 @@ def time_fast(
     profile_rounds: int = 0,
     act_priority: bool = False,
     act_ahead: bool = False,
-    vmapped: bool = False,
+    before_36: bool = False,
 ) -> tuple[float, float]:
     """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
     set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
     (env steps/s of one seed, aggregate env steps/s over the seeds) and, once, the time spent
-    building the CUDA graphs (their capture is in the warm-up, not timed). ``vmapped``: the
-    learner computes even one seed vmapped (the default for several; one seed runs its modules
-    as they are, with fewer kernels: benchmarks/fast_kernels.py)."""
+    building the CUDA graphs (their capture is in the warm-up, not timed). ``before_36``: the
+    learner as it computed before session 36, every number of seeds vmapped and with vmap's own
+    rule for linear layers (more kernels: benchmarks/fast_kernels.py)."""
     from mcat.seeds import SeedGroup
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,9 +235,10 @@ def time_fast(
         if act_priority:
             assert group.learner is not None
             group.learner.act_stream = torch.cuda.Stream(priority=-1)
-        if vmapped:  # before any step: the steps are captured with the chosen way
+        if before_36:  # before any step: the steps are captured the way chosen
             assert group.learner is not None
             group.learner.batched = True
+            group.learner._vmap_modules = dict(group.learner._modules)
         while group.env_steps < WARMUP:
             group.iterate()
         for tr in group.trainers:
@@ -363,10 +364,11 @@ def main() -> None:
         help="also time each fast-path run with acting on a high-priority CUDA stream (CUDA only)",
     )
     p.add_argument(
-        "--fast-vmap-one-seed",
+        "--fast-before-36",
         action="store_true",
-        help="also time each one-seed fast-path run with its learner vmapped (as several seeds "
-        "are; one seed's default runs its modules as they are, with fewer kernels)",
+        help="also time the fast path's learner as it was before session 36 (every number of "
+        "seeds vmapped, with vmap's own rule for linear layers: more kernels), with the first "
+        "--fast-vector-envs mode and without act_ahead",
     )
     p.add_argument(
         "--fast-profile",
@@ -427,12 +429,12 @@ def main() -> None:
         variants.append((True, False, False))
     if args.fast_act_ahead:
         variants.append((False, True, False))
-    if args.fast_vmap_one_seed:
-        variants += [(p, a, True) for p, a, _ in variants]
+    if args.fast_before_36:
+        variants.append((False, False, True))
     for mode in args.fast_vector_envs:
         for seeds in args.fast_seeds:
-            for priority, ahead, vmapped in variants:
-                if vmapped and seeds > 1:  # several seeds are vmapped by default
+            for priority, ahead, before_36 in variants:
+                if before_36 and mode != args.fast_vector_envs[0]:
                     continue
                 parts = {}
                 one, total = time_fast(
@@ -444,11 +446,11 @@ def main() -> None:
                     profile_rounds=args.fast_profile,
                     act_priority=priority,
                     act_ahead=ahead,
-                    vmapped=vmapped,
+                    before_36=before_36,
                 )
                 how = ", acting on a high-priority stream" if priority else ""
                 how += ", act_ahead" if ahead else ""
-                how += ", vmapped" if vmapped else ""
+                how += ", the learner before session 36" if before_36 else ""
                 print(
                     f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
                     f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "

@@ -9,11 +9,11 @@
 #    the environments' own work), environments in the
 #    process, one subprocess each (async) and one worker subprocess per seed (worker);
 # 3. benchmarks/throughput.py: full MCAT on the fast path, 1 and 10 seeds, environments in the
-#    process and in worker subprocesses, each with and without act_ahead, and one seed also
-#    vmapped (its default before session 36: the kernels' count, benchmarks/fast_kernels.py),
-#    in one process.
+#    process and in worker subprocesses, each with and without act_ahead, and (in the process,
+#    without act_ahead) the learner as it was before session 36, with more kernels
+#    (benchmarks/fast_kernels.py), all in one process.
 # 0. first the GPU step checks of tests/test_fast.py (the graphs of one seed and of two equal
-#    eager steps; the steps equal the default path's on the same batches).
+#    eager steps; the steps equal the default path's on the same batches; vmapped linear layers).
 # Set-up as for scripts/gpu_check.sh: `bash scripts/gpu_wheels.sh` here once (.whl/), then on the
 # GPU machine, carrying .whl/, one call:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -29,12 +29,12 @@ mkdir -p "$out"
 if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
   MCAT_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_fast.py \
-      -k "equal and not seeds" 2>&1 | tail -5 | tee "$out/gpu_tests.txt"
+      -k "(equal and not seeds) or linear" 2>&1 | tail -5 | tee "$out/gpu_tests.txt"
 fi
 # shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
 python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
     --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead \
-    --fast-vmap-one-seed 2>&1 \
+    --fast-before-36 2>&1 \
     | tee "$out/throughput.txt"
 python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
     --device "$device" --stub-envs 2>&1 \

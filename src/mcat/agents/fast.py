@@ -28,9 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
+from copy import deepcopy
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.func import functional_call, vmap
 from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
@@ -59,6 +61,58 @@ _OPTIMIZERS = {
     "translator_opt": ("translator",),
 }
 WARMUP_CALLS = 2  # eager calls of a step before it is captured (CUDA graph docs: warm up first)
+
+
+class _BatchedLinear(torch.autograd.Function):
+    """``F.linear`` whose rule under vmap is one batched product with the bias added in it
+    (``baddbmm``); vmap's own rule for a linear layer launches three kernels (a batched product,
+    the bias multiplied by one, an add). Under vmap autograd differentiates the ``baddbmm``;
+    ``backward`` serves calls outside vmap."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, _ = ctx.saved_tensors
+        flat = grad.reshape(-1, grad.shape[-1])
+        return grad @ weight, flat.T @ x.reshape(-1, x.shape[-1]), flat.sum(0)
+
+    @staticmethod
+    def vmap(info, in_dims, x, weight, bias):
+        S = info.batch_size
+
+        def seeds_first(t: torch.Tensor, dim: int | None) -> torch.Tensor:
+            return t.expand(S, *t.shape) if dim is None else t.movedim(dim, 0)
+
+        x, weight, bias = (
+            seeds_first(t, d) for t, d in zip((x, weight, bias), in_dims, strict=True)
+        )
+        rows = x.reshape(S, -1, x.shape[-1])
+        out = torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+        return out.view(*x.shape[:-1], weight.shape[1]), 0
+
+
+class _VmapLinear(torch.nn.Linear):
+    """A linear layer computed through :class:`_BatchedLinear` (the same parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _BatchedLinear.apply(x, self.weight, self.bias)
+
+
+def vmap_friendly(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose linear layers (all with a bias) run as one ``baddbmm`` under
+    vmap: the same code and parameter names, fewer kernels."""
+    copy = deepcopy(module)
+    for sub in copy.modules():
+        if type(sub) is torch.nn.Linear and sub.bias is not None:
+            sub.__class__ = _VmapLinear
+    return copy
 
 
 @contextmanager
@@ -134,12 +188,14 @@ class FastLearner:
         self.max_action = a0.max_action
         mods = a0.modules()
         self.names = [n for n in _MODULES if n in mods]
-        # seed 0's modules: their code (not their tensors) computes every seed's step
-        self.m: dict[str, torch.nn.Module] = {}
+        # seed 0's modules: their code (not their tensors) computes every seed's step; vmapped,
+        # through copies whose linear layers are one kernel each (built when first needed)
+        self._modules: dict[str, torch.nn.Module] = {}
         for n in self.names:
             module = mods[n]
             assert isinstance(module, torch.nn.Module)
-            self.m[n] = module
+            self._modules[n] = module
+        self._vmap_modules: dict[str, torch.nn.Module] = {}
         # stacked tensors per module: parameters (leaves with their requires_grad) and buffers
         self.t: dict[str, Tensors] = {}
         self._index: dict[int, torch.Tensor] = {}  # id(seed 0's parameter) -> stacked tensor
@@ -205,6 +261,15 @@ class FastLearner:
             src, tgt = torch.meshgrid(torch.arange(T), torch.arange(T), indexing="ij")
             keep = src != tgt
             self._pairs = (src[keep].to(dev), tgt[keep].to(dev))
+
+    @property
+    def m(self) -> dict[str, torch.nn.Module]:
+        """The modules whose code computes the steps (see ``batched``)."""
+        if not self.batched:
+            return self._modules
+        if not self._vmap_modules:
+            self._vmap_modules = {n: vmap_friendly(m) for n, m in self._modules.items()}
+        return self._vmap_modules
 
     # ------------------------------------------------------------------ state exchange
     @staticmethod
