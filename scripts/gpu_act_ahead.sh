@@ -19,6 +19,8 @@
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 \
 #     && bash scripts/gpu_act_ahead.sh $OUT
+# PARTS (default "tests timings host cli") picks parts: a call cut short at the 10-minute limit
+# is followed by one with the parts it did not reach (e.g. PARTS="host cli").
 # The same check, smaller, on this CPU machine (that the next GPU call will run; about 20 min):
 #   DEVICE=cpu CLI_STEPS=1300 CRASH_AT=1250 HOST_SEEDS=2 FAST_SEEDS="1 2" STEPS=600 \
 #     PATH=$PWD/.venv/bin:$PATH PYTHONPATH=src bash scripts/gpu_act_ahead.sh /tmp/act_ahead
@@ -26,19 +28,27 @@ set -uo pipefail
 out=${1:-results/gpu/act_ahead}
 device=${DEVICE:-cuda} crash_at=${CRASH_AT:-3000}
 mkdir -p "$out"
+parts=" ${PARTS:-tests timings host cli} "
 if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+fi
+if [ "$device" = cuda ] && [[ $parts == *" tests "* ]]; then
   MCAT_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_fast.py \
       -k "(equal and not seeds) or linear" 2>&1 | tail -5 | tee "$out/gpu_tests.txt"
 fi
-# shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
-python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
-    --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead \
-    --fast-before-36 2>&1 \
-    | tee "$out/throughput.txt"
-python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
-    --device "$device" --stub-envs 2>&1 \
-    | tee "$out/fast_host.txt"
+if [[ $parts == *" timings "* ]]; then
+  # shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
+  python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
+      --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead \
+      --fast-before-36 2>&1 \
+      | tee "$out/throughput.txt"
+fi
+if [[ $parts == *" host "* ]]; then
+  python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
+      --device "$device" --stub-envs 2>&1 \
+      | tee "$out/fast_host.txt"
+fi
+[[ $parts == *" cli "* ]] || exit 0
 run=(python3 -m mcat.cli train halfcheetah-armature --algo mcat --seeds 0 1 --act-ahead
      --steps "${CLI_STEPS:-5000}" --learning-starts 1000 --eval-every 2000 --checkpoint-every 2000
      --max-episode-steps 200 --reward-delay 50 --device "$device" --quiet)
