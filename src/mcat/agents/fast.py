@@ -189,13 +189,15 @@ class FastLearner:
         mods = a0.modules()
         self.names = [n for n in _MODULES if n in mods]
         # seed 0's modules: their code (not their tensors) computes every seed's step; vmapped,
-        # through copies whose linear layers are one kernel each (built when first needed)
+        # through copies whose linear layers are one kernel each
         self._modules: dict[str, torch.nn.Module] = {}
         for n in self.names:
             module = mods[n]
             assert isinstance(module, torch.nn.Module)
             self._modules[n] = module
         self._vmap_modules: dict[str, torch.nn.Module] = {}
+        if self.batched:
+            self._vmap_modules = {n: vmap_friendly(m) for n, m in self._modules.items()}
         # stacked tensors per module: parameters (leaves with their requires_grad) and buffers
         self.t: dict[str, Tensors] = {}
         self._index: dict[int, torch.Tensor] = {}  # id(seed 0's parameter) -> stacked tensor
@@ -267,7 +269,7 @@ class FastLearner:
         """The modules whose code computes the steps (see ``batched``)."""
         if not self.batched:
             return self._modules
-        if not self._vmap_modules:
+        if not self._vmap_modules:  # batched set after construction
             self._vmap_modules = {n: vmap_friendly(m) for n, m in self._modules.items()}
         return self._vmap_modules
 
