@@ -26,7 +26,7 @@ checkpointed, so checkpoints and evaluation are exactly those of the ordinary pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 
@@ -113,6 +113,11 @@ def vmap_friendly(module: torch.nn.Module) -> torch.nn.Module:
         if type(sub) is torch.nn.Linear and sub.bias is not None:
             sub.__class__ = _VmapLinear
     return copy
+
+
+def stacked(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(xs)``; for one tensor a view, not a copy."""
+    return xs[0].unsqueeze(0) if len(xs) == 1 else torch.stack(list(xs))
 
 
 @contextmanager
@@ -267,11 +272,7 @@ class FastLearner:
     @property
     def m(self) -> dict[str, torch.nn.Module]:
         """The modules whose code computes the steps (see ``batched``)."""
-        if not self.batched:
-            return self._modules
-        if not self._vmap_modules:  # batched set after construction
-            self._vmap_modules = {n: vmap_friendly(m) for n, m in self._modules.items()}
-        return self._vmap_modules
+        return self._vmap_modules if self.batched else self._modules
 
     # ------------------------------------------------------------------ state exchange
     @staticmethod
@@ -400,9 +401,7 @@ class FastLearner:
                 return [x if u is None else u[s] for x, u in zip(leaves, split, strict=True)]
 
             outs = [fn(*tree_unflatten(seed(s), spec)) for s in range(self.S)]
-            if one:  # a view, not a copy
-                return tree_map(lambda x: x.unsqueeze(0), outs[0])
-            return tree_map(lambda *xs: torch.stack(xs), *outs)
+            return tree_map(lambda *xs: stacked(xs), *outs)
 
         return looped
 
@@ -504,7 +503,7 @@ class FastLearner:
             * (c.policy_noise * self.max_action)
             for g in self.gens
         ]
-        noise = draws[0].unsqueeze(0) if self.S == 1 else torch.stack(draws)
+        noise = stacked(draws)
         sil = self.mcat and c.sil  # type: ignore[attr-defined]
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731 - [T, B, ...] -> [T*B, ...]
         frozen = {n: {k: v.detach() for k, v in self.t[n].items()} for n in self.names}
