@@ -238,7 +238,7 @@ def time_fast(
         if before_36:  # before any step: the steps are captured the way chosen
             assert group.learner is not None
             group.learner.batched = True
-            group.learner._vmap_modules = dict(group.learner._modules)
+            group.learner._compute = dict(group.learner._modules)
         while group.env_steps < WARMUP:
             group.iterate()
         for tr in group.trainers:

@@ -135,15 +135,32 @@ class Queue:
         return self.batches.pop(0)
 
 
-@pytest.mark.parametrize("batched", [False, True], ids=["per-seed", "vmapped"])
-def test_fast_steps_equal_the_default_steps_on_the_same_batches(batched):
+@pytest.mark.parametrize(
+    "batched, compiled",
+    [
+        pytest.param(False, False, id="per-seed"),
+        pytest.param(True, False, id="vmapped"),
+        # torch.compile takes a minute or two here: long checks
+        pytest.param(False, True, id="compiled", marks=pytest.mark.slow),
+        pytest.param(True, True, id="compiled-vmapped", marks=pytest.mark.slow),
+    ],
+)
+def test_fast_steps_equal_the_default_steps_on_the_same_batches(batched, compiled):
+    """On the same batches the fast steps compute the default steps' losses, parameters,
+    normalisers, optimiser moments and task features; compiled (--compile) too, and then with
+    no graph break and no host read (which would stop a CUDA graph capture)."""
     torch.manual_seed(0)
     cfg = MCATConfig(hidden=(64, 64), encoder_hidden=(32, 32), model_hidden=32, history=4, future=3)
     agent = MCATAgent(OBS, ACT, cfg, device=DEVICE)
     twin = copy.deepcopy(agent)
     rep = filled_replay()
     gen = torch.Generator(DEVICE).manual_seed(0)
-    learner = FastLearner([twin], device_copy(rep), [gen], graphs=False, batched=batched)
+    learner = FastLearner(
+        [twin], device_copy(rep), [gen], graphs=False, batched=batched, compile=compiled
+    )
+    if compiled:
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
     rng = np.random.default_rng(3)
     batches = [
         rep.sample(cfg.model_batch_size, context=cfg.history, future=cfg.future, rng=rng),
@@ -205,8 +222,64 @@ def test_fast_steps_equal_the_default_steps_on_the_same_batches(batched):
                     )
                 assert float(mine_opt.state[q]["step"]) == float(module.state[p]["step"])
     torch.testing.assert_close(twin.features, agent.features, atol=ATOL, rtol=RTOL)
-    assert worst > 0 or batched is False  # the check compares real, moved parameters
+    assert worst > 0 or batched is False or compiled  # the check compares real, moved parameters
     assert worst < 1e-4
+    if compiled:
+        compiled_steps_are_whole_and_read_nothing_back(learner)
+
+
+def compiled_steps_are_whole_and_read_nothing_back(learner: FastLearner) -> None:
+    """No graph break in the compiled steps (each would split a step into more kernels and
+    Python in between), and no value read back to the host while a step runs: a read inside a
+    CUDA graph capture fails, and the step would then run eagerly. The replay's compiled gather
+    equals its eager one."""
+    from torch.profiler import ProfilerActivity, profile
+
+    del learner._sample  # the instance's stand-in: the learner's own sampling again
+    u = torch.rand(T, 16, device=DEVICE)
+    for context, future in ((4, 3), (4, 0), (0, 0)):
+        got, expected = (
+            learner._gather(u, context, future),
+            learner.replay.gather(u, context, future),
+        )
+        for key, value in expected.items():
+            torch.testing.assert_close(got[key], value, msg=key)
+    K = learner.cfg.history
+    obs = np.zeros((1, T, OBS), np.float32)
+    acting = (
+        obs,
+        np.zeros((1, T, K, OBS), np.float32),
+        np.zeros((1, T, K, ACT), np.float32),
+        np.ones((1, T, K), np.float32),
+        np.array([[1, -1, 0]]),
+        np.arange(T)[None],
+    )
+    steps = [
+        learner._model_step,
+        learner._feature_step,
+        learner._translator_step,
+        lambda: learner._rl_step(False),
+        lambda: learner._rl_step(True),
+        lambda: learner.act(*acting),
+    ]
+    for step in steps:  # compiled (and warmed) before they are watched
+        step()
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for step in steps:
+            step()
+    reads = []
+    for event in prof.events():
+        if event.name == "aten::_local_scalar_dense":
+            chain, parent = [], event.cpu_parent
+            while parent is not None:
+                chain.append(parent.name)
+                parent = parent.cpu_parent
+            # the CPU's fused Adam reads its step count (on a GPU it is capturable: no read)
+            if not any("fused_adam" in name for name in chain):
+                reads.append(chain[:4])
+    assert not reads, reads
+    assert not torch._dynamo.utils.counters["graph_break"]
 
 
 class Ops(TorchDispatchMode):
@@ -491,9 +564,40 @@ def test_act_ahead_is_a_run_of_its_own_and_resumes_identically(two_seeds, tmp_pa
         assert (out / name).read_bytes() == (whole / name).read_bytes()
 
 
-def test_act_ahead_without_the_fast_path_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("option", ["--act-ahead", "--compile"])
+def test_fast_path_options_without_the_fast_path_are_refused(option, tmp_path, capsys):
     argv = [a for a in FAST if a != "--quiet"]
-    assert main([*argv, "--act-ahead", "--out", str(tmp_path / "x")]) == 2
+    assert main([*argv, option, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "mcat: error: --act-ahead is an option of the fast path: add --fast"
+    assert err == f"mcat: error: {option} is an option of the fast path: add --fast"
     assert not (tmp_path / "x").exists()
+
+
+def test_compile_without_a_compiler_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    argv = [a for a in FAST if a != "--quiet"]
+    assert main([*argv, "--fast", "--compile", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mcat: error: --compile on a CPU needs a C++ compiler")
+    assert "\n" not in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow  # compiling takes a minute or two here
+def test_compiled_seeds_resume_identically(two_seeds, tmp_path):
+    """--compile on the command line: two seeds trained with compiled steps, killed mid-run and
+    run again, write the uninterrupted run's logs (the compiled kernels are the same in every
+    process); and they are a run of their own (float rounding differs from the eager steps)."""
+    torch._dynamo.reset()  # the learners of earlier tests: their compiled entries go
+    argv = [*FAST, "--seeds", "0", "2", "--compile"]
+    whole, out = tmp_path / "whole", tmp_path / "killed"
+    assert main([*argv, "--out", str(whole)]) == 0
+    mcat([*argv, "--out", str(out)], crash="step:420")
+    assert main([*argv, "--out", str(out)]) == 0
+    for seed in ("seed0", "seed2"):
+        for name in LOGS:
+            assert (out / seed / name).read_bytes() == (whole / seed / name).read_bytes()
+    config = json.loads((whole / "seed0" / "config.json").read_text())
+    assert config["compile"] is True and config["fast"] is True
+    for seed in ("seed0", "seed2"):
+        eager = (two_seeds / seed / "episodes.csv").read_bytes()
+        assert (whole / seed / "episodes.csv").read_bytes() != eager

@@ -164,6 +164,7 @@ TRAIN_FLAGS = (
     "checkpoint_replay",
     "fast",
     "act_ahead",
+    "compile",
 )
 
 
@@ -828,6 +829,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fast path: act with the policy from before the last round's gradient steps, "
         "which then run on the GPU while the environments step (not yet measured; README)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="fast path: compile the steps with torch.compile, fewer fused kernels (a minute "
+        "or more to compile at the start; not yet measured on a GPU; README)",
     )
     p.add_argument(
         "--reward-delay", type=int, help="pay the summed reward every D steps (default 1)"

@@ -19,6 +19,7 @@ from mcat.errors import MCATError
 from mcat.tasks.family import TaskValue
 from mcat.validation import (
     MAX_INT,
+    check_compiler,
     check_device,
     check_distinct,
     check_int,
@@ -96,6 +97,12 @@ class RunConfig:
     the host's work overlap. The gradient steps and the data they sample are those of the serial
     order; only the acting policy lags one round (a step of each environment). Off by default
     until measured on a GPU (results/gpu/README.md)."""
+    compile: bool = False
+    """Fast path only: compile each step's networks and losses with torch.compile (inductor),
+    so that a step launches fewer, fused kernels (benchmarks/fast_kernels.py counts them). The
+    same algorithm, equal to the eager step within float rounding (not bit-identical to a run
+    without it). Compiling takes about a minute at the start (more on a small CPU); it needs a
+    C++ compiler on a CPU and triton on a GPU. Off by default until measured on a GPU."""
     agent: Any = field(default_factory=CTD3Config)
     """Hyper-parameters of the algorithm."""
 
@@ -146,6 +153,10 @@ class RunConfig:
             validate_tasks(n)
         if self.act_ahead and not self.fast:
             raise MCATError("--act-ahead is an option of the fast path: add --fast")
+        if self.compile:
+            if not self.fast:
+                raise MCATError("--compile is an option of the fast path: add --fast")
+            check_compiler(self.device)
         if self.fast:
             from mcat.agents.ctd3 import CTD3Agent
             from mcat.agents.mcat import MCATAgent

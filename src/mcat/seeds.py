@@ -184,7 +184,11 @@ class SeedGroup:
         assert self.store is not None
         self.store.flush()
         self.learner = FastLearner(
-            [tr.agent for tr in self.trainers], self.store, self.generators, log=log
+            [tr.agent for tr in self.trainers],
+            self.store,
+            self.generators,
+            log=log,
+            compile=cfg.compile,
         )
 
     def _align(self, cfg: RunConfig, seeds: list[int], dirs: list[Path]) -> None:

@@ -94,6 +94,30 @@ def check_device(value: Any) -> str:
     return value
 
 
+def check_compiler(device: str) -> None:
+    """What torch.compile needs to build kernels for ``device``: a C++ compiler for the CPU
+    (inductor reads $CXX, else looks for g++ and clang++), triton for a CUDA device."""
+    import importlib.util
+    import os
+    import shutil
+
+    import torch
+
+    kind = torch.device(device).type
+    if kind == "cpu":
+        names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++"]
+        if not any(shutil.which(n) for n in names):
+            raise MCATError(
+                "--compile on a CPU needs a C++ compiler for torch.compile (g++ or clang++, or "
+                "$CXX); install one (e.g. apt install g++) or run without --compile"
+            )
+    elif kind == "cuda" and importlib.util.find_spec("triton") is None:
+        raise MCATError(
+            "--compile on a GPU needs triton for torch.compile (pip install triton, the "
+            "version your torch names); or run without --compile"
+        )
+
+
 def check_distinct(name: str, values: Sequence, what: str = "task") -> None:
     from mcat.tasks import task_key
 

@@ -42,6 +42,7 @@ from mcat.agents.ctd3 import CTD3Agent
 from mcat.agents.mcat import MCATAgent
 from mcat.learners.sil import sil_actor_loss, sil_critic_loss
 from mcat.learners.td3 import actor_loss, critic_loss, td3_target
+from mcat.models.nets import RunningNorm
 from mcat.replay.device import DeviceReplay
 
 Tensors = dict[str, torch.Tensor]
@@ -115,6 +116,18 @@ def vmap_friendly(module: torch.nn.Module) -> torch.nn.Module:
     return copy
 
 
+def without_counts(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose running normalisers hold no sample count, for compiled steps:
+    only a normaliser's update reads its count (the learner's own update works on the stacked
+    tensors), and torch.compile, which lifts every buffer of a module it calls, guards a 0-d
+    count on the CPU by reading its value, a host read at every call."""
+    copy = deepcopy(module)
+    for sub in copy.modules():
+        if isinstance(sub, RunningNorm):
+            del sub._buffers["count"]
+    return copy
+
+
 def stacked(xs: Sequence[torch.Tensor]) -> torch.Tensor:
     """``torch.stack(xs)``; for one tensor a view, not a copy."""
     return xs[0].unsqueeze(0) if len(xs) == 1 else torch.stack(list(xs))
@@ -166,7 +179,9 @@ class FastLearner:
     """The training state of ``agents`` (one per seed, same class and config) stacked on their
     device, trained from ``replay`` (its seed rows in the agents' order) with one generator per
     seed (``generators``). ``graphs`` (CUDA graphs) defaults to True on a CUDA device, ``batched``
-    (vmap over seeds) to True on a CUDA device with several seeds; False elsewhere."""
+    (vmap over seeds) to True on a CUDA device with several seeds; False elsewhere. ``compile``
+    (off by default) compiles each step's networks and losses with torch.compile: the same
+    computation in fewer kernels, equal to the eager step within float rounding."""
 
     def __init__(
         self,
@@ -176,6 +191,7 @@ class FastLearner:
         graphs: bool | None = None,
         batched: bool | None = None,
         log: Callable[[str], None] = print,
+        compile: bool = False,
     ):
         a0 = agents[0]
         self.agents, self.replay, self.gens, self.log = agents, replay, generators, log
@@ -190,19 +206,38 @@ class FastLearner:
         # one seed runs its modules as they are: vmap would add kernels (a linear layer becomes a
         # batched product, a bias multiply and an add; benchmarks/fast_kernels.py)
         self.batched = (dev.type == "cuda" and self.S > 1) if batched is None else batched
+        self.compile = compile
+        self._gather = replay.gather
+        if compile:
+            import torch._dynamo.config as dynamo
+
+            log("compiling the steps with torch.compile as they first run (a minute or more)")
+            # every per-seed function goes through one wrapper (the loop over seeds, or vmap's),
+            # whose compiled versions dynamo keeps apart by their guards: one for each of about
+            # eight step kinds and acting sizes, its default limit
+            dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
+            # and the parts around them: index arithmetic, gathers and masks, the normalisers'
+            # updates, the loss records and the whole acting step fuse into a few kernels each
+            self._gather = torch.compile(replay.gather, dynamic=False)
+            self._update_norms = torch.compile(self._update_norms, dynamic=False)  # type: ignore[method-assign]
+            self._act_step = torch.compile(self._act_step, dynamic=False)  # type: ignore[method-assign]
+            self._note = torch.compile(self._note, dynamic=False)  # type: ignore[method-assign]
         self.max_action = a0.max_action
         mods = a0.modules()
         self.names = [n for n in _MODULES if n in mods]
         # seed 0's modules: their code (not their tensors) computes every seed's step; vmapped,
-        # through copies whose linear layers are one kernel each
+        # through copies whose linear layers are one kernel each; compiled, through copies
+        # without the normalisers' sample counts (see without_counts)
         self._modules: dict[str, torch.nn.Module] = {}
         for n in self.names:
             module = mods[n]
             assert isinstance(module, torch.nn.Module)
             self._modules[n] = module
-        self._vmap_modules: dict[str, torch.nn.Module] = {}
+        self._compute = dict(self._modules)
         if self.batched:
-            self._vmap_modules = {n: vmap_friendly(m) for n, m in self._modules.items()}
+            self._compute = {n: vmap_friendly(m) for n, m in self._compute.items()}
+        if compile:
+            self._compute = {n: without_counts(m) for n, m in self._compute.items()}
         # stacked tensors per module: parameters (leaves with their requires_grad) and buffers
         self.t: dict[str, Tensors] = {}
         self._index: dict[int, torch.Tensor] = {}  # id(seed 0's parameter) -> stacked tensor
@@ -271,8 +306,8 @@ class FastLearner:
 
     @property
     def m(self) -> dict[str, torch.nn.Module]:
-        """The modules whose code computes the steps (see ``batched``)."""
-        return self._vmap_modules if self.batched else self._modules
+        """The modules whose code computes the steps (see ``batched`` and ``compile``)."""
+        return self._compute
 
     # ------------------------------------------------------------------ state exchange
     @staticmethod
@@ -383,7 +418,13 @@ class FastLearner:
     def _per_seed(self, fn: Callable) -> Callable:
         """``fn`` (one seed's computation) for every seed: vmapped (one batched kernel for all
         seeds), or on a CPU a loop over the seeds, which computes each seed exactly as a run of
-        that seed alone does (so a multi-seed run's seeds equal single-seed runs bit for bit)."""
+        that seed alone does (so a multi-seed run's seeds equal single-seed runs bit for bit).
+        With ``compile``, that function compiled by torch.compile (inductor): its forward and
+        backward become fewer, fused kernels."""
+        per_seed = self._seeds_of(fn)
+        return torch.compile(per_seed, dynamic=False) if self.compile else per_seed
+
+    def _seeds_of(self, fn: Callable) -> Callable:
         if self.batched:
             return vmap(fn)
 
@@ -405,6 +446,16 @@ class FastLearner:
 
         return looped
 
+    def _read(self, name: str, detach: bool = False) -> Tensors:
+        """The stacked tensors of module ``name`` that its forward reads, for functional_call:
+        the normalisers' sample counts are left out, as only their updates use them (and the
+        compiled steps' modules have none: :func:`without_counts`)."""
+        return {
+            k: v.detach() if detach else v
+            for k, v in self.t[name].items()
+            if not k.endswith("count")
+        }
+
     def _uniform(self, batch: int) -> torch.Tensor:
         """[S*T, batch] uniform numbers, each seed's rows from its own generator."""
         rows = [torch.rand(self.T, batch, generator=g, device=self.device) for g in self.gens]
@@ -412,26 +463,33 @@ class FastLearner:
 
     def _sample(self, batch: int, context: int = 0, future: int = 0) -> Tensors:
         """A batch of every seed and task, [S, T, batch, ...]."""
-        b = self.replay.gather(self._uniform(batch), context, future)
+        b = self._gather(self._uniform(batch), context, future)
         return {k: v.view(self.S, self.T, *v.shape[1:]) for k, v in b.items()}
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         """Keep a per-seed loss (no read-back) and flag the seeds where it is not finite."""
         if name not in self.losses:
             self.losses[name] = torch.zeros(self.S, device=self.device)
-        self.losses[name].copy_(value.detach())
-        self.bad.logical_or_(~torch.isfinite(value.detach()))
+        self._note(self.losses[name], value.detach())
+
+    def _note(self, buffer: torch.Tensor, value: torch.Tensor) -> None:
+        buffer.copy_(value)
+        self.bad.logical_or_(~torch.isfinite(value))
 
     # ------------------------------------------------------------------ C + F
+    @torch.no_grad()
+    def _update_norms(self, b: Tensors) -> None:
+        """C's and F's running normalisers, from a C+F batch (as the ordinary step's updates)."""
+        enc, fm = self.t["encoder"], self.t["forward_model"]
+        update_norm(enc, "delta_norm.", b["ctx_delta"], b["ctx_mask"])
+        update_norm(enc, "act_norm.", b["ctx_act"], b["ctx_mask"])
+        update_norm(fm, "in_norm.", torch.cat([b["fut_obs"], b["fut_act"]], -1), b["fut_mask"])
+        update_norm(fm, "target_norm.", b["fut_delta"], b["fut_mask"])
+
     def _model_step(self) -> None:
         c, m = self.cfg, self.m
         b = self._sample(c.model_batch_size, context=c.history, future=c.future)
-        enc, fm = self.t["encoder"], self.t["forward_model"]
-        with torch.no_grad():
-            update_norm(enc, "delta_norm.", b["ctx_delta"], b["ctx_mask"])
-            update_norm(enc, "act_norm.", b["ctx_act"], b["ctx_mask"])
-            update_norm(fm, "in_norm.", torch.cat([b["fut_obs"], b["fut_act"]], -1), b["fut_mask"])
-            update_norm(fm, "target_norm.", b["fut_delta"], b["fut_mask"])
+        self._update_norms(b)
 
         def seed_loss(pe, pf, b):
             z = functional_call(m["encoder"], pe, (b["ctx_delta"], b["ctx_act"], b["ctx_mask"]))
@@ -442,7 +500,7 @@ class FastLearner:
             cont = masked_contrastive(z[:, : c.contrastive_samples], c.contrastive_margin)
             return nll, cont
 
-        nll, cont = self._per_seed(seed_loss)(enc, fm, b)
+        nll, cont = self._per_seed(seed_loss)(self._read("encoder"), self._read("forward_model"), b)
         loss = nll + c.contrastive_weight * cont if c.contrastive_weight > 0 else nll
         opt = self.opts["model_opt"]
         opt.zero_grad(set_to_none=True)
@@ -457,7 +515,7 @@ class FastLearner:
         """The task features z^(i): mean context over ``feature_segments`` segments per task."""
         c, m = self.cfg, self.m
         b = self._sample(c.feature_segments, context=c.history)  # type: ignore[attr-defined]
-        pe = {k: v.detach() for k, v in self.t["encoder"].items()}
+        pe = self._read("encoder", detach=True)
         with torch.no_grad():
             z = self._per_seed(lambda p, d, u, k: functional_call(m["encoder"], p, (d, u, k)))(
                 pe, b["ctx_delta"], b["ctx_act"], b["ctx_mask"]
@@ -470,7 +528,7 @@ class FastLearner:
         assert isinstance(a, MCATAgent)
         b = self._sample(c.translator_batch_size)  # type: ignore[attr-defined]
         src, tgt = self._pairs
-        pf = {k: v.detach() for k, v in self.t["forward_model"].items()}
+        pf = self._read("forward_model", detach=True)
         objective = c.translator_objective  # type: ignore[attr-defined]
 
         def seed_loss(ph, pf, obs, act, delta, feats):
@@ -506,7 +564,7 @@ class FastLearner:
         noise = stacked(draws)
         sil = self.mcat and c.sil  # type: ignore[attr-defined]
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731 - [T, B, ...] -> [T*B, ...]
-        frozen = {n: {k: v.detach() for k, v in self.t[n].items()} for n in self.names}
+        frozen = {n: self._read(n, detach=True) for n in self.names}
 
         def contexts(pe, b):
             if pe is None:
@@ -692,7 +750,10 @@ class FastLearner:
         obs = obs.view(S, n, o)
         if "encoder" in self.t:
             z = self._per_seed(lambda p, d, u, k: functional_call(m["encoder"], p, (d, u, k)))(
-                self.t["encoder"], cd.view(S, n, K, o), ca.view(S, n, K, act_dim), cm.view(S, n, K)
+                self._read("encoder"),
+                cd.view(S, n, K, o),
+                ca.view(S, n, K, act_dim),
+                cm.view(S, n, K),
             )
         else:
             z = obs.new_zeros(S, n, 0)
