@@ -158,9 +158,8 @@ def learner(seeds: int, how: str) -> FastLearner:
         view.store.flush()
     gens = [torch.Generator().manual_seed(s) for s in range(seeds)]
     batched = how != "per-seed" and not (how == "compiled" and seeds == 1)
-    fast = FastLearner(
-        agents, replay, gens, graphs=False, batched=batched, compile=how == "compiled"
-    )
+    compiled = how == "compiled"
+    fast = FastLearner(agents, replay, gens, False, batched, lambda m: None, compiled)
     if how == "before 36":
         fast._compute = dict(fast._modules)
     return fast

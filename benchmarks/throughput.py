@@ -213,13 +213,15 @@ def time_fast(
     act_priority: bool = False,
     act_ahead: bool = False,
     before_36: bool = False,
+    compiled: bool = False,
 ) -> tuple[float, float]:
     """Full MCAT on the fast path (mcat.seeds.SeedGroup) with ``seeds`` seeds in one process,
     set up as :func:`time_ctd3`'s full MCAT run (two of five tasks acting through H); returns
     (env steps/s of one seed, aggregate env steps/s over the seeds) and, once, the time spent
     building the CUDA graphs (their capture is in the warm-up, not timed). ``before_36``: the
     learner as it computed before session 36, every number of seeds vmapped and with vmap's own
-    rule for linear layers (more kernels: benchmarks/fast_kernels.py)."""
+    rule for linear layers (more kernels: benchmarks/fast_kernels.py). ``compiled``: --compile,
+    the steps compiled by torch.compile (compiling is in the warm-up, not timed)."""
     from mcat.seeds import SeedGroup
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,6 +232,7 @@ def time_fast(
             fast=True,
             vector_envs=vector_envs,
             act_ahead=act_ahead,
+            compile=compiled,
         )
         group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
         if act_priority:
@@ -371,6 +374,12 @@ def main() -> None:
         "--fast-vector-envs mode and without act_ahead",
     )
     p.add_argument(
+        "--fast-compile",
+        action="store_true",
+        help="also time each fast-path run with --compile (torch.compile), and with "
+        "--fast-act-ahead also both together",
+    )
+    p.add_argument(
         "--fast-profile",
         type=int,
         default=0,
@@ -424,16 +433,21 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
-    variants = [(False, False, False)]
+    # (acting on a high-priority stream, act_ahead, the learner before session 36, compiled)
+    variants = [(False, False, False, False)]
     if args.fast_act_priority:
-        variants.append((True, False, False))
+        variants.append((True, False, False, False))
     if args.fast_act_ahead:
-        variants.append((False, True, False))
+        variants.append((False, True, False, False))
     if args.fast_before_36:
-        variants.append((False, False, True))
+        variants.append((False, False, True, False))
+    if args.fast_compile:
+        variants.append((False, False, False, True))
+        if args.fast_act_ahead:
+            variants.append((False, True, False, True))
     for mode in args.fast_vector_envs:
         for seeds in args.fast_seeds:
-            for priority, ahead, before_36 in variants:
+            for priority, ahead, before_36, compiled in variants:
                 if before_36 and mode != args.fast_vector_envs[0]:
                     continue
                 parts = {}
@@ -447,10 +461,12 @@ def main() -> None:
                     act_priority=priority,
                     act_ahead=ahead,
                     before_36=before_36,
+                    compiled=compiled,
                 )
                 how = ", acting on a high-priority stream" if priority else ""
                 how += ", act_ahead" if ahead else ""
                 how += ", the learner before session 36" if before_36 else ""
+                how += ", compiled" if compiled else ""
                 print(
                     f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
                     f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "

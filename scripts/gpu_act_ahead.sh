@@ -1,72 +1,87 @@
 #!/usr/bin/env bash
-# act_ahead on a GPU, one command from the repository root of a CUDA machine (results/gpu/README.md).
-# In the order it runs: 0, 3, 2, 1 (the timings first, so that a call cut short still has them):
+# The fast path's open GPU measurements (act_ahead, --vector-envs worker, --compile), from the
+# repository root of a CUDA machine (results/gpu/README.md). Parts, in the order they run (PARTS,
+# default "tests timings worker host cli before36", picks some; a call cut short at the
+# 10-minute limit is followed by one with the parts it did not reach, e.g. PARTS="host cli"):
+#   tests    the GPU step checks of tests/test_fast.py: graphs of one seed and of two equal eager
+#            steps, plain and compiled (every step and acting captured); steps, plain and
+#            compiled, equal the default path's on the same batches; vmapped linear layers;
+#   timings  benchmarks/throughput.py: full MCAT on the fast path, 1 and 10 seeds, environments
+#            in the process, plain, act_ahead, --compile, and both (all in one process);
+#   worker   the same with 10 seeds and one worker subprocess of environments per seed;
+#   host     benchmarks/fast_host.py: the host's work per round with 10 seeds (and, --stub-envs,
+#            without the environments' own work), environments in the process, one subprocess
+#            each (async) and one worker subprocess per seed (worker);
+#   cli      `mcat train --seeds 0 1 --act-ahead` on the GPU, twice uninterrupted (the second with
+#            `--vector-envs worker`) and once killed at env step 3,000 and re-run: the logs must
+#            be identical (as the CPU tests check);
+#   before36 1 and 10 seeds in the process, plain and with the learner as it was before session
+#            36 (more kernels: benchmarks/fast_kernels.py).
 #   bash scripts/gpu_act_ahead.sh [OUT_DIR]        (default results/gpu/act_ahead)
-# 1. `mcat train --seeds 0 1 --act-ahead` on the GPU, twice uninterrupted (the second with
-#    `--vector-envs worker`) and once killed at env step 3,000 and re-run: the logs must be
-#    identical (as the CPU tests check);
-# 2. benchmarks/fast_host.py: the host's work per round with 10 seeds (and, --stub-envs, without
-#    the environments' own work), environments in the
-#    process, one subprocess each (async) and one worker subprocess per seed (worker);
-# 3. benchmarks/throughput.py: full MCAT on the fast path, 1 and 10 seeds, environments in the
-#    process and in worker subprocesses, each with and without act_ahead, and (in the process,
-#    without act_ahead) the learner as it was before session 36, with more kernels
-#    (benchmarks/fast_kernels.py), all in one process.
-# 0. first the GPU step checks of tests/test_fast.py (the graphs of one seed and of two equal
-#    eager steps; the steps equal the default path's on the same batches; vmapped linear layers).
 # Set-up as for scripts/gpu_check.sh: `bash scripts/gpu_wheels.sh` here once (.whl/), then on the
 # GPU machine, carrying .whl/, one call:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 \
-#     && bash scripts/gpu_act_ahead.sh $OUT
-# PARTS (default "tests timings host cli") picks parts: a call cut short at the 10-minute limit
-# is followed by one with the parts it did not reach (e.g. PARTS="host cli").
-# The same check, smaller, on this CPU machine (that the next GPU call will run; about 20 min):
+#     && PARTS="tests timings" bash scripts/gpu_act_ahead.sh $OUT
+# and a second with PARTS="worker host cli". (--compile needs triton, which CUDA builds of torch
+# bring; the machines' torch has it.)
+# The same check, smaller, on this CPU machine (that the next GPU call will run):
 #   DEVICE=cpu CLI_STEPS=1300 CRASH_AT=1250 HOST_SEEDS=2 FAST_SEEDS="1 2" STEPS=600 \
 #     PATH=$PWD/.venv/bin:$PATH PYTHONPATH=src bash scripts/gpu_act_ahead.sh /tmp/act_ahead
 set -uo pipefail
 out=${1:-results/gpu/act_ahead}
 device=${DEVICE:-cuda} crash_at=${CRASH_AT:-3000}
 mkdir -p "$out"
-parts=" ${PARTS:-tests timings host cli} "
+parts=" ${PARTS:-tests timings worker host cli before36} "
 if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 fi
 if [ "$device" = cuda ] && [[ $parts == *" tests "* ]]; then
   MCAT_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_fast.py \
-      -k "(equal and not seeds) or linear" 2>&1 | tail -5 | tee "$out/gpu_tests.txt"
+      -m "slow or not slow" -k "(equal and not seeds) or linear" 2>&1 | tail -8 \
+      | tee "$out/gpu_tests.txt"
 fi
+fast=(python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device"
+      --only mcat)
 if [[ $parts == *" timings "* ]]; then
   # shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
-  python3 benchmarks/throughput.py --steps "${STEPS:-3000}" --threads 2 --device "$device" \
-      --only mcat --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync worker --fast-act-ahead \
-      --fast-before-36 2>&1 \
-      | tee "$out/throughput.txt"
+  "${fast[@]}" --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync --fast-act-ahead \
+      --fast-compile 2>&1 | tee "$out/throughput.txt"
+fi
+if [[ $parts == *" worker "* ]]; then
+  "${fast[@]}" --fast-seeds "${HOST_SEEDS:-10}" --fast-vector-envs worker --fast-act-ahead \
+      --fast-compile 2>&1 | tee "$out/throughput_worker.txt"
 fi
 if [[ $parts == *" host "* ]]; then
   python3 benchmarks/fast_host.py --seeds "${HOST_SEEDS:-10}" --vector-envs sync async worker \
       --device "$device" --stub-envs 2>&1 \
       | tee "$out/fast_host.txt"
 fi
-[[ $parts == *" cli "* ]] || exit 0
-run=(python3 -m mcat.cli train halfcheetah-armature --algo mcat --seeds 0 1 --act-ahead
-     --steps "${CLI_STEPS:-5000}" --learning-starts 1000 --eval-every 2000 --checkpoint-every 2000
-     --max-episode-steps 200 --reward-delay 50 --device "$device" --quiet)
-tmp=$(mktemp -d)
-{
-    SECONDS=0
-    "${run[@]}" --out "$tmp/a" | tail -2
-    echo "uninterrupted run: $SECONDS s"
-    "${run[@]}" --vector-envs worker --out "$tmp/c" > /dev/null
-    MCAT_TEST_CRASH=step:$crash_at "${run[@]}" --out "$tmp/b" > /dev/null 2>&1
-    echo "killed at $crash_at: exit $?; re-run:"
-    "${run[@]}" --out "$tmp/b" | tail -1
-    for other in b c; do
-        for s in seed0 seed1; do
-            for f in metrics.csv episodes.csv transfer.csv; do
-                cmp -s "$tmp/a/$s/$f" "$tmp/$other/$s/$f" && echo "$other: $s/$f identical" \
-                    || echo "$other: $s/$f DIFFERS"
-            done
-        done
-    done
-} 2>&1 | tee "$out/cli_check.txt"
+if [[ $parts == *" cli "* ]]; then
+  run=(python3 -m mcat.cli train halfcheetah-armature --algo mcat --seeds 0 1 --act-ahead
+       --steps "${CLI_STEPS:-5000}" --learning-starts 1000 --eval-every 2000 --checkpoint-every 2000
+       --max-episode-steps 200 --reward-delay 50 --device "$device" --quiet)
+  tmp=$(mktemp -d)
+  {
+      SECONDS=0
+      "${run[@]}" --out "$tmp/a" | tail -2
+      echo "uninterrupted run: $SECONDS s"
+      "${run[@]}" --vector-envs worker --out "$tmp/c" > /dev/null
+      MCAT_TEST_CRASH=step:$crash_at "${run[@]}" --out "$tmp/b" > /dev/null 2>&1
+      echo "killed at $crash_at: exit $?; re-run:"
+      "${run[@]}" --out "$tmp/b" | tail -1
+      for other in b c; do
+          for s in seed0 seed1; do
+              for f in metrics.csv episodes.csv transfer.csv; do
+                  cmp -s "$tmp/a/$s/$f" "$tmp/$other/$s/$f" && echo "$other: $s/$f identical" \
+                      || echo "$other: $s/$f DIFFERS"
+              done
+          done
+      done
+  } 2>&1 | tee "$out/cli_check.txt"
+fi
+if [[ $parts == *" before36 "* ]]; then
+  # shellcheck disable=SC2086  # FAST_SEEDS is a list of seed counts
+  "${fast[@]}" --fast-seeds ${FAST_SEEDS:-1 10} --fast-vector-envs sync --fast-before-36 2>&1 \
+      | tee "$out/throughput_before36.txt"
+fi

@@ -344,9 +344,13 @@ def test_vmapped_linear_layers_are_one_kernel_with_the_same_values_and_gradients
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs need a GPU (MCAT_TEST_DEVICE=cuda)")
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("seeds", [1, 2])
-def test_cuda_graphs_equal_eager_steps(seeds):
-    """One seed computes per seed (its modules as they are), several vmapped: the defaults."""
+def test_cuda_graphs_equal_eager_steps(seeds, compiled):
+    """One seed computes per seed (its modules as they are), several vmapped: the defaults.
+    Compiled (--compile; both learners), every step kind and acting are captured too, none falls
+    back to eager. (Compiled steps against the uncompiled ones: the step check above.)"""
+    torch._dynamo.reset()  # earlier tests' compiled entries, which count towards dynamo's limit
     torch.manual_seed(0)
     cfg = MCATConfig(
         history=4,
@@ -363,20 +367,40 @@ def test_cuda_graphs_equal_eager_steps(seeds):
     for graphs in (False, True):
         gens = [torch.Generator(DEVICE).manual_seed(s) for s in range(seeds)]
         learners.append(
-            FastLearner(copy.deepcopy(agents), device_copy(rep, seeds), gens, graphs=graphs)
+            FastLearner(
+                copy.deepcopy(agents),
+                device_copy(rep, seeds),
+                gens,
+                graphs=graphs,
+                compile=compiled,
+            )
         )
     assert learners[0].batched == (seeds > 1)
     for _ in range(20):
         for learner in learners:
             learner.train_step()
     assert learners[1]._graphs, "nothing was captured"
+    K = cfg.history
+    acting = (
+        np.ones((seeds, T, OBS), np.float32),
+        np.ones((seeds, T, K, OBS), np.float32),
+        np.zeros((seeds, T, K, ACT), np.float32),
+        np.ones((seeds, T, K), np.float32),
+        np.tile([1, -1, 0], (seeds, 1)),
+        np.tile(np.arange(T), (seeds, 1)),
+    )
+    actions = [[learner.act(*acting)[0] for _ in range(4)][-1] for learner in learners]
+    assert f"act{T}" in learners[1]._graphs
+    assert not learners[1]._eager, f"capture failed, eager: {learners[1]._eager}"
+    tol = dict(atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(actions[1], actions[0], **tol)
     for learner in learners:
         learner.sync_to_agents()
     for a, b in zip(learners[0].agents, learners[1].agents, strict=True):
         for (k, p), (_, q) in zip(
             a.actor.named_parameters(), b.actor.named_parameters(), strict=True
         ):
-            torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=k)
+            torch.testing.assert_close(p, q, **tol, msg=k)
 
 
 # ---------------------------------------------------------------------- several seeds, CLI
