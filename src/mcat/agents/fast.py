@@ -17,7 +17,9 @@ Here every update is one graph replay:
   indexing, so no step reads anything back to the host;
 - losses go to small device buffers, read only when logged; a non-finite loss sets a per-seed
   flag that comes back with the next actions (:meth:`act`), so the NaN check costs no extra
-  synchronisation.
+  synchronisation;
+- optionally (``compile``, ``--compile``) the steps are compiled by torch.compile before they are
+  captured, so that each becomes fewer, fused kernels (benchmarks/fast_kernels.py counts them).
 
 The learner owns the training state while it runs; :meth:`sync_to_agents` writes it back into
 the ordinary agents (networks, optimiser moments, counters) before they are evaluated or
@@ -453,7 +455,7 @@ class FastLearner:
         return {
             k: v.detach() if detach else v
             for k, v in self.t[name].items()
-            if not k.endswith("count")
+            if k.split(".")[-1] != "count"
         }
 
     def _uniform(self, batch: int) -> torch.Tensor:
@@ -473,6 +475,7 @@ class FastLearner:
         self._note(self.losses[name], value.detach())
 
     def _note(self, buffer: torch.Tensor, value: torch.Tensor) -> None:
+        """:meth:`_record`'s kernels (one fused kernel when compiled)."""
         buffer.copy_(value)
         self.bad.logical_or_(~torch.isfinite(value))
 
