@@ -280,6 +280,35 @@ def compiled_steps_are_whole_and_read_nothing_back(learner: FastLearner) -> None
                 reads.append(chain[:4])
     assert not reads, reads
     assert not torch._dynamo.utils.counters["graph_break"]
+    # and they were compiled (a function that fails to compile would run eagerly): the six
+    # step kinds' functions and the gather, normalisers, records and acting around them
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 10
+
+
+def test_a_step_that_fails_to_compile_runs_eagerly(monkeypatch):
+    """--compile where the compiler fails (a torch or triton bug, a broken toolchain): the step
+    runs eagerly and computes exactly the uncompiled step, and the run goes on."""
+    import torch._inductor.compile_fx
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a compiler that fails")
+
+    monkeypatch.setattr(torch._inductor.compile_fx, "compile_fx", broken)
+    torch._dynamo.reset()
+    cfg = MCATConfig(hidden=(32, 32), encoder_hidden=(16, 16), model_hidden=16, history=3)
+    rep = filled_replay()
+    losses = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        agent = MCATAgent(OBS, ACT, cfg, device=DEVICE)
+        gen = torch.Generator(DEVICE).manual_seed(0)
+        learner = FastLearner(
+            [agent], device_copy(rep), [gen], graphs=False, compile=compiled, log=lambda m: None
+        )
+        learner._rl_step(False)
+        losses.append(learner.metrics(0))
+    assert losses[1] == losses[0]
+    torch._dynamo.reset()  # nothing compiled with the broken compiler stays cached
 
 
 class Ops(TorchDispatchMode):

@@ -218,6 +218,9 @@ class FastLearner:
             # whose compiled versions dynamo keeps apart by their guards: one for each of about
             # eight step kinds and acting sizes, its default limit
             dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
+            # a function that fails to compile runs eagerly (torch logs why), as a step whose
+            # capture fails does: the run goes on with the same computation, not into a dead end
+            dynamo.suppress_errors = True
             # and the parts around them: index arithmetic, gathers and masks, the normalisers'
             # updates, the loss records and the whole acting step fuse into a few kernels each
             self._gather = torch.compile(replay.gather, dynamic=False)
