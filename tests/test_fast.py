@@ -228,6 +228,19 @@ def test_fast_steps_equal_the_default_steps_on_the_same_batches(batched, compile
         compiled_steps_are_whole_and_read_nothing_back(learner)
 
 
+def acting_inputs(seeds: int, K: int) -> tuple[np.ndarray, ...]:
+    """:meth:`FastLearner.act`'s inputs for ``seeds`` seeds: every task's context window full,
+    tasks 0 and 2 acting through H, with the policies of tasks 1 and 0."""
+    return (
+        np.ones((seeds, T, OBS), np.float32),
+        np.ones((seeds, T, K, OBS), np.float32),
+        np.zeros((seeds, T, K, ACT), np.float32),
+        np.ones((seeds, T, K), np.float32),
+        np.tile([1, -1, 0], (seeds, 1)),
+        np.tile(np.arange(T), (seeds, 1)),
+    )
+
+
 def compiled_steps_are_whole_and_read_nothing_back(learner: FastLearner) -> None:
     """No graph break in the compiled steps (each would split a step into more kernels and
     Python in between), and no value read back to the host while a step runs: a read inside a
@@ -244,16 +257,7 @@ def compiled_steps_are_whole_and_read_nothing_back(learner: FastLearner) -> None
         )
         for key, value in expected.items():
             torch.testing.assert_close(got[key], value, msg=key)
-    K = learner.cfg.history
-    obs = np.zeros((1, T, OBS), np.float32)
-    acting = (
-        obs,
-        np.zeros((1, T, K, OBS), np.float32),
-        np.zeros((1, T, K, ACT), np.float32),
-        np.ones((1, T, K), np.float32),
-        np.array([[1, -1, 0]]),
-        np.arange(T)[None],
-    )
+    acting = acting_inputs(1, learner.cfg.history)
     steps = [
         learner._model_step,
         learner._feature_step,
@@ -409,15 +413,7 @@ def test_cuda_graphs_equal_eager_steps(seeds, compiled):
         for learner in learners:
             learner.train_step()
     assert learners[1]._graphs, "nothing was captured"
-    K = cfg.history
-    acting = (
-        np.ones((seeds, T, OBS), np.float32),
-        np.ones((seeds, T, K, OBS), np.float32),
-        np.zeros((seeds, T, K, ACT), np.float32),
-        np.ones((seeds, T, K), np.float32),
-        np.tile([1, -1, 0], (seeds, 1)),
-        np.tile(np.arange(T), (seeds, 1)),
-    )
+    acting = acting_inputs(seeds, cfg.history)
     actions = [[learner.act(*acting)[0] for _ in range(4)][-1] for learner in learners]
     assert f"act{T}" in learners[1]._graphs
     assert not learners[1]._eager, f"capture failed, eager: {learners[1]._eager}"

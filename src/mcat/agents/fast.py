@@ -243,6 +243,11 @@ class FastLearner:
             self._compute = {n: vmap_friendly(m) for n, m in self._compute.items()}
         if compile:
             self._compute = {n: without_counts(m) for n, m in self._compute.items()}
+        # the names of the tensors each computing module holds: what functional_call gets
+        self._holds = {
+            n: {k for k, _ in (*m.named_parameters(), *m.named_buffers())}
+            for n, m in self._compute.items()
+        }
         # stacked tensors per module: parameters (leaves with their requires_grad) and buffers
         self.t: dict[str, Tensors] = {}
         self._index: dict[int, torch.Tensor] = {}  # id(seed 0's parameter) -> stacked tensor
@@ -452,14 +457,10 @@ class FastLearner:
         return looped
 
     def _read(self, name: str, detach: bool = False) -> Tensors:
-        """The stacked tensors of module ``name`` that its forward reads, for functional_call:
-        the normalisers' sample counts are left out, as only their updates use them (and the
-        compiled steps' modules have none: :func:`without_counts`)."""
-        return {
-            k: v.detach() if detach else v
-            for k, v in self.t[name].items()
-            if k.split(".")[-1] != "count"
-        }
+        """The stacked tensors of module ``name`` that its computing module holds, for
+        functional_call (compiled, no normaliser's sample count: :func:`without_counts`)."""
+        held = self._holds[name]
+        return {k: v.detach() if detach else v for k, v in self.t[name].items() if k in held}
 
     def _uniform(self, batch: int) -> torch.Tensor:
         """[S*T, batch] uniform numbers, each seed's rows from its own generator."""
