@@ -267,7 +267,8 @@ def time_fast(
             timers.wrap(learner, "act", "acting")
             for tr in group.trainers:
                 timers.wrap(tr, "collect_send", "collect")
-                timers.wrap(tr, "collect_receive", "collect")
+                timers.wrap(tr, "after_collect", "collect")
+            timers.wrap(group.collectors, "receive", "collect")
             timers.wrap(learner, "train_step", "learning")
             timers.wrap(group.store, "flush", "flush")
             timers.sync()

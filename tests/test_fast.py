@@ -21,12 +21,15 @@ from mcat.agents.ctd3 import CTD3Agent
 from mcat.agents.fast import FastLearner, masked_contrastive, update_norm, vmap_friendly
 from mcat.agents.mcat import MCATAgent, MCATConfig
 from mcat.cli import main
+from mcat.collect import Collector, CollectorGroup
+from mcat.errors import MCATError
 from mcat.learners.dynamics import contrastive_loss
 from mcat.models.nets import RunningNorm
 from mcat.replay import MultiTaskReplay
 from mcat.replay.device import DeviceReplay, SeedReplay
 from mcat.replay.store import with_every_next_obs
 from mcat.runs import list_checkpoints
+from mcat.tasks import get_family
 from toy_runs import keep_torch_threads, mcat, quiet  # noqa: F401 (autouse fixture)
 
 DEVICE = os.environ.get("MCAT_TEST_DEVICE", "cpu")
@@ -110,6 +113,87 @@ def test_device_replay_filled_round_by_round_equals_the_default_replay():
             np.testing.assert_array_equal(value, expected["arrays"][key], key)
     # and the device arrays themselves (mc_return is 0 while an episode runs, its returns after)
     assert (store.mc_return != 0).any() and (store.episode >= 0).all()
+
+
+GROUP_CASES = [
+    # family, tasks, slots, schedule, kwargs: lockstep, tasks moving between slots in turn and
+    # at random, and MuJoCo's Hopper in gymnasium style (episodes end early, at different steps)
+    ("point-gain", (0.5, 1.0, 2.0, 3.0), 4, "round-robin", {"max_episode_steps": 7}),
+    ("point-gain", (0.5, 1.0, 2.0, 3.0), 2, "round-robin", {"max_episode_steps": 7}),
+    ("point-gain", (0.5, 1.0, 2.0, 3.0), 3, "sample", {"max_episode_steps": 5}),
+    ("hopper-mass", (0.5, 1.0, 1.5), 2, "round-robin", {"style": "gymnasium"}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(GROUP_CASES)))
+def test_a_collector_group_stores_what_its_collectors_store_one_by_one(case):
+    """The fast path's seeds collect as one group (their arrays rows of shared ones, one replay
+    write and one context push a round for all): the same transitions, contexts, episodes and
+    checkpoints as each seed's collector stepped alone into its own rows."""
+    name, tasks, n, schedule, kw = GROUP_CASES[case]
+    fam, seeds, steps = get_family(name), (0, 3), 60
+    act_dim = fam.make_env(tasks[0]).action_space.shape[0]
+
+    def collectors() -> list[Collector]:
+        return [
+            Collector(fam, tasks, 3, seed=s, envs_per_round=n, schedule=schedule, **kw)
+            for s in seeds
+        ]
+
+    alone, grouped = collectors(), collectors()
+    obs_dim = alone[0].obs_dim
+    ref, got = (DeviceReplay(len(seeds), len(tasks), obs_dim, act_dim, CAP) for _ in "ab")
+    group = CollectorGroup(grouped, got)
+    actions = np.random.default_rng(5).uniform(-1, 1, (steps, len(seeds), n, act_dim))
+    ended = 0
+    try:
+        for k in range(steps):
+            for i in range(len(seeds)):
+                alone[i].step_send(ref.views[i], lambda o, c, a=actions[k, i]: a)
+                grouped[i].step_send(got.views[i], lambda o, c, a=actions[k, i]: a)
+            expected = [c.step_receive() for c in alone]
+            assert group.receive() == expected, f"step {k}"
+            ref.flush()
+            got.flush()
+            ended += sum(map(len, expected))
+        assert ended > 2 * len(seeds) * n  # episodes ended (and, with fewer slots, tasks moved)
+        for a, g in zip(alone, grouped, strict=True):
+            _same_state(g.state_dict(), a.state_dict())
+        for a, g in zip(ref.views, got.views, strict=True):
+            _same_state(g.state_dict(), a.state_dict())
+        assert (group.obs[1] == grouped[1].obs).all() and grouped[1].obs.base is not None
+    finally:
+        for c in alone + grouped:
+            c.close()
+
+
+def _same_state(got, expected, where: str = "") -> None:
+    """Two checkpoint states (nested dicts, lists, arrays) are equal, element for element."""
+    if isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            _same_state(got[key], expected[key], f"{where}/{key}")
+    elif isinstance(expected, list | tuple):
+        assert len(got) == len(expected), where
+        for k, (u, v) in enumerate(zip(got, expected, strict=True)):
+            _same_state(u, v, f"{where}[{k}]")
+    elif isinstance(expected, np.ndarray):
+        np.testing.assert_array_equal(got, expected, where)
+    else:
+        assert got == expected, where
+
+
+def test_the_device_replay_refuses_what_the_default_replay_refuses():
+    store = DeviceReplay(2, T, OBS, ACT, CAP)
+    obs, act = np.zeros((2, T, OBS)), np.zeros((2, T, ACT))
+    rew = done = np.zeros((2, T))
+    for tasks, what in (
+        ([[0, 1, 1], [0, 1, 2]], "same task twice"),
+        ([[0, 1, 2], [0, 1, 3]], "outside"),
+    ):
+        with pytest.raises(MCATError, match=what):
+            store.add(np.array(tasks), obs, act, rew, obs, done, done)
+    assert not store._queue and (store.counters["ptr"] == 0).all()  # nothing written
 
 
 def test_graph_safe_pieces_equal_the_originals():

@@ -24,6 +24,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, Vecto
 from mcat.env_worker import WorkerVectorEnv, leave_stop_signals_to_parent
 from mcat.errors import MCATError
 from mcat.replay import MultiTaskReplay
+from mcat.replay.device import DeviceReplay
 from mcat.tasks import TaskFamily, TaskValue, task_key
 from mcat.tasks.wrappers import env_state, set_env_state
 
@@ -79,6 +80,13 @@ class ContextHistory:
         self.mask = np.zeros((n, history), dtype=np.float32)
         self.obs = np.zeros((n, history, obs_dim), dtype=np.float32)
         self.rew = np.zeros((n, history), dtype=np.float32)
+
+    def part(self, rows: slice) -> ContextHistory:
+        """The history of environments ``rows``, its arrays views of these."""
+        part = ContextHistory.__new__(ContextHistory)
+        for name, array in self.arrays().items():
+            setattr(part, name, array[rows])
+        return part
 
     def reset(self, idx: int | np.integer | np.ndarray | slice) -> None:
         for array in self.arrays().values():
@@ -337,20 +345,15 @@ class Collector:
     def step_receive(self) -> list[EpisodeRecord]:
         """The second half of :meth:`step`: the environments' results, stored; the episodes
         that ended."""
-        actions, replay = self._sent, self._replay
-        assert actions is not None and replay is not None, "step_receive before step_send"
-        self._sent = None
-        if isinstance(self.vec, SPLIT_STEP):
-            obs, rew, terminated, truncated, _ = self.vec.step_wait()
-        else:
-            obs, rew, terminated, truncated, _ = self.vec.step(actions)
+        actions, (next_obs, rewards, terminated, truncated) = self._results()
         # copies: the vector env reuses one buffer for every step's observations (float32 ones
         # would otherwise be that buffer itself)
-        next_obs = np.array(obs, dtype=np.float32)
-        rewards = np.array(rew, dtype=np.float32)
+        next_obs = np.array(next_obs, dtype=np.float32)
+        rewards = np.array(rewards, dtype=np.float32)
         if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
             self._non_finite(next_obs, rewards)
-        replay.add(
+        assert self._replay is not None
+        self._replay.add(
             self.obs, actions, rewards, next_obs, terminated, truncated, tasks=self.slot_task
         )
         self.ctx.push(self.obs, actions, rewards, next_obs)
@@ -358,7 +361,23 @@ class Collector:
         self.ep_length += 1
         self.env_steps += self.n
         self.obs = next_obs
-        done = terminated | truncated
+        return self._end_episodes(terminated | truncated)
+
+    def _results(self) -> tuple[np.ndarray, tuple[Any, Any, Any, Any]]:
+        """The actions sent by :meth:`step_send` and the environments' (observations, rewards,
+        terminated, truncated) for them."""
+        actions = self._sent
+        assert actions is not None and self._replay is not None, "step_receive before step_send"
+        self._sent = None
+        if isinstance(self.vec, SPLIT_STEP):
+            obs, rew, terminated, truncated, _ = self.vec.step_wait()
+        else:
+            obs, rew, terminated, truncated, _ = self.vec.step(actions)
+        return actions, (obs, rew, terminated, truncated)
+
+    def _end_episodes(self, done: np.ndarray) -> list[EpisodeRecord]:
+        """The episodes of the slots ``done`` (after their last step was stored): recorded,
+        their slots reset, onto their next tasks."""
         if not done.any():
             return []
         finished = []
@@ -477,6 +496,73 @@ class Collector:
             self._next = (self._next + 1) % T
         task, self._next = self._next, (self._next + 1) % T
         return task
+
+
+class CollectorGroup:
+    """The collectors of several seeds (the fast path's ``--seeds``) stepped as one: their
+    per-step arrays (observations, context histories, episode counters, slot tasks) become rows
+    of shared arrays, so a round's transitions are stored, the contexts pushed and the episodes
+    counted by one set of NumPy operations for all seeds, and the host's Python per round
+    hardly grows with the seeds. Each collector keeps its environments, generators, task
+    schedule and checkpoints (its arrays are views, written in place), and a round of the group
+    stores and returns exactly what :meth:`Collector.step_receive` of each collector in turn
+    would. The collectors are stepped through the group only (:meth:`Collector.step_send`
+    first, as always, then :meth:`receive`)."""
+
+    def __init__(self, collectors: Sequence[Collector], replay: DeviceReplay):
+        first = collectors[0]
+        shape = (first.n, first.obs_dim, first.act_dim, first.history)
+        if any((c.n, c.obs_dim, c.act_dim, c.history) != shape for c in collectors):
+            raise MCATError("the collectors of a group need the same environments and history")
+        if replay.seeds != len(collectors):
+            raise MCATError(f"{len(collectors)} collectors, a replay of {replay.seeds} seeds")
+        S, n = len(collectors), first.n
+        self.collectors, self.replay, self.n = list(collectors), replay, n
+        self.obs = np.stack([c.obs for c in collectors])  # [S, n, obs]
+        self.slot_task = np.stack([c.slot_task for c in collectors])
+        self.ep_return = np.stack([c.ep_return for c in collectors])
+        self.ep_length = np.stack([c.ep_length for c in collectors])
+        self.ctx = ContextHistory(S * n, first.history, first.obs_dim, first.act_dim)
+        for i, c in enumerate(collectors):
+            rows = slice(i * n, (i + 1) * n)
+            ctx = self.ctx.part(rows)
+            for name, array in c.ctx.arrays().items():
+                getattr(ctx, name)[...] = array
+            c.obs, c.slot_task, c.ctx = self.obs[i], self.slot_task[i], ctx
+            c.ep_return, c.ep_length = self.ep_return[i], self.ep_length[i]
+
+    def receive(self) -> list[list[EpisodeRecord]]:
+        """Every collector's :meth:`Collector.step_receive`: the results of the actions each
+        sent, stored; the episodes that ended, per collector."""
+        S, n = len(self.collectors), self.n
+        got = [c._results() for c in self.collectors]
+        # (np.array of a list stacks: copies, as there, and faster than np.stack at this size)
+        actions = np.array([a for a, _ in got])
+        next_obs = np.array([r[0] for _, r in got], dtype=np.float32)
+        rewards = np.array([r[1] for _, r in got], dtype=np.float32)
+        if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
+            for c, o, r in zip(self.collectors, next_obs, rewards, strict=True):
+                if not (np.isfinite(o).all() and np.isfinite(r).all()):
+                    c._non_finite(o, r)
+        terminated = np.array([r[2] for _, r in got])
+        truncated = np.array([r[3] for _, r in got])
+        self.replay.add(self.slot_task, self.obs, actions, rewards, next_obs, terminated, truncated)
+        self.ctx.push(
+            self.obs.reshape(S * n, -1),
+            actions.reshape(S * n, -1),
+            rewards.reshape(-1),
+            next_obs.reshape(S * n, -1),
+        )
+        self.ep_return += rewards
+        self.ep_length += 1
+        self.obs[...] = next_obs
+        done = terminated | truncated
+        for c in self.collectors:
+            c.env_steps += n
+        finished: list[list[EpisodeRecord]] = [[] for _ in self.collectors]
+        for i in np.flatnonzero(done.any(1)).tolist():
+            finished[i] = self.collectors[i]._end_episodes(done[i])
+        return finished
 
 
 def _per_task_to_slots(state: dict) -> dict:

@@ -42,19 +42,18 @@ def install_fault_hooks(trainer: Any) -> None:
     for (none in normal use)."""
     kind = os.environ.get(CRASH_HOOK, "").split(":")[0]
     if kind in ("step", "term"):
-        receive = trainer.collector.step_receive
+        after_collect = trainer.after_collect
 
-        def step_then_signal():
-            finished = receive()
+        def step_then_signal(finished):
+            after_collect(finished)
             if crash_point(kind, trainer.collector.env_steps) is not None:
                 if kind == "step":
                     kill_self()
                 elif not _SIGNALLED:  # once per process: a second signal is not caught
                     _SIGNALLED.append(True)
                     signal.raise_signal(signal.SIGTERM)
-            return finished
 
-        trainer.collector.step_receive = step_then_signal
+        trainer.after_collect = step_then_signal
     if NAN_HOOK in os.environ:
         at, train_step = int(os.environ[NAN_HOOK]), trainer.agent.train_step
 

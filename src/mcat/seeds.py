@@ -2,8 +2,10 @@
 
 Each seed is an ordinary :class:`Trainer` (its own collector and environments, exploration and
 schedule generators, policy-transfer rule, logs, evaluation, checkpoints and run directory),
-except that its replay is its rows of one :class:`DeviceReplay` and its gradient steps are done
-for all seeds at once by one :class:`FastLearner`. All seeds advance in lockstep: each
+except that its replay is its rows of one :class:`DeviceReplay`, its collector steps as a row of
+one :class:`CollectorGroup` (a round's transitions stored, contexts pushed and episodes counted
+for all seeds at once) and its gradient steps are done for all seeds at once by one
+:class:`FastLearner`. All seeds advance in lockstep: each
 iteration computes every seed's actions in one call, steps every seed's environments, then does
 the gradient steps they earned (the same number for every seed).
 
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 
 from mcat.agents.fast import FastLearner
-from mcat.collect import Collector
+from mcat.collect import Collector, CollectorGroup
 from mcat.config import RunConfig
 from mcat.errors import MCATError, RunStopped
 from mcat.policies import add_exploration_noise
@@ -183,6 +185,7 @@ class SeedGroup:
                 gen.set_state(tr.saved_generator)
         assert self.store is not None
         self.store.flush()
+        self.collectors = CollectorGroup([tr.collector for tr in self.trainers], self.store)
         self.learner = FastLearner(
             [tr.agent for tr in self.trainers],
             self.store,
@@ -243,14 +246,15 @@ class SeedGroup:
         cfg = trs[0].cfg
         learning = self.env_steps >= cfg.learning_starts
         if learning:
-            mean = self._actions()
+            sources = np.stack([self._sources(tr) for tr in trs])
+            mean = self._actions(sources)
         # every seed's actions go out before any seed's results are read: with
         # vector_envs async or worker all seeds' environments step at once, in their processes
         for i, tr in enumerate(trs):
             if learning:
 
                 def policy(obs: np.ndarray, col: Collector, i: int = i) -> np.ndarray:
-                    return self._explore(i, mean[i], col)
+                    return self._explore(i, mean[i], sources[i] >= 0, col)
 
                 tr.collect_send(policy)
             else:
@@ -258,8 +262,8 @@ class SeedGroup:
         # act_ahead: the last round's gradient steps go to the GPU now, and run while the
         # environments step (the replay's writes below wait for them)
         self._learn()
-        for tr in trs:
-            tr.collect_receive()
+        for tr, finished in zip(trs, self.collectors.receive(), strict=True):
+            tr.after_collect(finished)
         self.store.flush()
         due = [tr.due_gradient_steps() for tr in trs]  # the same for every seed
         self.pending += due[0]
@@ -284,19 +288,19 @@ class SeedGroup:
             for _ in range(steps):
                 self.learner.train_step()
 
-    def _actions(self) -> np.ndarray:
-        """Every seed's noise-free actions in one call; a seed whose last losses were not
-        finite stops the run."""
+    def _actions(self, sources: np.ndarray) -> np.ndarray:
+        """Every seed's noise-free actions in one call (``sources``: each slot's source task,
+        -1 for the learned policy); a seed whose last losses were not finite stops the run."""
         assert self.learner is not None
-        cols = [tr.collector for tr in self.trainers]
-        sources = np.stack([self._sources(tr) for tr in self.trainers])
+        group = self.collectors
+        S, n = group.obs.shape[:2]
         mean, bad = self.learner.act(
-            np.stack([c.obs for c in cols]),
-            np.stack([c.ctx.delta for c in cols]),
-            np.stack([c.ctx.act for c in cols]),
-            np.stack([c.ctx.mask for c in cols]),
+            group.obs,
+            group.ctx.delta.reshape(S, n, *group.ctx.delta.shape[1:]),
+            group.ctx.act.reshape(S, n, *group.ctx.act.shape[1:]),
+            group.ctx.mask.reshape(S, n, -1),
             sources,
-            np.stack([c.slot_task for c in cols]),
+            group.slot_task,
         )
         if bad.any():
             tr = self.trainers[int(np.flatnonzero(bad)[0])]
@@ -311,12 +315,14 @@ class SeedGroup:
         sources = tr.agent.slot_sources()
         return np.full(tr.collector.n, -1) if sources is None else sources
 
-    def _explore(self, index: int, mean: np.ndarray, col: Collector) -> np.ndarray:
+    def _explore(
+        self, index: int, mean: np.ndarray, transfer: np.ndarray, col: Collector
+    ) -> np.ndarray:
         """``mean`` plus seed ``index``'s exploration noise, drawn from its generator in the
-        order of the default path (learned-policy slots first, then transferred ones)."""
+        order of the default path (learned-policy slots first, then the slots ``transfer``
+        that act with a transferred policy)."""
         tr = self.trainers[index]
         noise = tr.cfg.agent.exploration_noise
-        transfer = self._sources(tr) >= 0
         if noise <= 0 or not transfer.any():
             return add_exploration_noise(mean, noise, col.max_action, tr.rng)
         out = np.empty(mean.shape, dtype=np.float64)

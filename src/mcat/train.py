@@ -20,7 +20,7 @@ import torch
 
 from mcat.agents.ctd3 import CTD3Agent
 from mcat.algos import get_algo
-from mcat.collect import Collector, space_dims
+from mcat.collect import Collector, EpisodeRecord, space_dims
 from mcat.config import RunConfig, run_config_to_dict
 from mcat.errors import MCATError, RunStopped
 from mcat.evaluation import evaluate_agent, random_policy_returns  # noqa: F401 (re-exported)
@@ -501,8 +501,12 @@ class Trainer:
 
     def collect_receive(self) -> None:
         """:meth:`collect`'s second half: the transitions stored, the episodes logged."""
+        self.after_collect(self.collector.step_receive())
+
+    def after_collect(self, finished: list[EpisodeRecord]) -> None:
+        """After each collection step: the episodes that ended in it logged (and told to the
+        agent)."""
         cfg = self.cfg
-        finished = self.collector.step_receive()
         step = self.env_steps
         if not finished:
             return

@@ -4,7 +4,10 @@ learner's device (a GPU), for several independent runs (seeds) at once.
 Rows are (seed, task) pairs, seed-major: row ``s * T + t``. Each seed's collector writes through
 its :class:`SeedReplay` view, which keeps the small counters (write pointer, size, episode ids)
 on the host, exactly as :class:`MultiTaskReplay` does, and queues the transitions; ``flush()``
-then moves everything queued in one round of collection to the device in two copies. Sampling
+then moves everything queued in one round of collection to the device in one copy. The views'
+counters are rows of the store's [seeds, tasks] arrays, so :meth:`DeviceReplay.add` writes a
+round of every seed's transitions in one set of NumPy operations, as the views' ``add`` one
+seed after the other would. Sampling
 (:meth:`DeviceReplay.gather`) builds the same context and future windows as
 :meth:`MultiTaskReplay.sample`, on the device, from uniform numbers the caller draws (each seed
 from its own generator), so it is a fixed sequence of kernels with no host synchronisation and
@@ -37,10 +40,6 @@ class DeviceReplay:
         device: torch.device | str = "cpu",
         graphs: bool | None = None,
     ):
-        # the host-side checks and counters of the ordinary replay, one per seed
-        self.views = [
-            SeedReplay(self, s, num_tasks, obs_dim, act_dim, capacity, gamma) for s in range(seeds)
-        ]
         R, C = seeds * num_tasks, capacity
         if R * C >= 2**31:  # flush sends slot numbers as 32-bit integers
             raise MCATError(
@@ -75,6 +74,79 @@ class DeviceReplay:
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._scatter_calls: dict[int, int] = {}
         self._copied: torch.cuda.Event | None = None
+        # the host side: every seed's counters ([seeds, tasks], each view's are its row), the
+        # rewards from which episodes' returns are computed, and what the next flush writes
+        self.counters = {
+            name: np.zeros((seeds, num_tasks), dtype=np.int64) for name in SeedReplay._COUNTERS
+        }
+        self.host_rew = np.zeros((seeds, num_tasks, C), dtype=np.float32)
+        self._rows = np.arange(R).reshape(seeds, num_tasks)  # flat (seed, task) rows of these
+        self._queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._returns: list[tuple[np.ndarray, np.ndarray]] = []
+        # the checks and counters of the ordinary replay, one view per seed
+        self.views = [
+            SeedReplay(self, s, num_tasks, obs_dim, act_dim, capacity, gamma) for s in range(seeds)
+        ]
+
+    def add(
+        self,
+        tasks: np.ndarray,
+        obs: np.ndarray,
+        act: np.ndarray,
+        rew: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        seeds: list[int] | None = None,
+    ) -> None:
+        """One transition of each task in ``tasks`` ([S, n], n distinct tasks a seed) for each
+        of the S seeds ``seeds`` (default all): what :meth:`MultiTaskReplay.add` does on each
+        seed's view in turn (the same checks, counters and episode returns), in one go; the
+        transitions are queued for :meth:`flush`."""
+        T, C = self.num_tasks, self.capacity
+        first = self._rows[:, :1] if seeds is None else self._rows[seeds, :1]  # [S, 1]
+        S = len(first)
+        tasks = np.asarray(tasks, dtype=np.int64).reshape(S, -1)
+        n = tasks.shape[1]
+        # the checks in plain Python: a few tasks a seed, once per env step (NumPy's calls cost
+        # more at this size, on the fast path's host side)
+        listed = tasks.tolist()
+        if any(len(set(row)) != n for row in listed):
+            raise MCATError("replay.add got the same task twice in one call")
+        if n and (min(map(min, listed)) < 0 or max(map(max, listed)) >= T):
+            raise MCATError(f"replay.add got a task index outside 0..{T - 1}")
+        rows = (first + tasks).reshape(-1)  # the counters' flat rows (seed, task)
+        counts = self.counters
+        ptr, size = counts["ptr"].reshape(-1), counts["size"].reshape(-1)
+        episode, length = (
+            counts["current_episode"].reshape(-1),
+            counts["episode_length"].reshape(-1),
+        )
+        if n and int(length[rows].max()) + 1 >= C:
+            raise MCATError(f"an episode reached the replay capacity ({C}); use a larger capacity")
+        slots = ptr[rows]
+        ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(
+            truncated, dtype=bool
+        ).reshape(-1)
+        rew = np.asarray(rew, dtype=np.float32).reshape(-1)
+        self.host_rew.reshape(-1, C)[rows, slots] = rew
+        packed = np.concatenate(
+            [
+                np.asarray(obs, dtype=np.float32).reshape(S * n, -1),
+                np.asarray(act, dtype=np.float32).reshape(S * n, -1),
+                rew[:, None],
+                np.asarray(next_obs, dtype=np.float32).reshape(S * n, -1),
+                np.asarray(terminated, dtype=np.float32).reshape(-1, 1),
+            ],
+            axis=1,
+        )
+        self._queue.append((rows * C + slots, episode[rows], packed))
+        ptr[rows] = (slots + 1) % C
+        size[rows] = np.minimum(size[rows] + 1, C)
+        length[rows] += 1
+        if ended.any():
+            for row in rows[ended].tolist():
+                self.views[row // T]._finish_episode(row % T)
 
     def flush(self) -> None:
         """Write every queued transition and finished episode's returns to the device.
@@ -84,8 +156,7 @@ class DeviceReplay:
         slots m]. The first part has the same layout in every round of collection (n = the
         seeds' environments), so on a GPU its scatter into the rings is one CUDA graph replay;
         the returns of episodes that ended (now and then) are written eagerly after it."""
-        queued = [q for v in self.views for q in v._queue]
-        mc = [(flat, ret) for v in self.views for flat, ret in v._returns]
+        queued, mc = self._queue, self._returns
         n = sum(len(q[0]) for q in queued)
         m = sum(len(f) for f, _ in mc)
         fixed = n * self._width + 2 * n + 2 * self.rows
@@ -97,8 +168,8 @@ class DeviceReplay:
             host[:at] = np.concatenate([q[2] for q in queued]).reshape(-1)
             as_int[at : at + n] = np.concatenate([q[0] for q in queued])
             as_int[at + n : at + 2 * n] = np.concatenate([q[1] for q in queued])
-        counters = np.concatenate([np.stack([v.size, v.current_episode]) for v in self.views], 1)
-        as_int[fixed - 2 * self.rows : fixed] = counters.reshape(-1)
+        as_int[fixed - 2 * self.rows : fixed - self.rows] = self.counters["size"].reshape(-1)
+        as_int[fixed - self.rows : fixed] = self.counters["current_episode"].reshape(-1)
         if m:
             host[fixed : fixed + m] = np.concatenate([r for _, r in mc])
             as_int[fixed + m : fixed + 2 * m] = np.concatenate([f for f, _ in mc])
@@ -109,9 +180,8 @@ class DeviceReplay:
         if m:
             ints = staged.view(torch.int32)
             self.mc_return[ints[fixed + m : fixed + 2 * m].long()] = staged[fixed : fixed + m]
-        for v in self.views:
-            v._queue.clear()
-            v._returns.clear()
+        queued.clear()
+        mc.clear()
 
     def _scatter(self, staged: torch.Tensor, n: int) -> None:
         """The transitions and counters of :meth:`flush`'s buffer into the rings."""
@@ -238,46 +308,41 @@ class SeedReplay(MultiTaskReplay):
         # the base class's checks and host counters; its stored arrays are the store's rows
         # (seed 0: its generator is never drawn from, sampling is the learner's)
         super().__init__(num_tasks, obs_dim, act_dim, capacity, gamma, seed=0)
-        self._queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._returns: list[tuple[np.ndarray, np.ndarray]] = []
+        # the counters are this seed's rows of the store's (kept in place from now on)
+        for name in self._COUNTERS:
+            setattr(self, name, store.counters[name][seed_index])
+        self.host_rew = store.host_rew[seed_index]  # the rewards, for the episodes' returns
 
     # the store's arrays, every s' among them (a GPU has the memory; its gather stays simple)
     _ARRAYS = ("obs", "act", "rew", "next_obs", "terminated", "mc_return", "episode")
     _LAST = ()
 
     def _allocate(self, T: int, C: int) -> None:
-        # the transitions live on the device; the host keeps the rewards for the MC returns
-        self.host_rew = np.zeros((T, C), dtype=np.float32)
-
-    def _keep_next(self, tasks, slots, obs, next_obs, ended) -> None:
-        pass  # queued with the transition by _write
+        pass  # the transitions live on the device
 
     def _restore_last(self, state: dict) -> None:
         pass  # restored with the others by _restore
 
-    def _write(self, tasks, slots, obs, act, rew, next_obs, terminated) -> None:
-        """Queue the transitions for the next :meth:`DeviceReplay.flush`; keep the rewards."""
-        rew = np.asarray(rew, dtype=np.float32).reshape(-1)
-        self.host_rew[tasks, slots] = rew
-        packed = np.concatenate(
-            [
-                np.asarray(obs, dtype=np.float32).reshape(len(tasks), -1),
-                np.asarray(act, dtype=np.float32).reshape(len(tasks), -1),
-                rew[:, None],
-                np.asarray(next_obs, dtype=np.float32).reshape(len(tasks), -1),
-                np.asarray(terminated, dtype=np.float32).reshape(-1, 1),
-            ],
-            axis=1,
+    def add(self, obs, act, rew, next_obs, terminated, truncated, tasks=None) -> None:
+        """:meth:`MultiTaskReplay.add`, the transitions queued for the store's next flush."""
+        tasks = np.arange(self.num_tasks) if tasks is None else tasks
+        self.store.add(
+            np.asarray(tasks).reshape(1, -1),
+            obs,
+            act,
+            rew,
+            next_obs,
+            terminated,
+            truncated,
+            seeds=[self.first_row // self.num_tasks],
         )
-        flat = (self.first_row + tasks) * self.capacity + slots
-        self._queue.append((flat, self.current_episode[tasks].copy(), packed))
 
     def _rewards(self, task: int, slots: np.ndarray) -> np.ndarray:
         return self.host_rew[task, slots]
 
     def _write_returns(self, task: int, slots: np.ndarray, returns: np.ndarray) -> None:
         flat = (self.first_row + task) * self.capacity + slots
-        self._returns.append((flat, returns.astype(np.float32)))
+        self.store._returns.append((flat, returns.astype(np.float32)))
 
     def sample(self, *args, **kwargs):
         raise MCATError("the fast path samples its replay on the device (FastLearner)")
