@@ -333,14 +333,22 @@ class Collector:
         self._replay = replay  # what act_input shows the agent
         actions = np.asarray(policy(self.obs, self), dtype=np.float32)
         if not np.isfinite(actions).all():  # MuJoCo would silently reset a simulation driven by NaN
-            task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
-            raise MCATError(
-                f"non-finite action from the policy on task {task_key(task)} "
-                f"at env step {self.env_steps + self.n:,}"
-            )
+            self._non_finite_action(actions)
+        self._dispatch(actions)
+
+    def _dispatch(self, actions: np.ndarray) -> None:
+        """``actions`` (checked) to the environments: stepping there, or kept for
+        :meth:`_results` to step in this process."""
         if isinstance(self.vec, SPLIT_STEP):
             self.vec.step_async(actions)
         self._sent = actions
+
+    def _non_finite_action(self, actions: np.ndarray) -> None:
+        task = self.tasks[self.slot_task[np.flatnonzero(~np.isfinite(actions).all(1))[0]]]
+        raise MCATError(
+            f"non-finite action from the policy on task {task_key(task)} "
+            f"at env step {self.env_steps + self.n:,}"
+        )
 
     def step_receive(self) -> list[EpisodeRecord]:
         """The second half of :meth:`step`: the environments' results, stored; the episodes
@@ -507,7 +515,7 @@ class CollectorGroup:
     schedule and checkpoints (its arrays are views, written in place), and a round of the group
     stores and returns exactly what :meth:`Collector.step_receive` of each collector in turn
     would. The collectors are stepped through the group only (:meth:`Collector.step_send`
-    first, as always, then :meth:`receive`)."""
+    first or :meth:`send`, then :meth:`receive`)."""
 
     def __init__(self, collectors: Sequence[Collector], replay: DeviceReplay):
         first = collectors[0]
@@ -530,6 +538,18 @@ class CollectorGroup:
                 getattr(ctx, name)[...] = array
             c.obs, c.slot_task, c.ctx = self.obs[i], self.slot_task[i], ctx
             c.ep_return, c.ep_length = self.ep_return[i], self.ep_length[i]
+            c._replay = replay.views[i]
+
+    def send(self, actions: np.ndarray) -> None:
+        """Every collector's :meth:`Collector.step_send` with its rows of ``actions``
+        ([seeds, n, act])."""
+        actions = np.asarray(actions, dtype=np.float32)
+        if not np.isfinite(actions).all():
+            for c, a in zip(self.collectors, actions, strict=True):
+                if not np.isfinite(a).all():
+                    c._non_finite_action(a)
+        for c, a in zip(self.collectors, actions, strict=True):
+            c._dispatch(a)
 
     def receive(self) -> list[list[EpisodeRecord]]:
         """Every collector's :meth:`Collector.step_receive`: the results of the actions each

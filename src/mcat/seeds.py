@@ -26,10 +26,9 @@ import numpy as np
 import torch
 
 from mcat.agents.fast import FastLearner
-from mcat.collect import Collector, CollectorGroup
+from mcat.collect import CollectorGroup
 from mcat.config import RunConfig
 from mcat.errors import MCATError, RunStopped
-from mcat.policies import add_exploration_noise
 from mcat.replay.device import DeviceReplay, SeedReplay
 from mcat.runs import (
     CONFIG,
@@ -244,20 +243,13 @@ class SeedGroup:
         trs = self.trainers
         assert self.learner is not None and self.store is not None
         cfg = trs[0].cfg
-        learning = self.env_steps >= cfg.learning_starts
-        if learning:
-            sources = np.stack([self._sources(tr) for tr in trs])
-            mean = self._actions(sources)
         # every seed's actions go out before any seed's results are read: with
         # vector_envs async or worker all seeds' environments step at once, in their processes
-        for i, tr in enumerate(trs):
-            if learning:
-
-                def policy(obs: np.ndarray, col: Collector, i: int = i) -> np.ndarray:
-                    return self._explore(i, mean[i], sources[i] >= 0, col)
-
-                tr.collect_send(policy)
-            else:
+        if self.env_steps >= cfg.learning_starts:
+            sources = np.stack([self._sources(tr) for tr in trs])
+            self.collectors.send(self._explore(self._actions(sources), sources >= 0))
+        else:
+            for tr in trs:
                 tr.collect_send(tr.policy)
         # act_ahead: the last round's gradient steps go to the GPU now, and run while the
         # environments step (the replay's writes below wait for them)
@@ -315,21 +307,25 @@ class SeedGroup:
         sources = tr.agent.slot_sources()
         return np.full(tr.collector.n, -1) if sources is None else sources
 
-    def _explore(
-        self, index: int, mean: np.ndarray, transfer: np.ndarray, col: Collector
-    ) -> np.ndarray:
-        """``mean`` plus seed ``index``'s exploration noise, drawn from its generator in the
-        order of the default path (learned-policy slots first, then the slots ``transfer``
-        that act with a transferred policy)."""
-        tr = self.trainers[index]
-        noise = tr.cfg.agent.exploration_noise
-        if noise <= 0 or not transfer.any():
-            return add_exploration_noise(mean, noise, col.max_action, tr.rng)
-        out = np.empty(mean.shape, dtype=np.float64)
-        for part in (~transfer, transfer):
-            if part.any():
-                out[part] = add_exploration_noise(mean[part], noise, col.max_action, tr.rng)
-        return out
+    def _explore(self, mean: np.ndarray, transfer: np.ndarray) -> np.ndarray:
+        """``mean`` ([seeds, n, act]) plus each seed's exploration noise, drawn from its own
+        generator in the order of the default path (:func:`add_exploration_noise` on its
+        learned-policy slots first, then on the slots ``transfer`` that act with a transferred
+        policy), clipped to the action bound."""
+        cfg = self.trainers[0].cfg
+        scale = cfg.agent.exploration_noise * self.collectors.collectors[0].max_action
+        if scale <= 0:
+            return mean
+        noise = np.empty(mean.shape, dtype=np.float64)
+        for tr, row, moved in zip(self.trainers, noise, transfer, strict=True):
+            if not moved.any():
+                row[...] = tr.rng.normal(0.0, scale, size=row.shape)
+                continue
+            for part in (~moved, moved):
+                if part.any():
+                    row[part] = tr.rng.normal(0.0, scale, size=row[part].shape)
+        bound = self.collectors.collectors[0].max_action
+        return np.clip(mean + noise, -bound, bound)
 
     def run(self, stop_at: int | None = None) -> list[dict | None]:
         """Train every seed to the end (or to ``stop_at`` env steps, with a checkpoint); the
