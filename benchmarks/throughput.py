@@ -24,7 +24,16 @@ process): env steps/s per seed and for all seeds together, then a shorter window
 synchronised for the breakdown (scripts/gpu_check.sh runs this on a GPU). ``--fast-vector-envs
 async`` steps each environment in its own subprocess, every seed's at once (``--vector-envs
 async``), ``worker`` each seed's environments in one subprocess of its own; in the breakdown the
-environments' share is then the wait for the slowest of them.
+environments' share is then the wait for the slowest of them. ``--fast-runs`` names the fast-path
+runs one by one, in the order they run (the most wanted first, for a GPU call with a time limit),
+instead of every combination of the ``--fast-*`` options:
+
+    --fast-runs 1:sync:ahead+compile 10:worker:ahead+compile 1:sync 1:sync:ahead
+
+each ``SEEDS[:MODE[:OPTIONS]]``, MODE sync (default), async or worker, OPTIONS joined by ``+``
+among ahead (act_ahead), compile, priority (acting on a high-priority CUDA stream) and before36.
+Each fast-path line also gives the run's wall time (its set-up, warm-up and any compiling
+included) and any step that ran eagerly because its CUDA graph capture failed.
 """
 
 from __future__ import annotations
@@ -203,6 +212,34 @@ def _time_baseline(trainer: Trainer, steps: int, breakdown: dict | None) -> floa
     return rate
 
 
+def _learner_notes(message: str) -> None:
+    if "compil" in message or "eager" in message:
+        print(f"  [fast path] {message}", flush=True)
+
+
+FAST_OPTIONS = ("ahead", "compile", "priority", "before36")
+
+
+def fast_run(spec: str) -> tuple[int, str, frozenset[str]]:
+    """``SEEDS[:MODE[:OPTIONS]]`` of ``--fast-runs`` as (seeds, mode, options); a one-line
+    error (SystemExit) for a spec that is not one."""
+    parts = spec.split(":")
+    mode = parts[1] if len(parts) > 1 else "sync"
+    options = frozenset(parts[2].split("+")) if len(parts) > 2 and parts[2] else frozenset()
+    if (
+        len(parts) > 3
+        or not parts[0].isdigit()
+        or int(parts[0]) < 1
+        or mode not in ("sync", "async", "worker")
+        or not options <= set(FAST_OPTIONS)
+    ):
+        raise SystemExit(
+            f"--fast-runs: {spec!r} is not SEEDS[:MODE[:OPTIONS]] (MODE sync, async or worker; "
+            f"OPTIONS joined by + among {', '.join(FAST_OPTIONS)})"
+        )
+    return int(parts[0]), mode, options
+
+
 def time_fast(
     steps: int,
     seeds: int,
@@ -234,7 +271,8 @@ def time_fast(
             act_ahead=act_ahead,
             compile=compiled,
         )
-        group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=lambda m: None)
+        # the learner's notes (compiling, a capture that failed) shown; the seeds' progress not
+        group = SeedGroup(cfg, list(range(seeds)), Path(tmp), log=_learner_notes)
         if act_priority:
             assert group.learner is not None
             group.learner.act_stream = torch.cuda.Stream(priority=-1)
@@ -387,7 +425,24 @@ def main() -> None:
         metavar="ROUNDS",
         help="profile this many rounds of each fast-path run after its timing (torch.profiler)",
     )
+    p.add_argument(
+        "--fast-runs",
+        nargs="+",
+        default=[],
+        metavar="SEEDS[:MODE[:OPTIONS]]",
+        help="the fast-path runs, in this order, instead of the combinations of --fast-seeds, "
+        "--fast-vector-envs and the variant options (see the module docstring)",
+    )
     args = p.parse_args()
+    runs = [fast_run(spec) for spec in args.fast_runs]
+    if runs and (
+        args.fast_seeds
+        or args.fast_act_ahead
+        or args.fast_act_priority
+        or args.fast_before_36
+        or args.fast_compile
+    ):
+        raise SystemExit("--fast-runs names every fast-path run: leave out the other --fast-* runs")
     torch.set_num_threads(args.threads)
     dev = args.device
     sb3 = time_sb3(args.steps, dev)
@@ -434,49 +489,53 @@ def main() -> None:
         "  where the full MCAT run's time goes: "
         + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
     )
-    # (acting on a high-priority stream, act_ahead, the learner before session 36, compiled)
-    variants = [(False, False, False, False)]
-    if args.fast_act_priority:
-        variants.append((True, False, False, False))
-    if args.fast_act_ahead:
-        variants.append((False, True, False, False))
-    if args.fast_before_36:
-        variants.append((False, False, True, False))
-    if args.fast_compile:
-        variants.append((False, False, False, True))
+    if not runs:  # every combination of the --fast-* options
+        variants = [frozenset()]
+        if args.fast_act_priority:
+            variants.append(frozenset({"priority"}))
         if args.fast_act_ahead:
-            variants.append((False, True, False, True))
-    for mode in args.fast_vector_envs:
-        for seeds in args.fast_seeds:
-            for priority, ahead, before_36, compiled in variants:
-                if before_36 and mode != args.fast_vector_envs[0]:
-                    continue
-                parts = {}
-                one, total = time_fast(
-                    args.steps,
-                    seeds,
-                    dev,
-                    breakdown=parts,
-                    vector_envs=mode,
-                    profile_rounds=args.fast_profile,
-                    act_priority=priority,
-                    act_ahead=ahead,
-                    before_36=before_36,
-                    compiled=compiled,
-                )
-                how = ", acting on a high-priority stream" if priority else ""
-                how += ", act_ahead" if ahead else ""
-                how += ", the learner before session 36" if before_36 else ""
-                how += ", compiled" if compiled else ""
-                print(
-                    f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
-                    f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "
-                    f"{total / full:.2f} x MCAT above)"
-                )
-                print(
-                    "  where its time goes: "
-                    + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items())
-                )
+            variants.append(frozenset({"ahead"}))
+        if args.fast_before_36:
+            variants.append(frozenset({"before36"}))
+        if args.fast_compile:
+            variants.append(frozenset({"compile"}))
+            if args.fast_act_ahead:
+                variants.append(frozenset({"ahead", "compile"}))
+        runs = [
+            (seeds, mode, options)
+            for mode in args.fast_vector_envs
+            for seeds in args.fast_seeds
+            for options in variants
+            if "before36" not in options or mode == args.fast_vector_envs[0]
+        ]
+    for seeds, mode, options in runs:
+        parts = {}
+        began = time.perf_counter()
+        one, total = time_fast(
+            args.steps,
+            seeds,
+            dev,
+            breakdown=parts,
+            vector_envs=mode,
+            profile_rounds=args.fast_profile,
+            act_priority="priority" in options,
+            act_ahead="ahead" in options,
+            before_36="before36" in options,
+            compiled="compile" in options,
+        )
+        how = ", acting on a high-priority stream" if "priority" in options else ""
+        how += ", act_ahead" if "ahead" in options else ""
+        how += ", the learner before session 36" if "before36" in options else ""
+        how += ", compiled" if "compile" in options else ""
+        print(
+            f"MCAT fast path, {seeds:2d} seed(s), {mode:5s} envs{how}: {one:7.1f} env "
+            f"steps/s per seed, {total:8.1f} in all  ({total / sb3:.2f} x SB3, "
+            f"{total / full:.2f} x MCAT above; the run took {time.perf_counter() - began:.0f} s)"
+        )
+        print(
+            "  where its time goes: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts.items()),
+            flush=True,
+        )
     gpu = f", {torch.cuda.get_device_name()}" if dev.startswith("cuda") else ""
     print(f"torch {torch.__version__}, {args.threads} threads, device {dev}{gpu}")
 
