@@ -162,6 +162,9 @@ def test_a_collector_group_stores_what_its_collectors_store_one_by_one(case):
         for a, g in zip(ref.views, got.views, strict=True):
             _same_state(g.state_dict(), a.state_dict())
         assert (group.obs[1] == grouped[1].obs).all() and grouped[1].obs.base is not None
+        grouped[0].step_send(got.views[0], lambda o, c: actions[0, 0])
+        with pytest.raises(MCATError, match="step the group"):
+            grouped[0].step_receive()
     finally:
         for c in alone + grouped:
             c.close()

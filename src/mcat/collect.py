@@ -310,6 +310,7 @@ class Collector:
         self.env_steps = 0
         self._replay: MultiTaskReplay | None = None
         self._sent: np.ndarray | None = None  # actions sent, their results not yet received
+        self.grouped = False  # its arrays are rows of a CollectorGroup's: it steps with the group
 
     def close(self) -> None:
         """Close the environments (and the subprocesses of ``vector_envs`` async or worker)."""
@@ -353,6 +354,8 @@ class Collector:
     def step_receive(self) -> list[EpisodeRecord]:
         """The second half of :meth:`step`: the environments' results, stored; the episodes
         that ended."""
+        if self.grouped:  # (its observations would no longer be the group's rows)
+            raise MCATError("this collector is one of a CollectorGroup: step the group")
         actions, (next_obs, rewards, terminated, truncated) = self._results()
         # copies: the vector env reuses one buffer for every step's observations (float32 ones
         # would otherwise be that buffer itself)
@@ -538,7 +541,7 @@ class CollectorGroup:
                 getattr(ctx, name)[...] = array
             c.obs, c.slot_task, c.ctx = self.obs[i], self.slot_task[i], ctx
             c.ep_return, c.ep_length = self.ep_return[i], self.ep_length[i]
-            c._replay = replay.views[i]
+            c._replay, c.grouped = replay.views[i], True
 
     def send(self, actions: np.ndarray) -> None:
         """Every collector's :meth:`Collector.step_send` with its rows of ``actions``
