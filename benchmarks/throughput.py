@@ -52,6 +52,7 @@ from mcat.agents.hipbmdp import HiPBMDPConfig
 from mcat.agents.mcat import MCATConfig
 from mcat.agents.mql import MQLConfig
 from mcat.agents.pearl import PEARLConfig
+from mcat.collect import VECTOR_MODES
 from mcat.config import RunConfig
 from mcat.evaluation import evaluate_agent
 from mcat.tasks import get_family
@@ -230,11 +231,11 @@ def fast_run(spec: str) -> tuple[int, str, frozenset[str]]:
         len(parts) > 3
         or not parts[0].isdigit()
         or int(parts[0]) < 1
-        or mode not in ("sync", "async", "worker")
+        or mode not in VECTOR_MODES
         or not options <= set(FAST_OPTIONS)
     ):
         raise SystemExit(
-            f"--fast-runs: {spec!r} is not SEEDS[:MODE[:OPTIONS]] (MODE sync, async or worker; "
+            f"--fast-runs: {spec!r} is not SEEDS[:MODE[:OPTIONS]] (MODE {', '.join(VECTOR_MODES)}; "
             f"OPTIONS joined by + among {', '.join(FAST_OPTIONS)})"
         )
     return int(parts[0]), mode, options
@@ -388,7 +389,7 @@ def main() -> None:
     p.add_argument(
         "--fast-vector-envs",
         nargs="+",
-        choices=("sync", "async", "worker"),
+        choices=VECTOR_MODES,
         default=["sync"],
         help="the fast path's environments: stepped in this process (sync), one subprocess "
         "each (async) or one worker subprocess per seed (worker), every seed's at once; each "

@@ -522,13 +522,14 @@ class CollectorGroup:
 
     def __init__(self, collectors: Sequence[Collector], replay: DeviceReplay):
         first = collectors[0]
-        shape = (first.n, first.obs_dim, first.act_dim, first.history)
-        if any((c.n, c.obs_dim, c.act_dim, c.history) != shape for c in collectors):
+        shape = (first.n, first.obs_dim, first.act_dim, first.max_action, first.history)
+        if any((c.n, c.obs_dim, c.act_dim, c.max_action, c.history) != shape for c in collectors):
             raise MCATError("the collectors of a group need the same environments and history")
         if replay.seeds != len(collectors):
             raise MCATError(f"{len(collectors)} collectors, a replay of {replay.seeds} seeds")
         S, n = len(collectors), first.n
         self.collectors, self.replay, self.n = list(collectors), replay, n
+        self.max_action = first.max_action
         self.obs = np.stack([c.obs for c in collectors])  # [S, n, obs]
         self.slot_task = np.stack([c.slot_task for c in collectors])
         self.ep_return = np.stack([c.ep_return for c in collectors])

@@ -145,4 +145,12 @@ def add_exploration_noise(
         return action
     if rng is None:
         raise ValueError("exploration noise (noise > 0) needs rng, a numpy Generator")
-    return np.clip(action + rng.normal(0.0, noise * bound, size=action.shape), -bound, bound)
+    return np.clip(action + exploration_noise(action.shape, noise, bound, rng), -bound, bound)
+
+
+def exploration_noise(
+    shape: tuple[int, ...], noise: float, bound: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One draw of :func:`add_exploration_noise`'s Gaussian noise (std ``noise * bound``), for
+    callers that add and clip it themselves (the fast path: every seed's at once)."""
+    return rng.normal(0.0, noise * bound, size=shape)

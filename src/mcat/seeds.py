@@ -29,6 +29,7 @@ from mcat.agents.fast import FastLearner
 from mcat.collect import CollectorGroup
 from mcat.config import RunConfig
 from mcat.errors import MCATError, RunStopped
+from mcat.policies import exploration_noise
 from mcat.replay.device import DeviceReplay, SeedReplay
 from mcat.runs import (
     CONFIG,
@@ -312,20 +313,18 @@ class SeedGroup:
         generator in the order of the default path (:func:`add_exploration_noise` on its
         learned-policy slots first, then on the slots ``transfer`` that act with a transferred
         policy), clipped to the action bound."""
-        cfg = self.trainers[0].cfg
-        scale = cfg.agent.exploration_noise * self.collectors.collectors[0].max_action
-        if scale <= 0:
+        noise, bound = self.trainers[0].cfg.agent.exploration_noise, self.collectors.max_action
+        if noise <= 0:
             return mean
-        noise = np.empty(mean.shape, dtype=np.float64)
-        for tr, row, moved in zip(self.trainers, noise, transfer, strict=True):
+        drawn = np.empty(mean.shape, dtype=np.float64)
+        for tr, row, moved in zip(self.trainers, drawn, transfer, strict=True):
             if not moved.any():
-                row[...] = tr.rng.normal(0.0, scale, size=row.shape)
+                row[...] = exploration_noise(row.shape, noise, bound, tr.rng)
                 continue
             for part in (~moved, moved):
                 if part.any():
-                    row[part] = tr.rng.normal(0.0, scale, size=row[part].shape)
-        bound = self.collectors.collectors[0].max_action
-        return np.clip(mean + noise, -bound, bound)
+                    row[part] = exploration_noise(row[part].shape, noise, bound, tr.rng)
+        return np.clip(mean + drawn, -bound, bound)
 
     def run(self, stop_at: int | None = None) -> list[dict | None]:
         """Train every seed to the end (or to ``stop_at`` env steps, with a checkpoint); the

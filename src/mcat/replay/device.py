@@ -23,7 +23,12 @@ import numpy as np
 import torch
 
 from mcat.errors import MCATError
-from mcat.replay.store import MultiTaskReplay, with_every_next_obs
+from mcat.replay.store import (
+    MultiTaskReplay,
+    check_added_tasks,
+    check_episode_room,
+    with_every_next_obs,
+)
 
 
 class DeviceReplay:
@@ -108,13 +113,7 @@ class DeviceReplay:
         S = len(first)
         tasks = np.asarray(tasks, dtype=np.int64).reshape(S, -1)
         n = tasks.shape[1]
-        # the checks in plain Python: a few tasks a seed, once per env step (NumPy's calls cost
-        # more at this size, on the fast path's host side)
-        listed = tasks.tolist()
-        if any(len(set(row)) != n for row in listed):
-            raise MCATError("replay.add got the same task twice in one call")
-        if n and (min(map(min, listed)) < 0 or max(map(max, listed)) >= T):
-            raise MCATError(f"replay.add got a task index outside 0..{T - 1}")
+        check_added_tasks(tasks.tolist(), T)
         rows = (first + tasks).reshape(-1)  # the counters' flat rows (seed, task)
         counts = self.counters
         ptr, size = counts["ptr"].reshape(-1), counts["size"].reshape(-1)
@@ -122,8 +121,7 @@ class DeviceReplay:
             counts["current_episode"].reshape(-1),
             counts["episode_length"].reshape(-1),
         )
-        if n and int(length[rows].max()) + 1 >= C:
-            raise MCATError(f"an episode reached the replay capacity ({C}); use a larger capacity")
+        check_episode_room(int(length[rows].max(initial=0)), C)
         slots = ptr[rows]
         ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(
             truncated, dtype=bool
@@ -304,7 +302,8 @@ class SeedReplay(MultiTaskReplay):
         capacity: int,
         gamma: float,
     ):
-        self.store, self.first_row = store, seed_index * int(num_tasks)
+        self.store, self.seed_index = store, seed_index
+        self.first_row = seed_index * int(num_tasks)
         # the base class's checks and host counters; its stored arrays are the store's rows
         # (seed 0: its generator is never drawn from, sampling is the learner's)
         super().__init__(num_tasks, obs_dim, act_dim, capacity, gamma, seed=0)
@@ -334,7 +333,7 @@ class SeedReplay(MultiTaskReplay):
             next_obs,
             terminated,
             truncated,
-            seeds=[self.first_row // self.num_tasks],
+            seeds=[self.seed_index],
         )
 
     def _rewards(self, task: int, slots: np.ndarray) -> np.ndarray:

@@ -144,17 +144,8 @@ class MultiTaskReplay:
             if tasks is None
             else np.asarray(tasks, dtype=np.int64).reshape(-1)
         )
-        # the checks in plain Python: a handful of tasks, once per env step (NumPy's unique, min
-        # and max cost several times as much at this size, on the fast path's host side)
-        listed = tasks.tolist()
-        if len(set(listed)) != len(listed):
-            raise MCATError("replay.add got the same task twice in one call")
-        if listed and (min(listed) < 0 or max(listed) >= self.num_tasks):
-            raise MCATError(f"replay.add got a task index outside 0..{self.num_tasks - 1}")
-        if int(self.episode_length[tasks].max(initial=0)) + 1 >= self.capacity:
-            raise MCATError(
-                f"an episode reached the replay capacity ({self.capacity}); use a larger capacity"
-            )
+        check_added_tasks([tasks.tolist()], self.num_tasks)
+        check_episode_room(int(self.episode_length[tasks].max(initial=0)), self.capacity)
         slots = self.ptr[tasks]
         ended = np.asarray(terminated, dtype=bool).reshape(-1) | np.asarray(
             truncated, dtype=bool
@@ -466,6 +457,26 @@ class MultiTaskReplay:
 
     def __len__(self) -> int:
         return int(self.size.sum())
+
+
+def check_added_tasks(rows: list[list[int]], num_tasks: int) -> None:
+    """The task indices of a replay's ``add`` (one list per seed): each task at most once a
+    call, each one of the replay's. In plain Python: a handful of tasks, once per env step
+    (NumPy's unique, min and max cost several times as much at this size, on the fast path's
+    host side)."""
+    if any(len(set(row)) != len(row) for row in rows):
+        raise MCATError("replay.add got the same task twice in one call")
+    if any(row and (min(row) < 0 or max(row) >= num_tasks) for row in rows):
+        raise MCATError(f"replay.add got a task index outside 0..{num_tasks - 1}")
+
+
+def check_episode_room(longest: int, capacity: int) -> None:
+    """An episode of ``longest`` steps written so far can take one more (its whole episode must
+    stay in the ring for its Monte-Carlo returns)."""
+    if longest + 1 >= capacity:
+        raise MCATError(
+            f"an episode reached the replay capacity ({capacity}); use a larger capacity"
+        )
 
 
 def oldest_first(end: int, n: int, capacity: int) -> np.ndarray:
